@@ -1,0 +1,16 @@
+"""Embeddings: model install (built from packages, no hub), loading, and the vector cache.
+
+`load_encoder(cfg)` returns the process-wide encoder for an `EmbedConfig` (loaded once).
+The name "fake" (or "fake-<dim>") gives the deterministic test encoder.
+"""
+
+from embeddings.base import Encoder, FakeEncoder
+
+__all__ = ["Encoder", "FakeEncoder", "load_encoder"]
+
+
+def load_encoder(cfg=None, models_dir=None):
+    """Process-wide encoder for `cfg` (an EmbedConfig or a model name)."""
+    from embeddings.encoder import load_encoder as _load  # heavy imports stay lazy
+
+    return _load(cfg, models_dir=models_dir)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine (see README):
+#   bash scripts/run.sh chat   install everything, index the seeds, start the web chat
+#   bash scripts/run.sh test   install everything (browser included), run the whole test suite
+#   bash scripts/run.sh install
+# Every step is idempotent: a second run only checks what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+log() { printf '\n==> %s\n' "$*"; }
+
+install_python() {
+  # torch first, pinned to the local CPU build: any other spec pulls gigabytes of CUDA wheels.
+  if ! "$PY" -c 'import torch,sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
+    log "installing torch 2.13.0 (CPU)"
+    "$PY" -m pip install torch==2.13.0
+  fi
+  log "installing the project and its dependencies (llama-cpp-python compiles once, ~7 min)"
+  "$PY" -m pip install -e ".[local,test]"
+}
+
+install_models() {
+  log "building models into the model cache (once)"
+  rag models install
+}
+
+install_browser() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    log "installing Debian's chromium for the browser tests"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
+cmd=${1:-chat}
+shift || true
+case "$cmd" in
+  install)
+    install_python; install_models ;;
+  chat)
+    install_python; install_models
+    log "starting the web chat (indexes the seeds on first start)"
+    exec rag chat "$@" ;;
+  test)
+    install_python; install_models; install_browser
+    log "running the test suite"
+    exec "$PY" -m pytest "$@" ;;
+  *)
+    echo "usage: bash scripts/run.sh chat|test|install [args…]" >&2; exit 2 ;;
+esac
