@@ -68,6 +68,9 @@ class RetrieveConfig:
     rrf_k: int = 60
     w_dense: float = 1.0
     w_bm25: float = 1.0
+    fusion: str = "rrf"  # rrf (weighted reciprocal rank) | convex (normalised scores, weighted sum)
+    norm: str = "minmax"  # score normalisation for fusion = convex: minmax | zscore | max
+    bm25_analyzer: str = "jieba+bigram"  # jieba+bigram | bigram | jieba (used when an index is built)
 
 
 @dataclass
