@@ -100,6 +100,7 @@ class UIConfig:
     port: int = 7860
     auth: str = ""  # "user:password" enables basic auth
     max_upload_mb: int = 20
+    examples: list[str] = field(default_factory=list)  # example questions on first load (else drawn from evalsets/<kb>/ or document titles)
 
 
 @dataclass
