@@ -13,7 +13,7 @@ index so a query is always tokenised the way the index was; the default was chos
 measurement (benchmarks/results/retrieval.md).
 
 Index (`BM25Index`): bm25s (a sparse, precomputed BM25 score matrix) over our token ids. We
-keep the per-chunk token ids too (`tokens.npz`), so an incremental update re-tokenises only new
+keep the per-chunk token ids too (`bm25_tokens.npy`), so an incremental update re-tokenises only new
 chunks — IDF changes with the corpus, so the score matrix itself is rebuilt from ids (fast).
 Queries score every document exactly (`get_scores`), so top-k and ties are deterministic
 (higher score, then lower row).
@@ -96,19 +96,33 @@ def tokenize(text: str, analyzer: str = DEFAULT_ANALYZER, normalized: bool = Fal
 
 
 class Vocab:
-    """token → id, growing; ids are dense from 0."""
+    """token → id, growing; ids are dense from 0. The id → token list is built only when needed
+    (incremental updates), so opening an index only loads the token → id map."""
 
-    def __init__(self, tokens: Iterable[str] = ()):
-        self.tokens: list[str] = []
-        self.ids: dict[str, int] = {}
+    def __init__(self, tokens: Iterable[str] = (), ids: dict[str, int] | None = None):
+        self.ids: dict[str, int] = dict(ids) if ids else {}
+        self._tokens: list[str] | None = None if ids else []
         for t in tokens:
             self.add(t)
+
+    @property
+    def tokens(self) -> list[str]:
+        if self._tokens is None:
+            toks = [""] * len(self.ids)
+            for t, i in self.ids.items():
+                toks[i] = t
+            self._tokens = toks
+        return self._tokens
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
     def add(self, tok: str) -> int:
         i = self.ids.get(tok)
         if i is None:
-            i = self.ids[tok] = len(self.tokens)
-            self.tokens.append(tok)
+            toks = self.tokens
+            i = self.ids[tok] = len(toks)
+            toks.append(tok)
         return i
 
     def encode(self, toks: Sequence[str]) -> np.ndarray:
@@ -122,7 +136,7 @@ class BM25Index:
     `save(dir)`; open with `BM25Index.load(dir)` (memory-mapped, no re-tokenising).
     """
 
-    FILES = ("bm25_params.json", "tokens.npz")
+    FILES = ("bm25_params.json", "bm25_tokens.npy", "bm25_offsets.npy")
 
     def __init__(self, vocab: Vocab, flat: np.ndarray, offsets: np.ndarray, analyzer: str,
                  k1: float = 1.2, b: float = 0.75, retriever=None):
@@ -171,7 +185,7 @@ class BM25Index:
     def subset(self, rows: Sequence[int], new_token_lists: Sequence[Sequence[str]] = ()) -> "BM25Index":
         """A new index over `rows` of this one (kept token ids, no re-tokenising) followed by new
         chunks given as token lists. Used by incremental updates."""
-        vocab = Vocab(self.vocab.tokens)
+        vocab = Vocab(ids=self.vocab.ids) if len(self.vocab) else Vocab()
         arrays = [np.asarray(self.token_ids(r)) for r in rows]
         arrays += [vocab.encode(t) for t in new_token_lists]
         return self._from_arrays(vocab, arrays, self.analyzer, self.k1, self.b)
@@ -184,9 +198,9 @@ class BM25Index:
         if n == 0:
             return retriever
         ids = [self.flat[self.offsets[i] : self.offsets[i + 1]].tolist() for i in range(n)]
-        # every vocabulary id must be a column, even if no kept chunk uses it (stale after deletes)
-        vocab_dict = {i: i for i in range(len(self.vocab.tokens))}
-        retriever.index((ids, vocab_dict), show_progress=False, create_empty_token=False)
+        # every vocabulary id is a column, even one no kept chunk uses any more (after deletes):
+        # its document frequency is 0 and it simply never scores
+        retriever.index((ids, self.vocab.ids), show_progress=False, create_empty_token=False)
         return retriever
 
     @property
@@ -202,10 +216,11 @@ class BM25Index:
             self._retriever.save(str(bm_dir))
         (folder / "bm25_params.json").write_text(
             json.dumps({"analyzer": self.analyzer, "k1": self.k1, "b": self.b, "n_docs": self.n_docs,
-                        "vocab": self.vocab.tokens}, ensure_ascii=False),
+                        "n_vocab": len(self.vocab)}, ensure_ascii=False),
             encoding="utf-8",
         )
-        np.savez(folder / "tokens.npz", flat=self.flat, offsets=self.offsets)
+        np.save(folder / "bm25_tokens.npy", np.asarray(self.flat, dtype=np.int32))
+        np.save(folder / "bm25_offsets.npy", np.asarray(self.offsets, dtype=np.int64))
 
     @classmethod
     def load(cls, folder: str | Path, mmap: bool = True) -> "BM25Index":
@@ -213,12 +228,15 @@ class BM25Index:
 
         folder = Path(folder)
         params = json.loads((folder / "bm25_params.json").read_text(encoding="utf-8"))
-        data = np.load(folder / "tokens.npz")
-        vocab = Vocab()
-        vocab.tokens = params["vocab"]
-        vocab.ids = {t: i for i, t in enumerate(vocab.tokens)}
-        retriever = bm25s.BM25.load(str(folder / "bm25s"), mmap=mmap) if params["n_docs"] else bm25s.BM25()
-        return cls(vocab, data["flat"], data["offsets"], params["analyzer"], params["k1"], params["b"], retriever)
+        # token ids are only read by incremental updates: memory-map them so opening is instant
+        flat = np.load(folder / "bm25_tokens.npy", mmap_mode="r" if mmap else None)
+        offsets = np.load(folder / "bm25_offsets.npy", mmap_mode="r" if mmap else None)
+        if params["n_docs"]:
+            retriever = bm25s.BM25.load(str(folder / "bm25s"), mmap=mmap)
+            vocab = Vocab(ids=retriever.vocab_dict)  # bm25s keeps the token → id map; no second copy
+        else:
+            retriever, vocab = bm25s.BM25(), Vocab()
+        return cls(vocab, flat, offsets, params["analyzer"], params["k1"], params["b"], retriever)
 
     # ---- search
     def query_ids(self, query: str) -> list[int]:

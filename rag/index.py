@@ -1,0 +1,561 @@
+"""The on-disk index of one knowledge base: versioned, atomic, incremental.
+
+Layout of a knowledge-base folder (`cfg.paths.kb_dir(name)`):
+
+    CURRENT              one line: the name of the active version folder (replaced atomically)
+    .lock                fcntl lock held by whoever writes (two indexers never collide)
+    v<time>-<pid>/       one complete index version:
+        chunks.jsonl       row i = FAISS row i = BM25 row i (rows of one document are contiguous)
+        chunks.offsets.npy byte offset of every line, so a chunk is read without parsing the rest
+        vectors.faiss      faiss.IndexFlatIP over L2-normalised vectors (cosine)
+        bm25_params.json, bm25_tokens.npy, bm25_offsets.npy, bm25s/   (rag.bm25)
+        config.json        the resolved rag.config.Config
+        manifest.json      embedding model + dim, chunker settings, corpus hash, documents
+                           (source, sha256, chunk ids), package versions, build time
+        COMPLETE           written last; a folder without it is never loaded
+
+Atomicity: a build writes a hidden `.tmp-…` folder, writes COMPLETE, renames it to its final
+name, then swaps CURRENT with `os.replace` (atomic on POSIX). A crash or Ctrl-C at any point
+leaves CURRENT naming the previous, complete version. Directories cannot be swapped atomically
+over a non-empty one (rename(2) fails with ENOTEMPTY), hence the pointer file. The previous
+version is kept (a reader in another process may still be using it); older ones are removed.
+
+Incremental updates reuse, for every unchanged document, its chunks, vectors (read back from
+FAISS) and BM25 token ids; changed documents are re-chunked and only chunks whose text is new
+are embedded (vectors of identical text come from the old index or the embeddings vector cache).
+BM25's IDF depends on the whole corpus, so its score matrix is rebuilt from the kept token ids
+(cheap: no re-tokenising).
+
+Deliberate compromise: exact flat inner-product search. At 100k chunks × 384 dims it is ~150 MB
+and a few milliseconds per query on this machine (benchmarks/results/retrieval.md), exact, and
+needs no training; an HNSW/IVF index would only pay off well beyond that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from rag.bm25 import DEFAULT_ANALYZER, BM25Index, tokenize
+from rag.errors import IndexMissing, ModelMismatch, RagError
+from rag.types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+CURRENT = "CURRENT"
+COMPLETE = "COMPLETE"
+LOCK = ".lock"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def doc_sha256(doc: Document) -> str:
+    """Content hash of a document: the ingest-provided file hash when present, else of its text."""
+    sha = (doc.metadata or {}).get("sha256")
+    return str(sha) if sha else hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("rag-zh", "faiss-cpu", "bm25s", "jieba", "opencc", "numpy", "sentence-transformers", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+# ------------------------------------------------------------------ chunk store
+
+
+class ChunkStore:
+    """chunks.jsonl with a byte-offset table: `get(row)` reads one line (os.pread, thread-safe),
+    so opening a 100k-chunk index does not parse 100k JSON objects; `all()` parses once, cached."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offsets = np.load(path.with_name("chunks.offsets.npy"))
+        self._fd = os.open(path, os.O_RDONLY)
+        self._all: list[Chunk] | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, row: int) -> Chunk:
+        if self._all is not None:
+            return self._all[row]
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+        return Chunk.from_dict(json.loads(os.pread(self._fd, b - a, a).decode("utf-8")))
+
+    def all(self) -> list[Chunk]:
+        if self._all is None:
+            with self._lock:
+                if self._all is None:
+                    with open(self.path, encoding="utf-8") as f:
+                        self._all = [Chunk.from_dict(json.loads(line)) for line in f]
+        return self._all
+
+    def close(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+
+    def __del__(self):  # pragma: no cover - best effort
+        self.close()
+
+    @staticmethod
+    def write(path: Path, chunks: Iterable[Chunk]) -> int:
+        offsets = [0]
+        with open(path, "wb") as f:
+            for c in chunks:
+                line = (json.dumps(c.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
+                f.write(line)
+                offsets.append(offsets[-1] + len(line))
+            f.flush()
+            os.fsync(f.fileno())
+        np.save(path.with_name("chunks.offsets.npy"), np.asarray(offsets, dtype=np.int64))
+        return len(offsets) - 1
+
+
+# ------------------------------------------------------------------ one opened version
+
+
+class IndexVersion:
+    """One complete, immutable index version, opened for reading (thread-safe)."""
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        if not (path / COMPLETE).exists() or not (path / "manifest.json").exists():
+            raise IndexMissing(f"{path} is not a complete index (interrupted build?); run `rag index` again")
+        import faiss
+
+        self.path = path
+        self.manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if self.manifest.get("format") != FORMAT:
+            raise IndexMissing(f"{path} uses index format {self.manifest.get('format')}, this version reads "
+                               f"{FORMAT}; rebuild it with `rag index --rebuild`")
+        self.faiss = faiss.read_index(str(path / "vectors.faiss"))
+        self.bm25 = BM25Index.load(path)
+        self.store = ChunkStore(path / "chunks.jsonl")
+        n = len(self.store)
+        if not (self.faiss.ntotal == n == self.bm25.n_docs == self.manifest["n_chunks"]):
+            raise IndexMissing(f"{path} is inconsistent (chunks {n}, vectors {self.faiss.ntotal}, "
+                               f"bm25 {self.bm25.n_docs}); rebuild it with `rag index --rebuild`")
+        self.ids_by_row: list[str] = [""] * n
+        self.doc_rows: dict[str, tuple[int, int]] = {}
+        for d in self.manifest["documents"]:
+            first = d["first_row"]
+            self.doc_rows[d["doc_id"]] = (first, first + d["n_chunks"])
+            self.ids_by_row[first : first + d["n_chunks"]] = d["chunk_ids"]
+        self.row_of: dict[str, int] = {cid: i for i, cid in enumerate(self.ids_by_row)}
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.store)
+
+    @property
+    def dim(self) -> int:
+        return int(self.faiss.d)
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self.faiss.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    def dense_search(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Exact top-k by inner product; ties → lower row (FAISS's own order is not guaranteed)."""
+        if self.n_chunks == 0 or k <= 0:
+            return []
+        kk = min(self.n_chunks, k + 8)  # a little slack so rows tied at the k-th place are seen
+        D, I = self.faiss.search(np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32), kk)
+        pairs = [(int(i), float(s)) for i, s in zip(I[0], D[0]) if i >= 0]
+        pairs.sort(key=lambda p: (-p[1], p[0]))
+        return pairs[:k]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+# ------------------------------------------------------------------ building
+
+
+@dataclass
+class BuildStats:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    embedded: int = 0  # chunks sent to the encoder
+    reused_vectors: int = 0  # chunks whose vector came from the old index or the vector cache
+    n_chunks: int = 0
+
+
+def _chunker_settings(cfg) -> dict[str, Any]:
+    return dataclasses.asdict(cfg.chunk)
+
+
+def corpus_hash(docs: Sequence[Mapping[str, Any]], chunker: Mapping[str, Any], model: str) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([chunker, model], sort_keys=True).encode())
+    for d in sorted(docs, key=lambda d: d["doc_id"]):
+        h.update(f"{d['doc_id']}\t{d['sha256']}\n".encode())
+    return h.hexdigest()
+
+
+def _open_vector_cache(cfg):
+    """The embeddings package's vector cache if it is there and enabled, else None."""
+    if not getattr(cfg.embed, "cache", False):
+        return None
+    try:
+        from embeddings.cache import VectorCache
+    except ImportError:
+        return None
+    try:
+        return VectorCache(Path(cfg.paths.home) / "cache" / "vectors")
+    except Exception as e:  # a broken cache must never stop indexing
+        log.warning("vector cache unavailable: %s", e)
+        return None
+
+
+def _cache_get(cache, model: str, texts: Sequence[str]) -> list[np.ndarray | None]:
+    if cache is None or not texts:
+        return [None] * len(texts)
+    try:
+        if hasattr(cache, "get_many"):
+            got = cache.get_many(model, list(texts))
+            return [None if v is None else np.asarray(v, np.float32) for v in got]
+        return [cache.get(model, t) for t in texts]
+    except Exception as e:
+        log.warning("vector cache read failed: %s", e)
+        return [None] * len(texts)
+
+
+def _cache_put(cache, model: str, texts: Sequence[str], vecs: np.ndarray) -> None:
+    if cache is None or not len(texts):
+        return
+    try:
+        if hasattr(cache, "put_many"):
+            cache.put_many(model, list(texts), vecs)
+        else:
+            for t, v in zip(texts, vecs):
+                cache.put(model, t, v)
+    except Exception as e:
+        log.warning("vector cache write failed: %s", e)
+
+
+def build_version(
+    kb_dir: Path,
+    old: IndexVersion | None,
+    docs: Sequence[Document],
+    cfg,
+    encoder,
+    *,
+    remove: Iterable[str] = (),
+    keep_only: set[str] | None = None,
+    chunk_fn: Callable[[Document, Any], list[Chunk]] | None = None,
+    progress: bool = False,
+    analyzer: str | None = None,
+) -> tuple[Path | None, BuildStats]:
+    """Write a new index version for `kb_dir` from `old` plus `docs` and make it current.
+
+    - a document whose id is known and whose sha256 and chunker settings are unchanged is kept;
+    - `remove`: doc ids to drop; `keep_only`: if given, every old doc id not in it is dropped
+      (sync). Returns (new version path or None if nothing changed, stats). The caller holds the
+      write lock.
+    """
+    t0 = time.time()
+    stats = BuildStats()
+    chunker = _chunker_settings(cfg)
+    if chunk_fn is None:
+        from rag.chunking import chunk_document as chunk_fn  # owned by the chunking module
+    old_docs: dict[str, dict] = {d["doc_id"]: d for d in old.manifest["documents"]} if old else {}
+    same_chunker = bool(old) and old.manifest.get("chunker") == chunker
+    analyzer = analyzer or (old.bm25.analyzer if old else getattr(cfg.retrieve, "bm25_analyzer", DEFAULT_ANALYZER))
+    if old is not None and old.dim != encoder.dim:
+        raise ModelMismatch(f"the index has {old.dim}-dim vectors, the encoder {encoder.name} gives {encoder.dim}")
+
+    drop = set(remove)
+    if keep_only is not None:
+        drop |= {d for d in old_docs if d not in keep_only}
+    incoming: dict[str, Document] = {}
+    for d in docs:
+        incoming[d.doc_id] = d  # a later duplicate id wins (same file given twice)
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    kept_entries: list[dict] = []  # manifest entries of unchanged docs, old order
+    new_docs: list[tuple[Document, str, dict | None]] = []  # (doc, sha, old entry)
+    for doc_id, entry in old_docs.items():
+        if doc_id in drop and doc_id not in incoming:
+            stats.removed.append(doc_id)
+            continue
+        d = incoming.get(doc_id)
+        if d is None:
+            kept_entries.append(entry)
+            continue
+        sha = doc_sha256(d)
+        if sha == entry["sha256"] and same_chunker:
+            kept_entries.append(entry)
+            stats.unchanged.append(doc_id)
+        else:
+            new_docs.append((d, sha, entry))
+            stats.updated.append(doc_id)
+    for doc_id, d in incoming.items():
+        if doc_id not in old_docs:
+            new_docs.append((d, doc_sha256(d), None))
+            stats.added.append(doc_id)
+
+    if old is not None and not new_docs and not stats.removed:
+        stats.n_chunks = old.n_chunks
+        return None, stats
+
+    # --- chunk the new/changed documents
+    new_chunks: list[list[Chunk]] = []
+    it = new_docs
+    if progress and new_docs:
+        from tqdm import tqdm
+
+        it = tqdm(new_docs, desc="chunking", unit="doc")
+    for d, _, _ in it:
+        new_chunks.append(list(chunk_fn(d, cfg.chunk)))
+
+    # --- vectors: kept rows from the old index; new chunks from identical old text, cache, encoder
+    kept_rows: list[int] = []
+    for e in kept_entries:
+        kept_rows.extend(range(e["first_row"], e["first_row"] + e["n_chunks"]))
+    old_text_rows: dict[str, int] = {}
+    if old is not None:
+        for _, _, e in new_docs:
+            if e is not None:
+                for r in range(e["first_row"], e["first_row"] + e["n_chunks"]):
+                    old_text_rows.setdefault(text_hash(old.store.get(r).embed_text), r)
+    flat_new = [c for cs in new_chunks for c in cs]
+    texts = [c.embed_text for c in flat_new]
+    vecs = np.zeros((len(flat_new), encoder.dim), np.float32)
+    todo: list[int] = []
+    reuse_rows: list[tuple[int, int]] = []
+    for i, t in enumerate(texts):
+        r = old_text_rows.get(text_hash(t))
+        if r is not None:
+            reuse_rows.append((i, r))
+        else:
+            todo.append(i)
+    if reuse_rows:
+        vecs[[i for i, _ in reuse_rows]] = old.vectors([r for _, r in reuse_rows])
+    cache = _open_vector_cache(cfg) if todo else None
+    cached = _cache_get(cache, encoder.name, [texts[i] for i in todo])
+    still: list[int] = []
+    for i, v in zip(todo, cached):
+        if v is not None and v.shape == (encoder.dim,):
+            vecs[i] = v
+        else:
+            still.append(i)
+    stats.reused_vectors = len(flat_new) - len(still)
+    if still:
+        enc = np.asarray(encoder.encode_passages([texts[i] for i in still], show_progress=progress), np.float32)
+        if enc.shape != (len(still), encoder.dim):
+            raise RagError(f"encoder {encoder.name} returned shape {enc.shape}, expected {(len(still), encoder.dim)}")
+        vecs[still] = enc
+        _cache_put(cache, encoder.name, [texts[i] for i in still], enc)
+    stats.embedded = len(still)
+    # guard against an encoder that forgot to normalise: IP must be cosine
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs = vecs / np.where(norms > 0, norms, 1.0)
+
+    # --- assemble rows: kept docs (old order), then new/changed docs
+    all_vecs = np.concatenate([old.vectors(kept_rows) if old is not None else np.zeros((0, encoder.dim), np.float32),
+                               vecs]) if kept_rows else vecs
+    new_tokens = [tokenize(t, analyzer) for t in texts]
+    if old is not None:
+        bm25 = old.bm25.subset(kept_rows, new_tokens)
+    else:
+        bm25 = BM25Index.from_token_lists(new_tokens, analyzer)
+
+    entries: list[dict] = []
+    row = 0
+    for e in kept_entries:
+        entries.append({**e, "first_row": row})
+        row += e["n_chunks"]
+    for (d, sha, olde), cs in zip(new_docs, new_chunks):
+        md = dict(d.metadata or {})
+        entries.append({
+            "doc_id": d.doc_id,
+            "source": d.source,
+            "title": d.title,
+            "sha256": sha,
+            "date": str(md.get("date", "") or ""),
+            "added": olde["added"] if olde else now,
+            "updated": now,
+            "n_chunks": len(cs),
+            "first_row": row,
+            "chunk_ids": [c.chunk_id for c in cs],
+            "metadata": {k: v for k, v in md.items() if isinstance(v, (str, int, float, bool)) or v is None},
+        })
+        row += len(cs)
+
+    def chunk_iter():
+        if old is not None:
+            for r in kept_rows:
+                yield old.store.get(r)
+        yield from flat_new
+
+    manifest = {
+        "format": FORMAT,
+        "embedding": {"model": encoder.name, "config_model": cfg.embed.model, "dim": int(encoder.dim),
+                      "normalized": True},
+        "faiss": {"index": "IndexFlatIP", "metric": "inner_product"},
+        "bm25": {"analyzer": analyzer, "k1": bm25.k1, "b": bm25.b, "library": "bm25s"},
+        "chunker": chunker,
+        "n_chunks": int(len(all_vecs)),
+        "n_documents": len(entries),
+        "corpus_hash": corpus_hash(entries, chunker, encoder.name),
+        "documents": entries,
+        "versions": package_versions(),
+        "built_at": now,
+        "build_seconds": None,
+    }
+    stats.n_chunks = int(len(all_vecs))
+    path = write_version(kb_dir, list(chunk_iter()), all_vecs, bm25, manifest, cfg, t0)
+    return path, stats
+
+
+def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm25: BM25Index,
+                  manifest: dict, cfg, t0: float | None = None) -> Path:
+    """Write a complete version into a temp folder, then publish it atomically (see module doc)."""
+    import faiss
+
+    kb_dir = Path(kb_dir)
+    kb_dir.mkdir(parents=True, exist_ok=True)
+    name = f"v{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}-{os.getpid()}"
+    tmp = kb_dir / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        n = ChunkStore.write(tmp / "chunks.jsonl", chunks)
+        if n != len(vectors) or n != bm25.n_docs:
+            raise RagError(f"internal error: {n} chunks, {len(vectors)} vectors, {bm25.n_docs} BM25 rows")
+        index = faiss.IndexFlatIP(int(vectors.shape[1]) if vectors.ndim == 2 else int(manifest["embedding"]["dim"]))
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        faiss.write_index(index, str(tmp / "vectors.faiss"))
+        bm25.save(tmp)
+        cfg.save(tmp / "config.json")
+        if t0 is not None:
+            manifest["build_seconds"] = round(time.time() - t0, 3)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        _fsync_tree(tmp)
+        (tmp / COMPLETE).write_text(manifest["corpus_hash"] + "\n", encoding="utf-8")
+        _fsync_path(tmp / COMPLETE)
+        final = kb_dir / name
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # also on Ctrl-C: CURRENT still names the old version
+        raise
+    _publish(kb_dir, name)
+    _cleanup(kb_dir, keep={name, _previous_name(kb_dir, name)})
+    return final
+
+
+def _fsync_path(p: Path) -> None:
+    try:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            _fsync_path(p)
+    _fsync_path(folder)
+
+
+def _publish(kb_dir: Path, name: str) -> None:
+    cur = kb_dir / CURRENT
+    prev = cur.read_text(encoding="utf-8").strip() if cur.exists() else ""
+    tmp = kb_dir / f".{CURRENT}.{os.getpid()}.tmp"
+    tmp.write_text(name + "\n" + (f"previous {prev}\n" if prev else ""), encoding="utf-8")
+    _fsync_path(tmp)
+    os.replace(tmp, cur)
+    _fsync_path(kb_dir)
+
+
+def _previous_name(kb_dir: Path, current: str) -> str:
+    try:
+        lines = (kb_dir / CURRENT).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ""
+    for ln in lines[1:]:
+        if ln.startswith("previous "):
+            return ln.split(" ", 1)[1].strip()
+    return ""
+
+
+def _cleanup(kb_dir: Path, keep: set[str]) -> None:
+    """Remove versions other than `keep` and stale temp folders (the caller holds the write lock,
+    so no other build is in progress)."""
+    for p in kb_dir.iterdir():
+        if p.is_dir() and p.name not in keep and (p.name.startswith("v") or p.name.startswith(".tmp-")):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def current_version_path(kb_dir: Path) -> Path | None:
+    """The folder CURRENT names, if it is complete; None if there is no usable index."""
+    cur = Path(kb_dir) / CURRENT
+    if not cur.exists():
+        return None
+    lines = cur.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].strip():
+        return None
+    p = Path(kb_dir) / lines[0].strip()
+    return p if (p / COMPLETE).exists() and (p / "manifest.json").exists() else None
+
+
+def open_current(kb_dir: Path) -> IndexVersion:
+    p = current_version_path(kb_dir)
+    if p is None:
+        raise IndexMissing(f"no index in {kb_dir}")
+    return IndexVersion(p)
+
+
+def check_model(manifest: Mapping[str, Any], kb: str, config_model: str | None = None,
+                encoder_name: str | None = None, encoder_dim: int | None = None) -> None:
+    """Raise ModelMismatch if the index was built with another embedding model."""
+    emb = manifest.get("embedding", {})
+    built, built_cfg, dim = emb.get("model"), emb.get("config_model"), emb.get("dim")
+    wrong = None
+    if encoder_name is not None and encoder_name != built:
+        wrong = encoder_name
+    elif encoder_dim is not None and dim is not None and encoder_dim != dim:
+        wrong = f"{encoder_name} ({encoder_dim} dims)"
+    elif encoder_name is None and config_model is not None and config_model not in (built, built_cfg):
+        wrong = config_model
+    if wrong is not None:
+        raise ModelMismatch(
+            f"knowledge base '{kb}' was indexed with embedding model '{built_cfg or built}' ({dim} dims) "
+            f"but '{wrong}' is configured; its vectors are not comparable. Either set embed.model = "
+            f"'{built_cfg or built}' (RAG_EMBED_MODEL) or re-index with `rag index --kb {kb} --rebuild`."
+        )
