@@ -1,0 +1,403 @@
+"""The answer stage: condense → retrieve → pack → generate → cite, as a stream of typed events.
+
+`Assistant.open(kb, config, llm)` loads the knowledge base (and, lazily, each chat model) once;
+`ask()` yields `Status`, `Evidence`, `Token`… and one `Final(Answer)`; the CLI, the web chat,
+the REST API and the eval harness all consume these events, so they all behave the same.
+
+Decisions
+- Refusal is decided twice: before generation from retrieval evidence (the best passage's
+  IDF-weighted coverage of the question's terms, `rag.extractive.evidence_score`, against
+  `cfg.answer.refuse_threshold`, calibrated on the seed set by benchmarks/calibrate_refusal.py)
+  — which also saves a pointless model call — and after generation when the model itself says
+  the documents do not hold the answer and cites nothing valid.
+- Tokens are streamed as the model produces them (raw). The `Final` answer is the checked text:
+  unsupported and out-of-range markers removed (rag.cite), converted with OpenCC to the
+  question's script (traditional question → traditional answer, simplified → simplified,
+  English untouched). Quotes in citations stay verbatim, in the original file's script.
+- An answer with no supported citation is returned with `grounded=False` (never presented as
+  grounded); small local models that forget markers get them attributed back when one passage
+  clearly supports a sentence (`rag.cite.resolve(attribute_uncited=True)`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from rag.cite import Passage, grounded, resolve, strip_markers
+from rag.config import Config, load_config
+from rag.errors import ConfigError, RagError
+from rag.extractive import condense_heuristic, evidence_score, extract, needs_context
+from rag.prompts import (
+    PROMPT_VERSION,
+    REFUSAL,
+    answer_messages,
+    condense_messages,
+    pack,
+    to_langchain,
+)
+from rag.textnorm import normalize_answer, question_language, to_script
+from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+BACKENDS = ("local", "openai", "extractive", "fake")
+MODES = ("hybrid", "dense", "bm25")
+
+_SCRIPT = {"zh-Hant": "traditional", "zh-Hans": "simplified"}
+
+# What a model says when it declines (matched on the normalised form, any script).
+_REFUSAL_RE = re.compile(
+    r"无法回答|不能回答|无法确定|无法得知|没有(提到|提及|相关|关于|涉及|给出|说明)|未(提到|提及|涉及|说明|给出)"
+    r"|资料中(没有|并未|未)|不包含|do not contain|does not contain|cannot answer|can not answer|no information|not mention"
+)
+
+
+class QuestionError(RagError):
+    """The question is empty, too long or not text."""
+
+
+def validate_question(question: Any) -> str:
+    """The question, stripped; a clear QuestionError for empty, whitespace-only or overlong input.
+
+    >>> validate_question("  问题？ ")
+    '问题？'
+    """
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    q = question.strip()
+    if not q:
+        raise QuestionError("the question is empty: type a question, e.g. rag ask \"安达市委实施了哪些措施？\"")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}. "
+            "Ask a shorter question (put long material into the knowledge base instead)."
+        )
+    return q
+
+
+def normalize_history(history: Any) -> list[tuple[str, str]]:
+    """Accept [(question, answer), …] pairs or chat messages [{"role", "content"}, …] (Gradio's
+    format) and return pairs.
+
+    >>> normalize_history([{"role": "user", "content": "问"}, {"role": "assistant", "content": "答"}])
+    [('问', '答')]
+    >>> normalize_history([("问", None)])
+    [('问', '')]
+    """
+    if not history:
+        return []
+    pairs: list[tuple[str, str]] = []
+    pending: str | None = None
+    for item in history:
+        if isinstance(item, Mapping):
+            role, content = item.get("role"), item.get("content")
+            content = content if isinstance(content, str) else ""
+            if role == "user":
+                if pending is not None:
+                    pairs.append((pending, ""))
+                pending = content
+            elif role == "assistant" and pending is not None:
+                pairs.append((pending, content))
+                pending = None
+        elif isinstance(item, (list, tuple)) and len(item) >= 1:
+            q = item[0] if isinstance(item[0], str) else ""
+            a = item[1] if len(item) > 1 and isinstance(item[1], str) else ""
+            pairs.append((q, a))
+        else:
+            raise QuestionError("history must be a list of [question, answer] pairs")
+    if pending is not None:
+        pairs.append((pending, ""))
+    return [(q, a) for q, a in pairs if q.strip()]
+
+
+def is_refusal(text: str) -> bool:
+    """Does the model's answer decline? (checked together with the citations by the caller)
+
+    >>> is_refusal("根據現有資料無法回答該問題。"), is_refusal("成立于2010年【1】。")
+    (True, False)
+    """
+    t = normalize_answer(strip_markers(text))
+    if not t:
+        return True
+    return bool(_REFUSAL_RE.search(t)) or bool(_REFUSAL_RE.search(text.lower()))
+
+
+class _TextSource:
+    """Original document text for exact quotes, fetched from the KB and kept for a few docs."""
+
+    def __init__(self, kb: Any, size: int = 32):
+        self.kb = kb
+        self.size = size
+        self.cache: OrderedDict[str, str | None] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def _fetch(self, doc_id: str) -> str | None:
+        for name in ("document_text", "original_text"):
+            fn = getattr(self.kb, name, None)
+            if callable(fn):
+                try:
+                    t = fn(doc_id)
+                    if isinstance(t, str):
+                        return t
+                except Exception as e:  # a missing file loses the exact quote, not the answer
+                    log.debug("no original text for %s: %s", doc_id, e)
+        fn = getattr(self.kb, "get_document", None)
+        if callable(fn):
+            try:
+                doc = fn(doc_id)
+                t = getattr(doc, "text", None)
+                if isinstance(t, str):
+                    return t
+            except Exception as e:
+                log.debug("no original document for %s: %s", doc_id, e)
+        return None
+
+    def __call__(self, chunk: Chunk) -> str | None:
+        with self.lock:
+            if chunk.doc_id in self.cache:
+                self.cache.move_to_end(chunk.doc_id)
+                text = self.cache[chunk.doc_id]
+            else:
+                text = self._fetch(chunk.doc_id)
+                self.cache[chunk.doc_id] = text
+                while len(self.cache) > self.size:
+                    self.cache.popitem(last=False)
+        if text is None or len(text) < chunk.end:
+            return None
+        return text
+
+
+class Assistant:
+    """Question answering over one knowledge base. Create with `Assistant.open(...)`."""
+
+    def __init__(self, kb: Any, config: Config, llm: Any = None):
+        self.kb = kb
+        self.cfg = config
+        self._llm_override = llm
+        self._models: dict[tuple[str, str], Any] = {}
+        self._models_lock = threading.Lock()
+        self.text_source = _TextSource(kb)
+
+    @classmethod
+    def open(cls, kb: Any = None, config: Config | None = None, llm: Any = None) -> "Assistant":
+        """`kb`: a KnowledgeBase, or a name / folder (opened with `rag.kb.KnowledgeBase.open`);
+        None means `config.paths.kb`. `llm`: a LangChain chat model that replaces the configured
+        one (tests pass `rag.llm.FakeChatModel`)."""
+        cfg = config or load_config()
+        if kb is None or isinstance(kb, (str, Path)):
+            from rag.kb import KnowledgeBase
+
+            kb = KnowledgeBase.open(str(kb) if kb is not None else cfg.paths.kb, cfg)
+        return cls(kb, cfg, llm)
+
+    # ------------------------------------------------------------ models
+
+    def backend(self, llm_backend: str | None = None) -> str:
+        b = (llm_backend or self.cfg.llm.backend or "").strip().lower()
+        if b not in BACKENDS:
+            raise ConfigError(f"unknown LLM backend {b!r}; choose one of: {', '.join(BACKENDS)}")
+        return b
+
+    def chat_model(self, backend: str) -> Any:
+        """The chat model for `backend` (loaded once and reused), or None for extractive."""
+        if backend == "extractive":
+            return None
+        if self._llm_override is not None:
+            return self._llm_override
+        key = (backend, self.cfg.llm.model)
+        with self._models_lock:
+            if key not in self._models:
+                from rag.llm import get_chat_model
+
+                llm_cfg = dataclasses.replace(self.cfg.llm, backend=backend)
+                self._models[key] = get_chat_model(llm_cfg, self.cfg.paths.models_dir)
+            return self._models[key]
+
+    def model_name(self, backend: str) -> str:
+        if backend == "extractive":
+            return "extractive"
+        if self._llm_override is not None:
+            return str(getattr(self._llm_override, "model_name", None) or type(self._llm_override).__name__)
+        return f"{backend}:{self.cfg.llm.model}"
+
+    # ------------------------------------------------------------ steps
+
+    def condense(self, question: str, history: Sequence[tuple[str, str]], backend: str) -> str:
+        """Standalone form of a follow-up. With a chat model: the condense prompt (falls back to
+        the heuristic when the model returns nothing usable); extractive: the heuristic."""
+        if not history:
+            return question
+        model = self.chat_model(backend)
+        if model is None:
+            return condense_heuristic(question, history)
+        try:
+            out = model.invoke(to_langchain(condense_messages(question, history)))
+            text = out.content if isinstance(out.content, str) else str(out.content)
+        except RagError:
+            raise
+        except Exception as e:
+            log.warning("condense failed (%s); using the heuristic", e)
+            return condense_heuristic(question, history)
+        text = text.strip().splitlines()[0].strip() if text.strip() else ""
+        text = re.sub(r"^(改写后的问题|问题|standalone question)\s*[:：]\s*", "", text, flags=re.I).strip("“”\"' ")
+        if not text or len(text) > 3 * len(question) + 200:
+            return condense_heuristic(question, history)
+        return text
+
+    def budget(self, question: str, backend: str) -> int:
+        """Evidence token budget: the configured one, capped so prompt + answer fit n_ctx."""
+        b = self.cfg.answer.context_tokens
+        if backend == "local":
+            from rag.chunking import count_tokens
+            from rag.prompts import SYSTEM_PROMPT
+
+            room = self.cfg.llm.n_ctx - self.cfg.llm.max_tokens - count_tokens(SYSTEM_PROMPT) - count_tokens(question) - 64
+            b = min(b, max(200, room))
+        return b
+
+    def retrieve(self, question: str, *, k: int | None, mode: str | None, backend: str) -> list[Passage]:
+        hits = self.kb.search(question, k=k or self.cfg.retrieve.k, mode=mode)
+        get_chunk = getattr(self.kb, "get_chunk", None)
+
+        def safe_get(cid: str) -> Chunk | None:
+            try:
+                return get_chunk(cid) if get_chunk else None
+            except (KeyError, IndexError, RagError):
+                return None
+
+        return pack(
+            hits,
+            self.budget(question, backend),
+            max_passages=self.cfg.answer.max_passages,
+            get_chunk=safe_get,
+        )
+
+    # ------------------------------------------------------------ the event stream
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Any] = (),
+        *,
+        llm_backend: str | None = None,
+        k: int | None = None,
+        mode: str | None = None,
+    ) -> Iterator[Event]:
+        """Answer `question` (with the conversation so far) as a stream of events; see module doc."""
+        q = validate_question(question)
+        hist = normalize_history(history)
+        backend = self.backend(llm_backend)
+        if mode is not None and mode not in MODES:
+            raise ConfigError(f"unknown retrieval mode {mode!r}; choose one of: {', '.join(MODES)}")
+        if k is not None and (not isinstance(k, int) or k < 1 or k > 100):
+            raise ConfigError(f"k must be an integer between 1 and 100 (got {k!r})")
+        return self._ask(q, hist, backend, k, mode)
+
+    def _ask(self, q: str, hist: list[tuple[str, str]], backend: str, k: int | None, mode: str | None) -> Iterator[Event]:
+        cfg = self.cfg.answer
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        lang = question_language(q)
+        standalone = q
+        if hist and cfg.condense and (backend != "extractive" or needs_context(q)):
+            yield Status("condense", "改写追问为独立问题")
+            tc = time.perf_counter()
+            standalone = self.condense(q, hist, backend)
+            timings["condense"] = time.perf_counter() - tc
+        yield Status("retrieve", f"检索：{standalone}")
+        tr = time.perf_counter()
+        passages = self.retrieve(standalone, k=k, mode=mode, backend=backend)
+        timings["retrieve"] = time.perf_counter() - tr
+        yield Evidence(tuple(p.hit for p in passages))
+        ev = evidence_score(standalone, passages)
+        refused = not passages or ev < cfg.refuse_threshold
+        model_name = self.model_name(backend)
+
+        yield Status("generate", "生成回答" if not refused else "资料不足，拒绝回答")
+        tg = time.perf_counter()
+        first: float | None = None
+        raw_parts: list[str] = []
+        if refused:
+            raw = REFUSAL[lang]
+            first = time.perf_counter() - t0
+            yield Token(raw)
+            raw_parts.append(raw)
+        elif backend == "extractive":
+            raw, _ = extract(standalone, passages)
+            if not raw:
+                raw, refused = REFUSAL[lang], True
+            first = time.perf_counter() - t0
+            # stream sentence by sentence so consumers exercise the same token path
+            for piece in re.findall(r"[^。！？!?]*[。！？!?]?(?:【\d+】)?", raw):
+                if piece:
+                    yield Token(piece)
+            raw_parts.append(raw)
+        else:
+            model = self.chat_model(backend)
+            msgs = to_langchain(answer_messages(standalone, passages, lang))
+            try:
+                for chunk in model.stream(msgs):
+                    piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
+                    if not piece:
+                        continue
+                    if first is None:
+                        first = time.perf_counter() - t0
+                    raw_parts.append(piece)
+                    yield Token(piece)
+            except RagError:
+                raise
+            except Exception as e:
+                raise RagError(f"the {backend} model failed while answering: {e}") from None
+        timings["generate"] = time.perf_counter() - tg
+        timings["first_token"] = first if first is not None else time.perf_counter() - t0
+        raw = "".join(raw_parts)
+
+        yield Status("cite", "核对引用")
+        citations: list = []
+        if refused:
+            text = REFUSAL[lang]
+        else:
+            shown, citations = resolve(
+                raw,
+                passages,
+                threshold=cfg.support_threshold,
+                text_source=self.text_source,
+                attribute_uncited=backend != "extractive",
+            )
+            if is_refusal(shown) and not grounded(citations):
+                refused, text, citations = True, REFUSAL[lang], []
+            else:
+                text = shown.strip()
+                if lang in _SCRIPT:
+                    text = to_script(text, _SCRIPT[lang])
+        timings["total"] = time.perf_counter() - t0
+        answer = Answer(
+            question=q,
+            text=text,
+            citations=tuple(citations),
+            refused=refused,
+            hits=tuple(p.hit for p in passages),
+            timings={k_: round(v, 4) for k_, v in timings.items()},
+            model=model_name,
+            standalone_question=standalone,
+            grounded=(not refused) and grounded(citations),
+        )
+        yield Final(answer)
+        log.debug("answered %r with %s (prompt %s, evidence %.3f)", q, model_name, PROMPT_VERSION, ev)
+
+    def answer(self, question: str, history: Sequence[Any] = (), **kw: Any) -> Answer:
+        """Drain `ask` and return the final Answer."""
+        final = None
+        for ev in self.ask(question, history, **kw):
+            if isinstance(ev, Final):
+                final = ev.answer
+        assert final is not None  # ask always ends with Final
+        return final
