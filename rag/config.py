@@ -58,6 +58,9 @@ class EmbedConfig:
     max_seq_length: int = 512
     backend: str = "auto"  # auto | torch | onnx
     cache: bool = True  # vector cache keyed by (model, text hash)
+    query_prefix: str = "auto"  # "auto": the model's known convention (e5 "query: ", bge-zh instruction); "" = none
+    passage_prefix: str = "auto"  # "auto": known convention (e5 "passage: "); "" = none
+    threads: int = 0  # encoder CPU threads; 0 = all cores
 
 
 @dataclass
