@@ -42,7 +42,7 @@ from rag.prompts import (
     pack,
     to_langchain,
 )
-from rag.textnorm import normalize_answer, question_language, to_script
+from rag.textnorm import cjk_count, normalize_answer, question_language, to_script
 from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,21 @@ def normalize_history(history: Any) -> list[tuple[str, str]]:
     if pending is not None:
         pairs.append((pending, ""))
     return [(q, a) for q, a in pairs if q.strip()]
+
+
+def answer_language(question: str) -> str:
+    """The language/script to answer in: rag.textnorm.question_language, except that an
+    English sentence quoting a few Chinese names is still English.
+
+    >>> answer_language("In which year was the 安达 committee founded?"), answer_language("安達在哪裡？")
+    ('en', 'zh-Hant')
+    """
+    lang = question_language(question)
+    if lang != "en":
+        latin = len(re.findall(r"[A-Za-z]+", question))
+        if latin >= 3 and latin > cjk_count(question) / 2:
+            return "en"
+    return lang
 
 
 def is_refusal(text: str) -> bool:
@@ -305,7 +320,7 @@ class Assistant:
         cfg = self.cfg.answer
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        lang = question_language(q)
+        lang = answer_language(q)
         standalone = q
         if hist and cfg.condense and (backend != "extractive" or needs_context(q)):
             yield Status("condense", "改写追问为独立问题")

@@ -139,7 +139,8 @@ class Scorer:
         for p in self.passages:
             for a, b in split_sentences(p.text):
                 self.sentences.append((p, a, b, _grams(p.text[a:b])))
-        self.block_grams = {p.n: _grams(p.text) for p in self.passages}
+        # the heading (title › section) is context the passage is read in: 《甘肃煤田地质局》 answers "该局…"
+        self.block_grams = {p.n: _grams(p.chunk.heading + "\n" + p.text) for p in self.passages}
         n = max(1, len(self.sentences))
         df = Counter(t for *_, g in self.sentences for t in self.q_terms if t in g)
         self.idf = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in self.q_terms}
