@@ -1,0 +1,419 @@
+"""Pure rendering for the web chat: answers, citations, evidence and refusals → HTML strings.
+
+Everything here is a pure function of `rag.types` values, so it is unit-tested without Gradio
+(tests/test_render.py). Two rules hold for every function:
+
+- Every piece of document or answer text goes through `esc()` before it touches markup. `esc`
+  is `html.escape` plus numeric entities for the few characters a Markdown/LaTeX renderer could
+  turn into structure (links, images, code). The chat shows answers with Gradio's Markdown
+  rendering *off* and its HTML sanitiser *on*, so a document that contains `<script>`,
+  `<img onerror=…>` or `[x](javascript:…)` arrives as inert text (defence in depth: we escape,
+  Gradio sanitises). Entities are decoded as literal characters by browsers and Markdown
+  parsers alike, so they can never form syntax again.
+- Markup we add ourselves is fixed strings plus escaped values; the only attribute values that
+  carry data are `id`/`href` built from integers and `title` built with `esc(…, quote=True)`.
+
+Citation links: a `【n】` marker in turn `t` becomes `<a class="cite" href="#src-t-n">【n】</a>`;
+the source panel holds one card per cited passage with `id="src-t-n"`. Gradio's sanitiser drops
+`data-*` attributes but keeps `class`, `href="#…"` and `title`, so the (tiny) page script in
+ui/app.py reads the target from the `href` and opens/scrolls/flashes the card.
+
+Deliberate compromise: answer text is not rendered as Markdown. Only `**bold**` and line breaks
+are kept (a local 1.5B model uses little else); full Markdown would reopen links and autolinks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rag.types import Answer, Chunk, Citation, Hit
+
+# Characters that Markdown / GFM / KaTeX renderers give meaning to; as numeric entities they
+# are plain text everywhere (CommonMark: entity references never indicate structure).
+_MD_ENTITIES = {
+    "[": "&#91;",
+    "]": "&#93;",
+    "(": "&#40;",
+    ")": "&#41;",
+    "!": "&#33;",
+    "`": "&#96;",
+    "$": "&#36;",
+    "\\": "&#92;",
+    "*": "&#42;",
+    "_": "&#95;",
+    "~": "&#126;",
+    "#": "&#35;",
+    "|": "&#124;",
+    ":": "&#58;",  # breaks bare-URL autolinks such as https://… and javascript:…
+    "{": "&#123;",  # and template interpolation such as ${…}
+    "}": "&#125;",
+}
+# One translation pass: html.escape's five replacements plus the Markdown ones. (Chaining
+# html.escape and a second pass would mangle the '#' inside html.escape's own `&#x27;`.)
+_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_QUOTE_ENTITIES = {'"': "&quot;", "'": "&#x27;"}
+_TABLE = str.maketrans({**_HTML_ENTITIES, **_MD_ENTITIES})
+_TABLE_Q = str.maketrans({**_HTML_ENTITIES, **_QUOTE_ENTITIES, **_MD_ENTITIES})
+
+# 【1】, 【1,2】, 【1、3】, 【 2 】 — full-width brackets as the prompts ask for. Lists are split so
+# each number links on its own.
+MARKER_RE = re.compile(r"【\s*(\d{1,3}(?:\s*[,，、;；]\s*\d{1,3})*)\s*】")
+
+
+def esc(text: Any, quote: bool = False) -> str:
+    """Escape any text for HTML (and neutralise Markdown/template syntax).
+
+    >>> esc('<b>x</b> [a](javascript:alert(1))')
+    '&lt;b&gt;x&lt;/b&gt; &#91;a&#93;&#40;javascript&#58;alert&#40;1&#41;&#41;'
+    """
+    s = "" if text is None else str(text)
+    # same result as html.escape(s, quote) for the HTML characters, in the same single pass
+    return s.translate(_TABLE_Q if quote else _TABLE)
+
+
+def _paragraphs(escaped: str) -> str:
+    """Line breaks and **bold** on already-escaped text (the `*` are entities by now)."""
+    s = re.sub(r"&#42;&#42;(.+?)&#42;&#42;", r"<strong>\1</strong>", escaped)
+    s = s.replace("\r\n", "\n")
+    s = re.sub(r"\n{3,}", "\n\n", s)
+    return s.replace("\n", "<br>")
+
+
+def marker_numbers(group: str) -> list[int]:
+    """Numbers inside one marker body. `marker_numbers("1、3")` → `[1, 3]`."""
+    return [int(x) for x in re.findall(r"\d+", group)]
+
+
+def _cite_title(c: Citation) -> str:
+    parts = [c.title, *c.section]
+    return " › ".join(p for p in parts if p)
+
+
+def answer_html(
+    text: str,
+    citations: Sequence[Citation] | Mapping[int, Citation] = (),
+    turn: int = 0,
+    *,
+    hits: Sequence[Hit] = (),
+) -> str:
+    """Answer text → HTML with each `【n】` a link to the source card `src-{turn}-{n}`.
+
+    `citations` (final answer) resolve markers by `Citation.n`; while streaming, pass `hits`
+    instead (the Evidence list: hits[n-1] is 【n】). A marker with no passage behind it is
+    shown struck through with a tooltip, never as a link.
+
+    >>> answer_html("甲<乙>【1】", hits=[]).count("cite-missing")
+    1
+    """
+    by_n: dict[int, str] = {}
+    weak: set[int] = set()
+    if isinstance(citations, Mapping):
+        citations = list(citations.values())
+    for c in citations:
+        by_n[c.n] = _cite_title(c)
+        if not c.supported:
+            weak.add(c.n)
+    if not by_n:
+        for i, h in enumerate(hits, 1):
+            by_n[i] = h.chunk.heading
+
+    text = (text or "").strip()
+    out: list[str] = []
+    pos = 0
+    for m in MARKER_RE.finditer(text):
+        out.append(_paragraphs(esc(text[pos : m.start()])))
+        for n in marker_numbers(m.group(1)):
+            if n in by_n:
+                cls = "cite cite-weak" if n in weak else "cite"
+                tip = by_n[n] + (" · 引用支持度低 (weak support)" if n in weak else "")
+                out.append(f'<a class="{cls}" href="#src-{turn}-{n}" title="{esc(tip, quote=True)}">【{n}】</a>')
+            else:
+                out.append(f'<span class="cite-missing" title="没有对应的段落 (no such passage)">【{n}】</span>')
+        pos = m.end()
+    out.append(_paragraphs(esc(text[pos:])))
+    return "".join(out)
+
+
+def answer_footer(answer: Answer, settings: Mapping[str, Any] | None = None) -> str:
+    """One small line under a finished answer: time, model, retrieval settings, warnings."""
+    bits: list[str] = []
+    total = answer.timings.get("total") if answer.timings else None
+    if total is not None:
+        bits.append(f"⏱ {float(total):.1f} s")
+    if answer.model:
+        bits.append(esc(answer.model))
+    if settings:
+        bits.append(esc(f"{settings.get('mode', '')} · k={settings.get('k', '')}"))
+    warn = ""
+    if answer.refused:
+        warn = '<div class="ans-warn">未能在知识库中找到可靠答案，右侧列出最接近的段落。</div>'
+    elif not answer.grounded or not answer.citations:
+        warn = '<div class="ans-warn">⚠ 这个回答没有可核实的引用，请谨慎使用。(no verified citation)</div>'
+    elif any(not c.supported for c in answer.citations):
+        warn = '<div class="ans-warn">⚠ 部分引用的支持度较低（虚线标出），引用前请核对原文。</div>'
+    return f'{warn}<div class="ans-foot">{" · ".join(bits)}</div>'
+
+
+def final_message_html(answer: Answer, turn: int, settings: Mapping[str, Any] | None = None) -> str:
+    """The chat bubble of a finished answer: linked text plus footer."""
+    return answer_html(answer.text, answer.citations, turn, hits=answer.hits) + answer_footer(answer, settings)
+
+
+def streaming_message_html(text: str, turn: int, hits: Sequence[Hit]) -> str:
+    """The chat bubble while tokens arrive (markers link to the evidence passages)."""
+    body = answer_html(text, (), turn, hits=hits) if text else ""
+    return body + '<span class="typing" aria-hidden="true">▍</span>'
+
+
+# ---------------------------------------------------------------- passages and highlighting
+
+
+_WS = re.compile(r"\s+")
+
+
+def _squeeze_map(s: str, fold: bool) -> tuple[str, list[int]]:
+    """`s` without whitespace (optionally folded to the matching form) and, per kept
+    character, its index in `s`. Folding is per character so positions stay aligned."""
+    from rag.textnorm import normalize
+
+    chars: list[str] = []
+    idx: list[int] = []
+    for i, ch in enumerate(s):
+        if ch.isspace():
+            continue
+        if fold:
+            f = normalize(ch)
+            ch = f if len(f) == 1 else ch
+        chars.append(ch)
+        idx.append(i)
+    return "".join(chars), idx
+
+
+def find_quote(passage: str, quote: str) -> tuple[int, int] | None:
+    """Where `quote` sits in `passage` as a [start, end) span, or None.
+
+    Exact match first; then ignoring whitespace (OCR and HTML line breaks inside sentences);
+    then also ignoring script and width (a quote in simplified, a passage in traditional).
+    Trailing sentence punctuation of the quote is optional.
+
+    >>> find_quote("甲乙。丙 丁。", "丙丁。")
+    (3, 7)
+    >>> find_quote("東北網報道。", "东北网报道")
+    (0, 5)
+    """
+    q = (quote or "").strip()
+    if not q or not passage:
+        return None
+    i = passage.find(q)
+    if i >= 0:
+        return i, i + len(q)
+    for fold in (False, True):
+        ps, pidx = _squeeze_map(passage, fold)
+        for qq in (q, q.rstrip("。！？!?；;，,.")):
+            qs, _ = _squeeze_map(qq, fold)
+            if not qs:
+                continue
+            j = ps.find(qs)
+            if j >= 0:
+                return pidx[j], pidx[j + len(qs) - 1] + 1
+    return None
+
+
+def highlight(passage: str, quote: str) -> tuple[str, bool]:
+    """Escaped passage with the quote wrapped in `<mark class="quote">`; (html, found)."""
+    span = find_quote(passage, quote)
+    if span is None:
+        return _paragraphs(esc(passage)), False
+    a, b = span
+    return (
+        _paragraphs(esc(passage[:a]))
+        + '<mark class="quote">'
+        + _paragraphs(esc(passage[a:b]))
+        + "</mark>"
+        + _paragraphs(esc(passage[b:])),
+        True,
+    )
+
+
+def _meta_line(meta: Mapping[str, Any], source: str, chunk_id: str) -> str:
+    items: list[str] = []
+    date = meta.get("date") or meta.get("published") or ""
+    if date:
+        items.append(f'<span class="m-date">📅 {esc(date)}</span>')
+    src_name = meta.get("source_name") or meta.get("site") or ""
+    if src_name:
+        items.append(f'<span class="m-src">来源 {esc(src_name)}</span>')
+    author = meta.get("author") or ""
+    if author:
+        items.append(f'<span class="m-author">作者 {esc(author)}</span>')
+    if source:
+        items.append(f'<span class="m-file" title="{esc(chunk_id, quote=True)}">📄 {esc(source)}</span>')
+    return f'<div class="src-meta">{"".join(items)}</div>' if items else ""
+
+
+def _section_line(section: Sequence[str]) -> str:
+    parts = [p for p in section if p]
+    return f'<div class="src-section">{esc(" › ".join(parts))}</div>' if parts else ""
+
+
+def citation_card(c: Citation, chunk: Chunk | None, turn: int) -> str:
+    """One cited passage: title, section path, date/source, passage with the quote marked."""
+    meta: dict[str, Any] = {}
+    if chunk is not None:
+        meta.update(chunk.metadata or {})
+    meta.update(c.metadata or {})
+    title = c.title or (chunk.title if chunk else "") or c.doc_id
+    section = c.section or (chunk.section if chunk else ())
+    source = c.source or (chunk.source if chunk else "")
+    if chunk is not None:
+        body, found = highlight(chunk.text, c.quote)
+        if not found and c.quote:
+            body = f'<blockquote class="quote-only"><mark class="quote">{esc(c.quote)}</mark></blockquote>' + body
+    else:
+        body = f'<mark class="quote">{esc(c.quote)}</mark>' if c.quote else '<span class="muted">（段落不可用）</span>'
+    support = (
+        f'<span class="sup ok" title="support {c.support:.2f}">✓ 已核对 {c.support:.2f}</span>'
+        if c.supported
+        else f'<span class="sup weak" title="support {c.support:.2f}">⚠ 支持度低 {c.support:.2f}</span>'
+    )
+    stmt = f'<div class="src-stmt">引用于：{esc(c.statement)}</div>' if c.statement else ""
+    cls = "src-card" if c.supported else "src-card weak"
+    return (
+        f'<article class="{cls}" id="src-{turn}-{c.n}">'
+        f'<header><span class="src-n">【{c.n}】</span><span class="src-title">{esc(title)}</span>{support}</header>'
+        f"{_section_line(section)}{_meta_line(meta, source, c.chunk_id)}"
+        f'<div class="src-text">{body}</div>{stmt}</article>'
+    )
+
+
+def hit_card(h: Hit, turn: int, n: int, *, cid_prefix: str = "src") -> str:
+    """A retrieved passage without a checked quote (evidence while streaming; refusals)."""
+    c = h.chunk
+    ranks = " · ".join(f"{esc(k)} #{v}" for k, v in sorted(h.ranks.items())) if h.ranks else ""
+    score = f'<span class="sup" title="{esc(ranks, quote=True)}">score {h.score:.3f}</span>'
+    return (
+        f'<article class="src-card hit" id="{cid_prefix}-{turn}-{n}">'
+        f'<header><span class="src-n">【{n}】</span><span class="src-title">{esc(c.title or c.doc_id)}</span>{score}</header>'
+        f"{_section_line(c.section)}{_meta_line(c.metadata or {}, c.source, c.chunk_id)}"
+        f'<div class="src-text">{_paragraphs(esc(c.text))}</div></article>'
+    )
+
+
+def _chunk_index(hits: Iterable[Hit]) -> dict[str, Chunk]:
+    return {h.chunk.chunk_id: h.chunk for h in hits}
+
+
+def sources_html(answer: Answer, turn: int) -> str:
+    """Source panel body for a finished answer: cited passages, or on refusal the closest ones."""
+    if answer.refused or not answer.citations:
+        return refusal_html(answer.hits, turn, refused=answer.refused)
+    chunks = _chunk_index(answer.hits)
+    cards = [citation_card(c, chunks.get(c.chunk_id), turn) for c in sorted(answer.citations, key=lambda c: c.n)]
+    return "".join(cards)
+
+
+def refusal_html(hits: Sequence[Hit], turn: int, *, refused: bool = True, limit: int = 5) -> str:
+    """The closest passages, shown when the assistant declines to answer (or cites nothing)."""
+    head = (
+        "没有找到足以回答的内容。以下是最接近的段落，供您自行判断："
+        if refused
+        else "回答没有引用可核实的段落。以下是检索到的最接近的段落："
+    )
+    if not hits:
+        return f'<div class="refusal">{head}</div><div class="muted">（知识库中没有检索到任何段落）</div>'
+    cards = "".join(hit_card(h, turn, i, cid_prefix="near") for i, h in enumerate(hits[:limit], 1))
+    return f'<div class="refusal">{head}</div>{cards}'
+
+
+def evidence_html(hits: Sequence[Hit], turn: int) -> str:
+    """While the answer streams: the numbered passages handed to the model."""
+    if not hits:
+        return '<div class="muted">正在检索…</div>'
+    cards = "".join(hit_card(h, turn, i) for i, h in enumerate(hits, 1))
+    return f'<div class="muted">模型正在阅读以下 {len(hits)} 个段落：</div>{cards}'
+
+
+def turn_block(turn: int, question: str, body: str, *, open_: bool) -> str:
+    """One conversation turn in the source panel (newest open, older ones folded)."""
+    op = " open" if open_ else ""
+    return (
+        f'<details class="turn-src" id="turn-src-{turn}"{op}>'
+        f'<summary><span class="turn-no">第 {turn + 1} 问</span> {esc(question)}</summary>'
+        f"{body}</details>"
+    )
+
+
+def panel_html(blocks: Sequence[tuple[int, str, str]]) -> str:
+    """The whole source panel from (turn, question, body) triples; newest first."""
+    if not blocks:
+        return (
+            '<div class="src-empty"><div class="src-empty-title">来源 Sources</div>'
+            "回答中的 【n】 标记可点击：被引用的段落会显示在这里，引用的句子以黄色标出，"
+            "并附有文档标题、章节、日期和来源。</div>"
+        )
+    last = max(t for t, _, _ in blocks)
+    return "".join(turn_block(t, q, b, open_=(t == last)) for t, q, b in sorted(blocks, reverse=True))
+
+
+def status_html(message: str, *, busy: bool = True, error: bool = False) -> str:
+    """The status line under the chat (spinner while busy)."""
+    cls = "status error" if error else ("status busy" if busy else "status")
+    spin = '<span class="spinner" aria-hidden="true"></span>' if busy and not error else ""
+    return f'<div class="{cls}" role="status" aria-live="polite">{spin}{esc(message)}</div>'
+
+
+def documents_html(docs: Sequence[Any]) -> str:
+    """Documents of a knowledge base as a table (DocInfo-like objects or dicts)."""
+    if not docs:
+        return '<div class="muted">这个知识库还没有文档。请在上方上传文件。(no documents yet)</div>'
+
+    def g(d: Any, k: str) -> Any:
+        return d.get(k, "") if isinstance(d, Mapping) else getattr(d, k, "")
+
+    rows = []
+    total = 0
+    for d in docs:
+        n = g(d, "n_chunks") or 0
+        total += int(n)
+        rows.append(
+            "<tr>"
+            f'<td class="d-title">{esc(g(d, "title") or g(d, "doc_id"))}<div class="d-id">{esc(g(d, "doc_id"))}</div></td>'
+            f'<td class="d-src">{esc(g(d, "source"))}</td>'
+            f'<td class="d-n">{esc(n)}</td>'
+            f'<td class="d-date">{esc(g(d, "date"))}</td>'
+            f'<td class="d-added">{esc(_short_time(g(d, "added")))}</td>'
+            "</tr>"
+        )
+    return (
+        f'<div class="doc-sum">{len(docs)} 个文档 · {total} 个段落 (chunks)</div>'
+        '<table class="doc-table"><thead><tr><th>标题 Title</th><th>文件 Source</th><th>段落数</th>'
+        "<th>日期 Date</th><th>加入时间 Added</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _short_time(v: Any) -> str:
+    """ISO timestamps shortened to minutes; epoch numbers formatted; anything else as is."""
+    if v in (None, ""):
+        return ""
+    if isinstance(v, (int, float)):
+        import datetime as _dt
+
+        return _dt.datetime.fromtimestamp(float(v)).strftime("%Y-%m-%d %H:%M")
+    s = str(v)
+    m = re.match(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})", s)
+    return f"{m.group(1)} {m.group(2)}" if m else s
+
+
+def index_report_html(lines: Sequence[tuple[str, str, str]]) -> str:
+    """Per-file outcome of an upload: (status 'ok'|'error'|'skip', file name, message)."""
+    if not lines:
+        return ""
+    icon = {"ok": "✓", "error": "✗", "skip": "•"}
+    items = "".join(
+        f'<li class="up-{esc(s)}"><span class="up-icon">{icon.get(s, "•")}</span>'
+        f'<span class="up-name">{esc(name)}</span> <span class="up-msg">{esc(msg)}</span></li>'
+        for s, name, msg in lines
+    )
+    return f'<ul class="upload-report">{items}</ul>'
