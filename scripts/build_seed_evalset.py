@@ -1,0 +1,282 @@
+"""Build the seed evaluation set (BEIR files + answers.jsonl) from one hand-written source file.
+
+    python3 scripts/build_seed_evalset.py                 # evalsets/seeds/source.yaml -> evalsets/seeds/
+    python3 scripts/build_seed_evalset.py --check         # exit 1 if the built files are stale
+
+Why a source file: annotators edit one readable YAML list (question, answers, evidence quotes);
+everything mechanical is derived here and checked, so a hand edit cannot silently break the set:
+
+- evidence `start`/`end` offsets are computed by searching the quote in the seed file as decoded
+  UTF-8 (a quote must occur exactly once, or carry `occurrence: n`); a quote that is not a verbatim
+  substring fails the build with the nearest real passage, found on the normalised form
+  (rag.textnorm.normalize_answer), so OCR quirks such as ‚…‛ or ASCII commas are easy to fix;
+- the question language is detected (rag.textnorm.question_language) and must agree with `lang`
+  when one is given; Chinese reference answers and list items are converted into the question's
+  script with OpenCC (matching folds scripts anyway, but people read the answers);
+- ids are unique, `follow_up_of` points to an earlier question, answerable questions have answers
+  and evidence, unanswerable ones have neither but list `absent_terms`: what an answer would have
+  to contain (a name, a year, a figure), each checked to occur in no seed in either script.
+
+The output is deterministic (sorted as in the source), so `--check` can compare bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a plain script from a fresh clone
+    sys.path.insert(0, str(ROOT))
+
+from rag.errors import RagError  # noqa: E402
+from rag.evalsets import EvalSet, write_beir  # noqa: E402
+from rag.textnorm import normalize_answer, question_language, to_script  # noqa: E402
+
+TYPES = ("fact", "list", "how", "why", "cross-script", "english", "follow-up", "unanswerable")
+KINDS = ("fact", "list", "how", "why")
+LANG_SCRIPT = {"zh-Hans": "simplified", "zh-Hant": "traditional"}
+
+
+class EvalsetSourceError(RagError):
+    """The hand-written source of an evaluation set is inconsistent (message says where and how)."""
+
+
+def load_source(path: str | Path) -> dict[str, Any]:
+    import yaml  # PyYAML: the source is YAML because people edit it by hand
+
+    p = Path(path)
+    if not p.exists():
+        raise EvalsetSourceError(f"{p}: source file not found")
+    data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "docs" not in data or "questions" not in data:
+        raise EvalsetSourceError(f"{p}: expected a mapping with `docs` and `questions`")
+    return data
+
+
+def _norm_map(text: str) -> tuple[str, list[int]]:
+    """Normalised text plus, for each of its characters, the index of the original character.
+
+    Normalises character by character (so the alignment is exact); used only for error hints."""
+    out: list[str] = []
+    idx: list[int] = []
+    for i, ch in enumerate(text):
+        for c in normalize_answer(ch):
+            out.append(c)
+            idx.append(i)
+    return "".join(out), idx
+
+
+def nearest_passage(text: str, quote: str) -> str | None:
+    """The verbatim passage of `text` whose normalised form equals the normalised `quote`, if any.
+
+    >>> nearest_passage("按:6月25日,省委召開", "6月25日，省委召开")
+    '6月25日,省委召開'
+    """
+    nq = normalize_answer(quote)
+    if not nq:
+        return None
+    nt, idx = _norm_map(text)
+    k = nt.find(nq)
+    if k < 0:
+        return None
+    return text[idx[k] : idx[k + len(nq) - 1] + 1]
+
+
+def locate(text: str, quote: str, occurrence: int | None, where: str) -> int:
+    """Offset of `quote` in `text`; it must be unique unless `occurrence` (1-based) is given."""
+    hits = []
+    start = text.find(quote)
+    while start >= 0:
+        hits.append(start)
+        start = text.find(quote, start + 1)
+    if not hits:
+        hint = nearest_passage(text, quote)
+        msg = f"{where}: quote not found verbatim: {quote!r}"
+        if hint:
+            msg += f"\n    the document has: {hint!r}"
+        raise EvalsetSourceError(msg)
+    if occurrence is not None:
+        if not 1 <= occurrence <= len(hits):
+            raise EvalsetSourceError(f"{where}: occurrence {occurrence} but the quote occurs {len(hits)} time(s)")
+        return hits[occurrence - 1]
+    if len(hits) > 1:
+        raise EvalsetSourceError(
+            f"{where}: quote occurs {len(hits)} times (offsets {hits}); lengthen it or add `occurrence: n`"
+        )
+    return hits[0]
+
+
+def _as_list(v: Any) -> list:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _in_script(values: list[str], lang: str) -> list[str]:
+    script = LANG_SCRIPT.get(lang)
+    out: list[str] = []
+    for v in values:
+        v = to_script(str(v), script) if script else str(v)
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
+    """Validate the source and derive the EvalSet (corpus, queries, qrels, answers)."""
+    root = Path(root)
+    docs: dict[str, dict[str, Any]] = {}
+    corpus: dict[str, dict[str, Any]] = {}
+    for key, d in source["docs"].items():
+        path = root / d["file"]
+        if not path.exists():
+            raise EvalsetSourceError(f"docs.{key}: {path} not found")
+        text = path.read_text(encoding="utf-8")
+        doc_id = path.stem
+        docs[str(key)] = {"id": doc_id, "text": text, "script": d["script"], "norm": normalize_answer(text)}
+        corpus[doc_id] = {
+            "_id": doc_id,
+            "title": d["title"],
+            "text": text,
+            "metadata": {"source": d["file"], "script": d["script"]},
+        }
+
+    queries: dict[str, dict[str, Any]] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    answers: dict[str, dict[str, Any]] = {}
+    for n, q in enumerate(source["questions"], 1):
+        qid = q.get("id")
+        where = f"question #{n} ({qid})"
+        if not qid or qid in queries:
+            raise EvalsetSourceError(f"{where}: missing or duplicate id")
+        text = str(q.get("q") or "").strip()
+        if not text:
+            raise EvalsetSourceError(f"{where}: empty question text")
+        qtype = q.get("type")
+        if qtype not in TYPES:
+            raise EvalsetSourceError(f"{where}: type {qtype!r} is not one of {TYPES}")
+        lang = question_language(text)
+        if q.get("lang") and q["lang"] != lang:
+            raise EvalsetSourceError(f"{where}: lang says {q['lang']} but the text reads as {lang}")
+        answerable = qtype != "unanswerable"
+        kind = q.get("kind") or (qtype if qtype in KINDS else None)
+        if answerable and kind not in KINDS:
+            raise EvalsetSourceError(f"{where}: type {qtype} needs `kind` (one of {KINDS})")
+        follow = q.get("follow_up_of")
+        if follow is not None and follow not in queries:
+            raise EvalsetSourceError(f"{where}: follow_up_of {follow!r} is not an earlier question")
+        if qtype == "follow-up" and not (follow and q.get("standalone")):
+            raise EvalsetSourceError(f"{where}: a follow-up needs follow_up_of and a standalone rewrite")
+
+        doc_key = str(q["doc"]) if q.get("doc") is not None else None
+        if doc_key is not None and doc_key not in docs:
+            raise EvalsetSourceError(f"{where}: unknown doc {doc_key!r}")
+        evidence = []
+        for j, ev in enumerate(_as_list(q.get("evidence"))):
+            ev = ev if isinstance(ev, dict) else {"quote": ev}
+            ek = str(ev.get("doc", doc_key))
+            if ek not in docs:
+                raise EvalsetSourceError(f"{where}: evidence {j} has no known doc")
+            quote = str(ev["quote"])
+            start = locate(docs[ek]["text"], quote, ev.get("occurrence"), f"{where} evidence {j}")
+            evidence.append({"doc_id": docs[ek]["id"], "quote": quote, "start": start, "end": start + len(quote)})
+        refs = _in_script(_as_list(q.get("answers")), lang)
+        items = _in_script(_as_list(q.get("list_items")), lang)
+        if answerable:
+            if not refs or not evidence or doc_key is None:
+                raise EvalsetSourceError(f"{where}: an answerable question needs answers, evidence and doc")
+            if kind == "list" and len(items) < 2:
+                raise EvalsetSourceError(f"{where}: a list question needs list_items (two or more)")
+        elif refs or evidence:
+            raise EvalsetSourceError(f"{where}: an unanswerable question has no answers or evidence")
+        absent = [str(t) for t in _as_list(q.get("absent_terms"))]
+        if not answerable and not absent:
+            raise EvalsetSourceError(f"{where}: an unanswerable question needs absent_terms (what an answer would need)")
+        for t in absent:
+            # the annotator's grep, made permanent: the term must not occur in any seed, in either script
+            hits = [k for k, d in docs.items() if normalize_answer(t) in d["norm"]]
+            if hits:
+                raise EvalsetSourceError(f"{where}: absent term {t!r} does occur in doc(s) {hits}")
+
+        doc_id = docs[doc_key]["id"] if (answerable and doc_key) else None
+        near = docs[doc_key]["id"] if (not answerable and doc_key) else None
+        cross = bool(answerable and lang in LANG_SCRIPT and docs[doc_key]["script"] != lang)
+        meta = {
+            "type": qtype,
+            "kind": kind,
+            "lang": lang,
+            "answerable": answerable,
+            "doc_id": doc_id,
+            "follow_up_of": follow,
+            "standalone": q.get("standalone"),
+            "cross_script": cross,
+        }
+        if near:
+            meta["near_doc"] = near  # the document the unanswerable question imitates
+        queries[qid] = {"_id": qid, "text": text, "metadata": meta}
+        if answerable:
+            for ev in evidence:
+                qrels.setdefault(qid, {})[ev["doc_id"]] = 1
+        row = {
+            "query_id": qid,
+            "question": text,
+            "answers": refs,
+            "evidence": evidence,
+            "answerable": answerable,
+            "type": qtype,
+            "kind": kind,
+            "list_items": items,
+            "lang": lang,
+            "follow_up_of": follow,
+            "standalone": q.get("standalone"),
+        }
+        if q.get("answer_in_quote") is False:
+            row["answer_in_quote"] = False  # paraphrased/English/derived answer: not a substring
+        if absent:
+            row["absent_terms"] = absent
+        if q.get("note"):
+            row["note"] = q["note"]
+        answers[qid] = row
+    return EvalSet("seeds", corpus, queries, qrels, answers)
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    names = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv", "answers.jsonl")
+    return {n: (out / n).read_bytes() if (out / n).exists() else b"" for n in names}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", default=str(ROOT / "evalsets/seeds/source.yaml"))
+    ap.add_argument("--out", default=str(ROOT / "evalsets/seeds"))
+    ap.add_argument("--check", action="store_true", help="fail if the files in --out are not up to date")
+    args = ap.parse_args(argv)
+    try:
+        es = build(load_source(args.source))
+    except EvalsetSourceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if args.check:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            write_beir(es, tmp)
+            fresh, current = _snapshot(Path(tmp)), _snapshot(out)
+        stale = [n for n in fresh if fresh[n] != current[n]]
+        if stale:
+            print(f"stale: {', '.join(stale)} (run scripts/build_seed_evalset.py)", file=sys.stderr)
+            return 1
+        print(f"up to date: {len(es.queries)} questions")
+        return 0
+    write_beir(es, out)
+    n_ans = sum(1 for r in es.answers.values() if r["answerable"])
+    print(f"wrote {out}: {len(es.corpus)} documents, {len(es.queries)} questions ({n_ans} answerable)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
