@@ -1,0 +1,305 @@
+"""ui.render: escaping, citation links, quote highlighting, refusal view (pure functions, no Gradio)."""
+
+from __future__ import annotations
+
+import html
+from html.parser import HTMLParser
+
+import pytest
+
+from rag.types import Answer, Chunk, Citation, Hit
+from ui import render
+
+XSS = [
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(2)">',
+    "[点我](javascript:alert(3))",
+    "![img](http://example.com/x.png)",
+    "https://example.com/autolink",
+    "${alert(4)} `code` $x$ **粗** _斜_",
+    '" onmouseover="alert(5)',
+    "&lt;already escaped&gt; &amp;",
+]
+
+ALLOWED = {
+    "a": {"class", "href", "title"},
+    "span": {"class", "title", "aria-hidden"},
+    "br": set(),
+    "strong": set(),
+    "div": {"class", "role", "aria-live"},
+    "mark": {"class"},
+    "article": {"class", "id"},
+    "header": set(),
+    "blockquote": {"class"},
+    "details": {"class", "id", "open"},
+    "summary": set(),
+    "ul": {"class"},
+    "li": {"class"},
+    "table": {"class"},
+    "thead": set(),
+    "tbody": set(),
+    "tr": set(),
+    "th": set(),
+    "td": {"class"},
+}
+
+
+class _Tags(HTMLParser):
+    """Collects (tag, attrs) and the visible text of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(fragment: str) -> _Tags:
+    p = _Tags()
+    p.feed(fragment)
+    p.close()
+    return p
+
+
+def assert_safe(fragment: str) -> _Tags:
+    """Only our own tags/attributes; every link is an in-page #src-/#near- anchor."""
+    p = parse(fragment)
+    for tag, attrs in p.tags:
+        assert tag in ALLOWED, f"unexpected tag <{tag}> in {fragment!r}"
+        extra = set(attrs) - ALLOWED[tag]
+        assert not extra, f"unexpected attributes {extra} on <{tag}>"
+        if tag == "a":
+            assert attrs["href"].startswith("#src-"), attrs["href"]
+    assert "javascript:" not in fragment.lower()
+    assert "${" not in fragment
+    return p
+
+
+def chunk(n: int, text: str, *, doc: str = "doc", title: str = "标题", section=("一、总则",), meta=None) -> Chunk:
+    return Chunk(
+        chunk_id=f"{doc}#{n}",
+        doc_id=doc,
+        n=n,
+        title=title,
+        section=tuple(section),
+        text=text,
+        start=0,
+        end=len(text),
+        source=f"files/{doc}.txt",
+        metadata=meta if meta is not None else {"date": "2010-11-26", "source_name": "東北網"},
+    )
+
+
+def hit(c: Chunk, rank: int = 1) -> Hit:
+    return Hit(chunk=c, score=1.0 / rank, rank=rank, ranks={"dense": rank, "bm25": rank + 1})
+
+
+def cite(n: int, c: Chunk, quote: str, *, supported: bool = True) -> Citation:
+    return Citation(
+        n=n,
+        chunk_id=c.chunk_id,
+        doc_id=c.doc_id,
+        title=c.title,
+        section=c.section,
+        source=c.source,
+        start=c.start,
+        end=c.end,
+        quote=quote,
+        quote_start=0,
+        quote_end=len(quote),
+        support=0.9 if supported else 0.1,
+        supported=supported,
+    )
+
+
+# ---------------------------------------------------------------- escaping
+
+
+@pytest.mark.parametrize("s", XSS + ["普通文本：甲、乙（丙）！", "a\\b|c~d#e_f*g"])
+def test_esc_round_trips_to_the_same_text(s):
+    # what the browser shows after decoding entities is exactly the input
+    assert html.unescape(render.esc(s)) == s
+    assert html.unescape(render.esc(s, quote=True)) == s
+
+
+def test_esc_neutralises_markup_and_markdown():
+    out = render.esc('<b a="1">[x](javascript:y)</b>', quote=True)
+    for raw in "<>\"[]():":
+        assert raw not in out
+    assert "&lt;b a=&quot;1&quot;&gt;" in out
+    # the five HTML characters get exactly html.escape's entities
+    assert render.esc("&<>\"'", quote=True) == html.escape("&<>\"'", quote=True)
+
+
+# ---------------------------------------------------------------- answers and markers
+
+
+def test_markers_become_links_to_their_cards():
+    c1, c2 = chunk(0, "甲。"), chunk(1, "乙。")
+    out = render.answer_html("甲是真的【1】，乙也是【2】。", [cite(1, c1, "甲。"), cite(2, c2, "乙。")], turn=3)
+    p = assert_safe(out)
+    hrefs = [a["href"] for t, a in p.tags if t == "a"]
+    assert hrefs == ["#src-3-1", "#src-3-2"]
+    assert "".join(p.text) == "甲是真的【1】，乙也是【2】。"  # visible text unchanged
+
+
+def test_marker_lists_split_and_unknown_markers_do_not_link():
+    c1, c2 = chunk(0, "甲。"), chunk(1, "乙。")
+    out = render.answer_html("见【1、2】和【 7 】", [cite(1, c1, "甲。"), cite(2, c2, "乙。")], turn=0)
+    p = assert_safe(out)
+    assert [a["href"] for t, a in p.tags if t == "a"] == ["#src-0-1", "#src-0-2"]
+    missing = [a for t, a in p.tags if t == "span" and a.get("class") == "cite-missing"]
+    assert len(missing) == 1 and "【7】" in out
+
+
+def test_weak_citation_is_marked():
+    c1 = chunk(0, "甲。")
+    out = render.answer_html("甲【1】", [cite(1, c1, "甲。", supported=False)])
+    assert 'class="cite cite-weak"' in out
+
+
+def test_streaming_markers_link_to_evidence_by_position():
+    hits = [hit(chunk(i, f"段落{i}。"), i + 1) for i in range(3)]
+    out = render.streaming_message_html("根据【3】可知", turn=1, hits=hits)
+    p = assert_safe(out)
+    assert [a["href"] for t, a in p.tags if t == "a"] == ["#src-1-3"]
+    assert "typing" in out
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_answer_text_cannot_inject(payload):
+    c1 = chunk(0, "甲。")
+    out = render.answer_html(f"{payload}【1】{payload}", [cite(1, c1, "甲。")], turn=0)
+    p = assert_safe(out)
+    shown = f"{payload}【1】{payload}".replace("**粗**", "粗")  # bold is the one rendering kept
+    assert "".join(p.text) == shown
+
+
+def test_bold_and_line_breaks_survive():
+    out = render.answer_html("**要点**：\n第一【1】", [cite(1, chunk(0, "x"), "x")])
+    assert "<strong>要点</strong>" in out and "<br>" in out
+
+
+# ---------------------------------------------------------------- highlighting
+
+
+def test_find_quote_exact_whitespace_and_script():
+    passage = "学习型党组织建设很重要。关键在县一级。因此实施了措施。"
+    assert passage[slice(*render.find_quote(passage, "关键在县一级。"))] == "关键在县一级。"
+    # OCR line break inside the sentence of the passage: 关键在\n县一级
+    p2 = "学习型党组织建设。关键在\n县 一级。后文。"
+    a, b = render.find_quote(p2, "关键在县一级。")
+    assert p2[a:b] == "关键在\n县 一级。"
+    # passage in traditional script, quote in simplified
+    p3 = "學習型黨組織。關鍵在縣一級。"
+    a, b = render.find_quote(p3, "关键在县一级")
+    assert p3[a:b] == "關鍵在縣一級"
+    assert render.find_quote(p3, "完全无关的句子") is None
+    assert render.find_quote(p3, "") is None
+
+
+def test_highlight_wraps_exactly_the_quote():
+    passage = "前文<b>。关键在县一级。后文"
+    out, found = render.highlight(passage, "关键在县一级。")
+    assert found
+    before, rest = out.split('<mark class="quote">', 1)
+    inside, after = rest.split("</mark>", 1)
+    assert html.unescape(before) == "前文<b>。"  # 6 characters before the quote (escaped)
+    assert html.unescape(inside) == "关键在县一级。"
+    assert html.unescape(after) == "后文"
+
+
+def test_citation_card_shows_title_section_date_source_and_quote():
+    c = chunk(4, "第一句。被引用的句子在这里。第三句。", title="《报告》", section=("一、总则", "（二）细则"))
+    card = render.citation_card(cite(2, c, "被引用的句子在这里。"), c, turn=5)
+    p = assert_safe(card)
+    text = "".join(p.text)
+    assert ('article', {'class': 'src-card', 'id': 'src-5-2'}) in p.tags
+    for want in ("【2】", "《报告》", "一、总则 › （二）细则", "2010-11-26", "東北網", "files/doc.txt"):
+        assert want in text, want
+    assert '<mark class="quote">被引用的句子在这里。</mark>' in card
+
+
+def test_citation_card_quote_not_in_passage_is_still_shown():
+    c = chunk(0, "段落里没有这句话。")
+    card = render.citation_card(cite(1, c, "另一句话。"), c, turn=0)
+    assert "quote-only" in card and "另一句话。" in card
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_document_text_and_metadata_cannot_inject(payload):
+    c = chunk(0, f"前文{payload}被引用。后文", title=payload, section=(payload,), meta={"date": payload, "source_name": payload})
+    card = render.citation_card(cite(1, c, "被引用。"), c, turn=0)
+    assert_safe(card)
+    assert_safe(render.hit_card(hit(c), 0, 1))
+
+
+# ---------------------------------------------------------------- refusal and panel
+
+
+def _answer(refused: bool, citations=(), hits=(), text="答案") -> Answer:
+    return Answer(
+        question="问题<script>",
+        text=text,
+        citations=tuple(citations),
+        refused=refused,
+        hits=tuple(hits),
+        timings={"total": 2.5},
+        model="fake",
+        grounded=bool(citations) and not refused,
+    )
+
+
+def test_refused_answer_shows_closest_passages():
+    hits = [hit(chunk(i, f"最接近的段落{i}。", doc=f"d{i}"), i + 1) for i in range(7)]
+    out = render.sources_html(_answer(True, hits=hits), turn=2)
+    p = parse(out)
+    assert "refusal" in out
+    ids = [a["id"] for t, a in p.tags if t == "article"]
+    assert ids == [f"near-2-{i}" for i in range(1, 6)]  # the five closest, in rank order
+    assert "最接近的段落0。" in "".join(p.text)
+
+
+def test_refused_answer_without_hits():
+    out = render.sources_html(_answer(True), turn=0)
+    assert "没有检索到任何段落" in out
+
+
+def test_answered_sources_are_citation_cards_in_marker_order():
+    c1, c2 = chunk(0, "甲。", doc="a"), chunk(0, "乙。", doc="b")
+    a = _answer(False, citations=[cite(2, c2, "乙。"), cite(1, c1, "甲。")], hits=[hit(c1, 1), hit(c2, 2)])
+    p = parse(render.sources_html(a, turn=0))
+    assert [x["id"] for t, x in p.tags if t == "article"] == ["src-0-1", "src-0-2"]
+
+
+def test_footer_warns_when_ungrounded_or_refused():
+    assert "没有可核实的引用" in render.answer_footer(_answer(False))
+    assert "未能在知识库中找到" in render.answer_footer(_answer(True))
+    c1 = chunk(0, "甲。")
+    ok = render.answer_footer(_answer(False, citations=[cite(1, c1, "甲。")]))
+    assert "ans-warn" not in ok and "2.5 s" in ok
+
+
+def test_panel_newest_first_only_newest_open():
+    out = render.panel_html([(0, "第一问<b>", "A"), (1, "第二问", "B")])
+    p = parse(out)
+    details = [a for t, a in p.tags if t == "details"]
+    assert [d["id"] for d in details] == ["turn-src-1", "turn-src-0"]
+    assert "open" in details[0] and "open" not in details[1]
+    assert "第一问&lt;b&gt;" in out
+
+
+def test_status_and_documents_escape():
+    s = render.status_html("检索：<img src=x onerror=alert(1)>")
+    assert "<img" not in s and "spinner" in s
+    docs = [{"doc_id": "x<y", "title": "<script>", "source": "a.txt", "n_chunks": 3, "date": "2020-01-01", "added": "2026-11-25T12:34:56"}]
+    out = render.documents_html(docs)
+    assert_safe(out)
+    assert "1 个文档 · 3 个段落" in out and "2026-11-25 12&#58;34" in out
+    report = render.index_report_html([("error", "<b>.exe", "不支持")])
+    assert_safe(report)
