@@ -153,6 +153,7 @@ class _TextSource:
         self.size = size
         self.cache: OrderedDict[str, str | None] = OrderedDict()
         self.lock = threading.Lock()
+        self.repo_root = Path(__file__).resolve().parent.parent  # the default seeds/ live here
 
     def _fetch(self, doc_id: str) -> str | None:
         for name in ("document_text", "original_text"):
@@ -175,6 +176,38 @@ class _TextSource:
                 log.debug("no original document for %s: %s", doc_id, e)
         return None
 
+    def _from_file(self, chunk: Chunk) -> str | None:
+        """Re-read the indexed file (the index stores cleaned chunks, not the original text).
+        The file's sha256 must still match the manifest, else the spans would point into a
+        different text and no exact quote is given."""
+        if not chunk.source:
+            return None
+        from rag.ingest import load_file
+
+        expected = None
+        try:
+            for d in (getattr(self.kb, "manifest", None) or {}).get("documents", []):
+                if d.get("doc_id") == chunk.doc_id:
+                    expected = d.get("sha256")
+                    break
+        except Exception:
+            expected = None
+        p = Path(chunk.source)
+        cands = [p] if p.is_absolute() else [Path.cwd() / p, self.repo_root / p]
+        for c in cands:
+            if not c.is_file():
+                continue
+            try:
+                doc = load_file(c)
+            except RagError as e:
+                log.debug("cannot re-read %s: %s", c, e)
+                continue
+            if expected and doc.metadata.get("sha256") not in (None, expected):
+                log.info("%s changed since it was indexed; quotes fall back to the indexed text", c)
+                return None
+            return doc.text
+        return None
+
     def __call__(self, chunk: Chunk) -> str | None:
         with self.lock:
             if chunk.doc_id in self.cache:
@@ -182,6 +215,8 @@ class _TextSource:
                 text = self.cache[chunk.doc_id]
             else:
                 text = self._fetch(chunk.doc_id)
+                if text is None:
+                    text = self._from_file(chunk)
                 self.cache[chunk.doc_id] = text
                 while len(self.cache) > self.size:
                     self.cache.popitem(last=False)
@@ -416,3 +451,42 @@ class Assistant:
                 final = ev.answer
         assert final is not None  # ask always ends with Final
         return final
+
+
+def answer_to_json(answer: Answer) -> dict[str, Any]:
+    """The JSON shape of `rag ask --json` and `POST /ask`: only supported citations under
+    `citations` (the ones shown); rejected ones (with their support score) under
+    `rejected_citations`."""
+
+    def cite(c: Any) -> dict[str, Any]:
+        return {
+            "n": c.n,
+            "chunk_id": c.chunk_id,
+            "doc_id": c.doc_id,
+            "title": c.title,
+            "section": list(c.section),
+            "source": c.source,
+            "date": str(c.metadata.get("date") or ""),
+            "start": c.start,
+            "end": c.end,
+            "quote": c.quote,
+            "quote_start": c.quote_start,
+            "quote_end": c.quote_end,
+            "support": c.support,
+            "statement": c.statement,
+            "auto": bool(c.metadata.get("auto", False)),
+        }
+
+    return {
+        "question": answer.question,
+        "standalone_question": answer.standalone_question or answer.question,
+        "answer": answer.text,
+        "refused": answer.refused,
+        "grounded": answer.grounded,
+        "citations": [cite(c) for c in answer.citations if c.supported],
+        "rejected_citations": [cite(c) for c in answer.citations if not c.supported],
+        "hits": [h.to_dict() for h in answer.hits],
+        "timings": dict(answer.timings),
+        "model": answer.model,
+        "prompt_version": PROMPT_VERSION,
+    }
