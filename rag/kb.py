@@ -112,6 +112,7 @@ class KnowledgeBase:
         self._version: IndexVersion | None = None
         self._searcher = None
         self._checked_at = 0.0
+        self.chunk_fn = None  # None: rag.chunking.chunk_document; tests may plug a simpler chunker
 
     # ------------------------------------------------------------ opening
     @classmethod
@@ -285,7 +286,7 @@ class KnowledgeBase:
             if keep_only is not None and self._version is not None:
                 keep_only = set(keep_only) | self._failed_doc_ids(failures)
             path, st = build_version(self.path, old, docs, self.cfg, enc, remove=remove, keep_only=keep_only,
-                                     progress=progress,
+                                     progress=progress, chunk_fn=self.chunk_fn,
                                      analyzer=None if old else self.cfg.retrieve.bm25_analyzer)
             if path is not None:
                 self._load(path)
