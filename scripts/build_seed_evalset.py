@@ -11,8 +11,9 @@ everything mechanical is derived here and checked, so a hand edit cannot silentl
   substring fails the build with the nearest real passage, found on the normalised form
   (rag.textnorm.normalize_answer), so OCR quirks such as ‚…‛ or ASCII commas are easy to fix;
 - the question language is detected (rag.textnorm.question_language) and must agree with `lang`
-  when one is given; Chinese reference answers and list items are converted into the question's
-  script with OpenCC (matching folds scripts anyway, but people read the answers);
+  when one is given; Chinese reference answers and list items written in the other script are
+  converted into the question's script with OpenCC (t2s, or s2tw for the Taiwan-standard forms
+  the traditional seeds use); matching folds scripts anyway, but people read the answers;
 - ids are unique, `follow_up_of` points to an earlier question, answerable questions have answers
   and evidence, unanswerable ones have neither but list `absent_terms`: what an answer would have
   to contain (a name, a year, a figure), each checked to occur in no seed in either script.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ if str(ROOT) not in sys.path:  # run as a plain script from a fresh clone
 
 from rag.errors import RagError  # noqa: E402
 from rag.evalsets import EvalSet, write_beir  # noqa: E402
-from rag.textnorm import normalize_answer, question_language, to_script  # noqa: E402
+from rag.textnorm import detect_script, normalize_answer, question_language, to_script  # noqa: E402
 
 TYPES = ("fact", "list", "how", "why", "cross-script", "english", "follow-up", "unanswerable")
 KINDS = ("fact", "list", "how", "why")
@@ -115,11 +117,23 @@ def _as_list(v: Any) -> list:
     return v if isinstance(v, list) else [v]
 
 
+@lru_cache(maxsize=None)
+def _s2tw():
+    import opencc
+
+    # Taiwan-standard forms (為, 群, 裡) are what the seeds' traditional pages use; plain s2t
+    # would give 爲/羣. Metrics fold scripts anyway; this is for the people reading the answers.
+    return opencc.OpenCC("s2tw.json")
+
+
 def _in_script(values: list[str], lang: str) -> list[str]:
+    """Chinese values in the question's script; values already in it are kept verbatim (so an
+    answer copied from a traditional page is not re-converted into other variant forms)."""
     script = LANG_SCRIPT.get(lang)
     out: list[str] = []
-    for v in values:
-        v = to_script(str(v), script) if script else str(v)
+    for v in map(str, values):
+        if script and detect_script(v) not in (script, "other"):
+            v = _s2tw().convert(v) if script == "traditional" else to_script(v, script)
         if v not in out:
             out.append(v)
     return out
