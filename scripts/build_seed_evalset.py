@@ -2,6 +2,7 @@
 
     python3 scripts/build_seed_evalset.py                 # evalsets/seeds/source.yaml -> evalsets/seeds/
     python3 scripts/build_seed_evalset.py --check         # exit 1 if the built files are stale
+    python3 scripts/build_seed_evalset.py --stats         # counts per type/language/document (Markdown)
 
 Why a source file: annotators edit one readable YAML list (question, answers, evidence quotes);
 everything mechanical is derived here and checked, so a hand edit cannot silently break the set:
@@ -150,12 +151,24 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
             raise EvalsetSourceError(f"docs.{key}: {path} not found")
         text = path.read_text(encoding="utf-8")
         doc_id = path.stem
-        docs[str(key)] = {"id": doc_id, "text": text, "script": d["script"], "norm": normalize_answer(text)}
+        # sections: name -> verbatim text where the section starts; a question's section is the
+        # one holding its first evidence quote (a per-section breakdown and a coverage check)
+        sections = sorted(
+            (locate(text, str(anchor), None, f"docs.{key}.sections.{name}"), str(name))
+            for name, anchor in (d.get("sections") or {}).items()
+        )
+        docs[str(key)] = {
+            "id": doc_id,
+            "text": text,
+            "script": d["script"],
+            "norm": normalize_answer(text),
+            "sections": sections,
+        }
         corpus[doc_id] = {
             "_id": doc_id,
             "title": d["title"],
             "text": text,
-            "metadata": {"source": d["file"], "script": d["script"]},
+            "metadata": {"source": d["file"], "script": d["script"], "sections": [n for _, n in sections]},
         }
 
     queries: dict[str, dict[str, Any]] = {}
@@ -216,6 +229,10 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
                 raise EvalsetSourceError(f"{where}: absent term {t!r} does occur in doc(s) {hits}")
 
         doc_id = docs[doc_key]["id"] if (answerable and doc_key) else None
+        section = None
+        if evidence and docs[doc_key]["sections"]:
+            first = evidence[0]["start"]
+            section = next((n for s, n in reversed(docs[doc_key]["sections"]) if s <= first), None)
         near = docs[doc_key]["id"] if (not answerable and doc_key) else None
         cross = bool(answerable and lang in LANG_SCRIPT and docs[doc_key]["script"] != lang)
         meta = {
@@ -227,6 +244,7 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
             "follow_up_of": follow,
             "standalone": q.get("standalone"),
             "cross_script": cross,
+            "section": section,
         }
         if near:
             meta["near_doc"] = near  # the document the unanswerable question imitates
@@ -257,6 +275,51 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
     return EvalSet("seeds", corpus, queries, qrels, answers)
 
 
+def stats_markdown(es: EvalSet) -> str:
+    """Counts per type, answer kind, language and document, as Markdown tables (for the README)."""
+    from collections import Counter
+
+    rows = list(es.answers.values())
+    metas = {q: es.queries[q]["metadata"] for q in es.queries}
+    ans = [r for r in rows if r["answerable"]]
+    out = [
+        f"{len(rows)} questions: {len(ans)} answerable, {len(rows) - len(ans)} unanswerable; "
+        f"{sum(len(r['evidence']) for r in rows)} evidence quotes "
+        f"({sum(len(r['evidence']) > 1 for r in rows)} questions cite more than one); "
+        f"{sum(1 for r in rows if r.get('follow_up_of'))} follow-up turns; "
+        f"{sum(1 for r in rows if r.get('answer_in_quote') is False)} paraphrased references "
+        "(`answer_in_quote: false`).",
+        "",
+    ]
+
+    def table(title: str, counter: Counter, order: list[str] | None = None) -> None:
+        out.extend([f"| {title} | questions |", "|---|---:|"])
+        for k in order or sorted(counter):
+            out.append(f"| {k} | {counter[k]} |")
+        out.append("")
+
+    table("type", Counter(r["type"] for r in rows), list(TYPES))
+    table("answer kind (answerable)", Counter(r["kind"] for r in ans), list(KINDS))
+    table("language", Counter(r["lang"] for r in rows), ["zh-Hans", "zh-Hant", "en"])
+    cross = Counter(
+        f"{m['lang']} question → {es.corpus[m['doc_id']]['metadata']['script']} document"
+        for m in metas.values()
+        if m["cross_script"]
+    )
+    table("cross-script", cross)
+    out.extend(["| document | script | answerable | unanswerable (imitating it) |", "|---|---|---:|---:|"])
+    for d, doc in es.corpus.items():
+        a = sum(1 for m in metas.values() if m["doc_id"] == d)
+        u = sum(1 for m in metas.values() if m.get("near_doc") == d)
+        out.append(f"| {d} | {doc['metadata']['script']} | {a} | {u} |")
+    out.extend(["", "| document · section | answerable |", "|---|---:|"])
+    for d, doc in es.corpus.items():
+        for name in doc["metadata"].get("sections", []):
+            n = sum(1 for m in metas.values() if m["doc_id"] == d and m.get("section") == name)
+            out.append(f"| {d[:3]} · {name} | {n} |")
+    return "\n".join(out) + "\n"
+
+
 def _snapshot(out: Path) -> dict[str, bytes]:
     names = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv", "answers.jsonl")
     return {n: (out / n).read_bytes() if (out / n).exists() else b"" for n in names}
@@ -267,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default=str(ROOT / "evalsets/seeds/source.yaml"))
     ap.add_argument("--out", default=str(ROOT / "evalsets/seeds"))
     ap.add_argument("--check", action="store_true", help="fail if the files in --out are not up to date")
+    ap.add_argument("--stats", action="store_true", help="print the counts as Markdown tables and exit")
     args = ap.parse_args(argv)
     try:
         es = build(load_source(args.source))
@@ -274,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    if args.stats:
+        print(stats_markdown(es), end="")
+        return 0
     if args.check:
         import tempfile
 

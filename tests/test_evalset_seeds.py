@@ -188,6 +188,19 @@ def test_every_seed_document_is_covered(es, seed_text):
         assert per_doc[doc_id] >= 10, (doc_id, per_doc)
 
 
+def test_every_section_of_every_document_is_covered(es):
+    """Sections (articles, speeches, report parts) are declared in source.yaml by the verbatim text
+    where each starts; every one has at least one answerable question."""
+    per_section = Counter()
+    for qid in _answerable(es):
+        meta = es.queries[qid]["metadata"]
+        assert meta["section"], qid
+        per_section[(meta["doc_id"], meta["section"])] += 1
+    declared = [(d, s) for d, doc in es.corpus.items() for s in doc["metadata"]["sections"]]
+    assert len(declared) >= 30
+    assert [k for k in declared if per_section[k] == 0] == []
+
+
 def test_cross_script_questions_both_ways(es):
     """At least 15 simplified questions about traditional documents and 15 the other way."""
     ways = Counter()
