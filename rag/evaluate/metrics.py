@@ -1,0 +1,560 @@
+"""Evaluation metrics, correct for Chinese. Pure functions: text and ids in, numbers out.
+
+Retrieval (Recall@k, MRR@10, nDCG@10) is computed with ranx, never by hand. Two levels:
+- document level: the set's `qrels/test.tsv`, against the ranked list of distinct documents;
+- chunk level: relevance derived from the evidence quotes (`chunk_qrels`), so labels survive
+  re-chunking. A chunk is relevant to a quote when its span contains the quote's span; when no
+  chunk contains it (the quote straddles a boundary), the chunks covering at least half of it are.
+  Deliberate compromise: two chunks that both hold the same quote (overlapping chunks) are
+  *alternatives*, not two things to find, so scoring collapses each ranked chunk into the evidence
+  quote(s) it covers (`evidence_ranking`) and ranx scores the quotes: Recall@5 = share of the
+  question's quotes found in the top 5 chunks.
+
+Answers follow the CMRC 2018 scorer (cmrc2018_evaluate.py), with script folding added:
+normalise (OpenCC → simplified, NFKC half-width, lower case), tokenise as its
+`mixed_segmentation` does (every Chinese character is a token, a run of other letters/digits is
+one token; punctuation and whitespace dropped), then
+- EM: the normalised strings are equal (`rag.textnorm.normalize_answer`), max over references;
+- F1: from the *longest common substring* of the token lists (as CMRC; not a bag-of-characters
+  overlap), P = lcs/len(pred), R = lcs/len(ref), max over references.
+
+Citations are rechecked independently of the answering module's own `supported` flag with a
+lexical support score (`lexical_support`), because an evaluation that trusts the system's
+self-assessment measures nothing; the self-reported figure is reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+import warnings
+from typing import Any, Iterable, Mapping, Sequence
+
+from rag.textnorm import normalize, normalize_answer
+
+__all__ = [
+    "answer_tokens",
+    "exact_match",
+    "char_f1",
+    "contains_reference",
+    "list_coverage",
+    "strip_markers",
+    "split_statements",
+    "lexical_support",
+    "citation_precision",
+    "citation_recall",
+    "cites_evidence",
+    "refusal_scores",
+    "latency_summary",
+    "locate_quote",
+    "relevant_chunks",
+    "chunk_qrels",
+    "evidence_ranking",
+    "doc_ranking",
+    "retrieval_metrics",
+    "mean",
+]
+
+# ----------------------------------------------------------------------------- tokens
+
+_CJK_RANGES = (
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0x20000, 0x2FFFF),
+    (0x3040, 0x30FF),  # kana: one token per character like CJK
+)
+
+
+def _is_cjk(ch: str) -> bool:
+    o = ord(ch)
+    return any(a <= o <= b for a, b in _CJK_RANGES)
+
+
+def answer_tokens(text: str) -> list[str]:
+    """CMRC-style mixed segmentation of the normalised text: each Chinese character is a token,
+    each run of other letters/digits is one token, punctuation/whitespace separate and vanish.
+    `"".join(answer_tokens(t)) == normalize_answer(t)`.
+
+    >>> answer_tokens("東北網 AI-2024年")
+    ['东', '北', '网', 'ai', '2024', '年']
+    """
+    out: list[str] = []
+    buf: list[str] = []
+    for ch in normalize(text):
+        cat = unicodedata.category(ch)[0]
+        if cat in "LNM" and not _is_cjk(ch):
+            buf.append(ch)
+            continue
+        if buf:
+            out.append("".join(buf))
+            buf = []
+        if cat in "LNM":  # a CJK character
+            out.append(ch)
+    if buf:
+        out.append("".join(buf))
+    return out
+
+
+def _refs(references: str | Sequence[str]) -> list[str]:
+    refs = [references] if isinstance(references, str) else list(references)
+    return [r for r in refs if r and normalize_answer(r)]
+
+
+def exact_match(prediction: str, references: str | Sequence[str]) -> float:
+    """1.0 when the normalised prediction equals a normalised reference.
+
+    >>> exact_match("「五個好」", ["五个好"])   # script, width and punctuation folded
+    1.0
+    """
+    p = normalize_answer(prediction)
+    return float(any(p == normalize_answer(r) for r in _refs(references)))
+
+
+def _lcs_len(a: Sequence[str], b: Sequence[str]) -> int:
+    """Longest common *contiguous* run of tokens (the CMRC scorer's find_lcs), O(len a · len b).
+    Written by hand: it is the scorer's definition and no maintained library exposes it for
+    token lists (difflib's heuristics skip "junk" and are not exact)."""
+    if not a or not b:
+        return 0
+    best = 0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                if cur[j] > best:
+                    best = cur[j]
+        prev = cur
+    return best
+
+
+def char_f1(prediction: str, references: str | Sequence[str]) -> float:
+    """CMRC 2018 F1, max over references.
+
+    >>> round(char_f1("会议于2019年5月在北京召开", ["2019年5月"]), 4)
+    0.5
+    >>> # pred tokens: 会 议 于 2019 年 5 月 在 北 京 召 开 (12); ref: 2019 年 5 月 (4); lcs 4
+    >>> # P = 4/12, R = 4/4, F1 = 2·(1/3)·1/(1/3+1) = 0.5
+    """
+    pt = answer_tokens(prediction)
+    best = 0.0
+    for r in _refs(references):
+        rt = answer_tokens(r)
+        lcs = _lcs_len(pt, rt)
+        if lcs == 0:
+            continue
+        p, rc = lcs / len(pt), lcs / len(rt)
+        best = max(best, 2 * p * rc / (p + rc))
+    return best
+
+
+def contains_reference(prediction: str, references: str | Sequence[str]) -> float:
+    """1.0 when some normalised reference occurs inside the normalised prediction.
+
+    >>> contains_reference("答案是：東北網。", ["东北网"])
+    1.0
+    """
+    p = normalize_answer(prediction)
+    return float(any(normalize_answer(r) in p for r in _refs(references)))
+
+
+def list_coverage(prediction: str, items: Sequence[str | Sequence[str]]) -> float | None:
+    """Share of reference list items present in the normalised answer. An item may be a list of
+    alternative spellings (any one counts). None when there are no items.
+
+    >>> list_coverage("要做到政治素質好、業務能力好", ["政治素质好", "业务能力好", "工作作风好", "廉洁自律好"])
+    0.5
+    """
+    items = [i for i in items if i]
+    if not items:
+        return None
+    p = normalize_answer(prediction)
+    hit = 0
+    for it in items:
+        alts = [it] if isinstance(it, str) else list(it)
+        if any(normalize_answer(a) and normalize_answer(a) in p for a in alts):
+            hit += 1
+    return hit / len(items)
+
+
+# ----------------------------------------------------------------------------- citations
+
+_MARKER = re.compile(r"【\s*(\d+)\s*】|\[\s*(\d+)\s*\]")
+
+
+def strip_markers(text: str) -> str:
+    """Remove 【n】 / [n] citation markers.
+
+    >>> strip_markers("北京【1】【2】。")
+    '北京。'
+    """
+    return _MARKER.sub("", text)
+
+
+def _markers(text: str) -> list[int]:
+    return [int(a or b) for a, b in _MARKER.findall(text)]
+
+
+_SENT_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)(?=\s)|\n+")
+
+
+def split_statements(text: str) -> list[str]:
+    """Answer statements: Chinese sentences (rag.chunking.split_sentences when present), each
+    keeping its trailing citation markers; pieces without any content token are dropped.
+
+    >>> split_statements("会议在北京召开。【1】参会者有三百人【2】。")
+    ['会议在北京召开。【1】', '参会者有三百人。【2】']
+    """
+    try:
+        from rag.chunking import split_sentences  # the shared Chinese sentence splitter
+    except ImportError:  # pragma: no cover - before the chunker exists
+        split_sentences = None
+    # markers written after the sentence end belong to the sentence before them
+    glued = re.sub(r"([。！？!?；;])\s*((?:【\s*\d+\s*】)+)", r"\2\1", text)
+    pieces = split_sentences(glued) if split_sentences else [s for s in _SENT_END.split(glued)]
+    out = []
+    for s in pieces:
+        s = s.strip()
+        if s and answer_tokens(strip_markers(s)):
+            # move the markers back behind the punctuation for readability of reports
+            out.append(re.sub(r"((?:【\s*\d+\s*】)+)([。！？!?；;])$", r"\2\1", s))
+    return out
+
+
+def _bigrams(tokens: Sequence[str]) -> set[tuple[str, ...]]:
+    if len(tokens) < 2:
+        return {tuple(tokens)} if tokens else set()
+    return {(tokens[i], tokens[i + 1]) for i in range(len(tokens) - 1)}
+
+
+def lexical_support(statement: str, passage: str) -> float:
+    """Share of the statement's token bigrams (CMRC tokens, script-folded) found in the passage.
+
+    >>> lexical_support("会议在北京召开", "會議於北京舉行並召開")
+    0.5
+    >>> # statement bigrams: 会议 议在 在北 北京 京召 召开 (6); in passage: 会议 北京 召开 (3) → 3/6
+    """
+    st = answer_tokens(strip_markers(statement))
+    if not st:
+        return 0.0
+    pt = answer_tokens(passage)
+    if len(st) == 1:  # a one-token statement: is the token in the passage at all
+        return float(st[0] in pt)
+    s, p = _bigrams(st), _bigrams(pt)
+    return len(s & p) / len(s)
+
+
+def _get(c: Any, key: str, default: Any = None) -> Any:
+    return c.get(key, default) if isinstance(c, Mapping) else getattr(c, key, default)
+
+
+def _citation_ok(c: Any, statement: str, passages: Mapping[str, str], threshold: float) -> bool:
+    passage = passages.get(_get(c, "chunk_id", ""), "")
+    if passage and statement and answer_tokens(strip_markers(statement)):
+        return lexical_support(statement, passage) >= threshold
+    return bool(_get(c, "supported", False))  # nothing to recheck against: trust the flag
+
+
+def citation_precision(
+    citations: Sequence[Any], passages: Mapping[str, str] | None = None, threshold: float = 0.5
+) -> float | None:
+    """Share of citations whose passage supports the statement they are attached to.
+
+    `citations`: Citation objects or their dicts (need `chunk_id`, `statement`, `supported`).
+    Support is rechecked with `lexical_support(statement, passage) >= threshold` when the passage
+    text is known, else the citation's own `supported` flag is used. None without citations.
+
+    >>> cs = [{"chunk_id": "a#0", "statement": "会议在北京召开", "supported": True},
+    ...       {"chunk_id": "a#1", "statement": "会议在上海召开", "supported": True}]
+    >>> citation_precision(cs, {"a#0": "会议在北京召开。", "a#1": "代表三百人。"})
+    0.5
+    """
+    if not citations:
+        return None
+    passages = passages or {}
+    ok = sum(_citation_ok(c, _get(c, "statement", "") or "", passages, threshold) for c in citations)
+    return ok / len(citations)
+
+
+def citation_recall(
+    answer: str,
+    citations: Sequence[Any],
+    passages: Mapping[str, str] | None = None,
+    threshold: float = 0.5,
+) -> float | None:
+    """Share of answer statements that carry at least one supporting citation.
+
+    A statement carries the citations whose 【n】 marker it contains, and any citation whose
+    recorded `statement` is that sentence (answers whose markers were stripped). None when the
+    answer has no statements.
+
+    >>> cs = [{"n": 1, "chunk_id": "a#0", "statement": "会议在北京召开。", "supported": True}]
+    >>> citation_recall("会议在北京召开。【1】参会者有三百人。", cs, {"a#0": "会议在北京召开。"})
+    0.5
+    >>> # two statements; only the first carries a citation and it is supported → 1/2
+    """
+    statements = split_statements(answer)
+    if not statements:
+        return None
+    passages = passages or {}
+    by_n: dict[int, list[Any]] = {}
+    for c in citations:
+        by_n.setdefault(int(_get(c, "n", 0) or 0), []).append(c)
+    good = 0
+    for s in statements:
+        ns = normalize_answer(strip_markers(s))
+        cands = [c for n in _markers(s) for c in by_n.get(n, [])]
+        for c in citations:
+            st = normalize_answer(strip_markers(_get(c, "statement", "") or ""))
+            if st and ns and (st == ns or (len(st) >= 4 and (st in ns or ns in st))) and c not in cands:
+                cands.append(c)
+        if any(_citation_ok(c, s, passages, threshold) for c in cands):
+            good += 1
+    return good / len(statements)
+
+
+def cites_evidence(cited_chunk_ids: Iterable[str], relevant_chunk_ids: Iterable[str]) -> float:
+    """1.0 when the answer cites at least one passage holding the evidence quote.
+
+    >>> cites_evidence(["d#3", "d#7"], ["d#7"]), cites_evidence(["d#3"], ["d#7"])
+    (1.0, 0.0)
+    """
+    rel = set(relevant_chunk_ids)
+    return float(any(c in rel for c in cited_chunk_ids))
+
+
+# ----------------------------------------------------------------------------- refusal, latency
+
+
+def refusal_scores(answerable: Sequence[bool], refused: Sequence[bool]) -> dict[str, float | None]:
+    """Refusal accuracy (share of unanswerable questions refused) and false-refusal rate (share of
+    answerable questions refused). None where there is nothing to measure.
+
+    >>> refusal_scores([True, True, True, True, False, False], [False, True, False, False, True, False])
+    {'refusal_accuracy': 0.5, 'false_refusal_rate': 0.25, 'n_unanswerable': 2, 'n_answerable': 4}
+    """
+    if len(answerable) != len(refused):
+        raise ValueError("answerable and refused must have the same length")
+    un = [r for a, r in zip(answerable, refused) if not a]
+    an = [r for a, r in zip(answerable, refused) if a]
+    return {
+        "refusal_accuracy": (sum(map(bool, un)) / len(un)) if un else None,
+        "false_refusal_rate": (sum(map(bool, an)) / len(an)) if an else None,
+        "n_unanswerable": len(un),
+        "n_answerable": len(an),
+    }
+
+
+def latency_summary(seconds: Iterable[float | None]) -> dict[str, float | None]:
+    """p50/p95 (linear interpolation, numpy's default), mean and max of the known values.
+
+    >>> latency_summary([1.0, 2.0, 3.0, 4.0, None])
+    {'p50': 2.5, 'p95': 3.85, 'mean': 2.5, 'max': 4.0, 'n': 4}
+    """
+    import numpy as np
+
+    v = [float(x) for x in seconds if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not v:
+        return {"p50": None, "p95": None, "mean": None, "max": None, "n": 0}
+    a = np.asarray(v)
+    return {
+        "p50": round(float(np.percentile(a, 50)), 6),
+        "p95": round(float(np.percentile(a, 95)), 6),
+        "mean": round(float(a.mean()), 6),
+        "max": round(float(a.max()), 6),
+        "n": len(v),
+    }
+
+
+def mean(values: Iterable[float | None]) -> float | None:
+    """Mean of the known values (None entries skipped); None when nothing is known."""
+    v = [float(x) for x in values if x is not None]
+    return sum(v) / len(v) if v else None
+
+
+# ----------------------------------------------------------------------------- chunk qrels
+
+
+def _squeeze(text: str, fold: bool) -> tuple[str, list[int]]:
+    """Text without whitespace (optionally script/width-folded per character), with the index of
+    each kept character in the original."""
+    chars, idx = [], []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            continue
+        if fold:
+            f = normalize(ch)
+            if len(f) != 1:
+                f = ch.lower()
+            ch = f
+        chars.append(ch)
+        idx.append(i)
+    return "".join(chars), idx
+
+
+def locate_quote(text: str, quote: str, start: int | None = None) -> tuple[int, int] | None:
+    """The [start, end) span of `quote` in `text`.
+
+    Tries the recorded `start`, then an exact search, then a search that ignores whitespace
+    (line breaks in OCR text), then one that also folds script and width. None if absent.
+
+    >>> locate_quote("甲乙丙丁乙丙", "乙丙", start=4), locate_quote("甲乙丙丁", "乙丙")
+    ((4, 6), (1, 3))
+    >>> locate_quote("第一\\n章 總則", "第一章总则")
+    (0, 7)
+    """
+    if not quote:
+        return None
+    if start is not None and 0 <= start and text[start : start + len(quote)] == quote:
+        return start, start + len(quote)
+    i = text.find(quote)
+    if i >= 0:
+        return i, i + len(quote)
+    for fold in (False, True):
+        t, idx = _squeeze(text, fold)
+        q, _ = _squeeze(quote, fold)
+        if not q:
+            return None
+        j = t.find(q)
+        if j >= 0:
+            return idx[j], idx[j + len(q) - 1] + 1
+    return None
+
+
+def relevant_chunks(chunks: Iterable[tuple[str, int, int]], span: tuple[int, int]) -> list[str]:
+    """Chunks (id, start, end) relevant to a quote span: those containing it; if none does, those
+    overlapping it by at least half the quote's length.
+
+    >>> cs = [("d#0", 0, 10), ("d#1", 8, 20), ("d#2", 20, 30)]
+    >>> relevant_chunks(cs, (8, 10))      # inside the overlap of #0 and #1: both contain it
+    ['d#0', 'd#1']
+    >>> relevant_chunks(cs, (16, 24))     # straddles #1/#2: overlaps 4 and 4 of 8 chars, both ≥ half
+    ['d#1', 'd#2']
+    >>> relevant_chunks(cs, (14, 24))     # overlaps #1 by 6, #2 by 4 (of 10): half is 5 → only #1
+    ['d#1']
+    """
+    qs, qe = span
+    chunks = list(chunks)
+    inside = [cid for cid, s, e in chunks if s <= qs and qe <= e]
+    if inside:
+        return inside
+    need = (qe - qs) / 2
+    return [cid for cid, s, e in chunks if min(e, qe) - max(s, qs) >= need and min(e, qe) > max(s, qs)]
+
+
+def chunk_qrels(
+    evidence: Mapping[str, Sequence[Mapping[str, Any]]],
+    doc_texts: Mapping[str, str],
+    chunks_by_doc: Mapping[str, Sequence[tuple[str, int, int]]],
+) -> tuple[dict[str, list[list[str]]], list[tuple[str, int, str]]]:
+    """Derive chunk relevance from evidence quotes.
+
+    `evidence`: query id → [{"doc_id", "quote", "start"?}]; `doc_texts`: doc id → the original text
+    the chunk offsets index; `chunks_by_doc`: doc id → [(chunk_id, start, end)].
+    Returns (query id → one list of relevant chunk ids per located quote, problems) where
+    problems lists (query id, evidence index, reason) for quotes that could not be placed.
+
+    >>> ev = {"q1": [{"doc_id": "d", "quote": "乙丙"}]}
+    >>> chunk_qrels(ev, {"d": "甲乙丙丁"}, {"d": [("d#0", 0, 2), ("d#1", 2, 4)]})
+    ({'q1': [['d#0', 'd#1']]}, [])
+    """
+    out: dict[str, list[list[str]]] = {}
+    problems: list[tuple[str, int, str]] = []
+    for qid, evs in evidence.items():
+        for i, ev in enumerate(evs or []):
+            doc = ev.get("doc_id")
+            if doc not in doc_texts:
+                problems.append((qid, i, f"document {doc!r} not in the index"))
+                continue
+            span = locate_quote(doc_texts[doc], ev.get("quote", ""), ev.get("start"))
+            if span is None:
+                problems.append((qid, i, f"quote not found in {doc}"))
+                continue
+            rel = relevant_chunks(chunks_by_doc.get(doc, ()), span)
+            if not rel:
+                problems.append((qid, i, f"no chunk of {doc} covers the quote"))
+                continue
+            out.setdefault(qid, []).append(rel)
+    return out, problems
+
+
+def evidence_ranking(ranked_chunk_ids: Sequence[str], quotes: Sequence[Sequence[str]]) -> list[str]:
+    """Map a ranked chunk list to a ranked list of evidence units for ranx: a chunk covering a
+    not-yet-found quote becomes `ev<i>`, anything else keeps its own id (a non-relevant item that
+    still takes its rank). A chunk covering two new quotes yields both, one after the other.
+
+    >>> evidence_ranking(["d#5", "d#1", "d#2", "d#3"], [["d#1", "d#2"], ["d#3"]])
+    ['d#5', 'ev0', 'd#2', 'ev1']
+    """
+    found: set[int] = set()
+    out: list[str] = []
+    for cid in ranked_chunk_ids:
+        new = [i for i, rel in enumerate(quotes) if i not in found and cid in rel]
+        if not new:
+            out.append(cid)
+            continue
+        for i in new:
+            found.add(i)
+            out.append(f"ev{i}")
+    return out
+
+
+def doc_ranking(ranked_doc_ids: Sequence[str]) -> list[str]:
+    """Distinct documents in order of their first chunk.
+
+    >>> doc_ranking(["b", "a", "b", "c"])
+    ['b', 'a', 'c']
+    """
+    return list(dict.fromkeys(ranked_doc_ids))
+
+
+def retrieval_metrics(
+    qrels: Mapping[str, Mapping[str, int]],
+    run: Mapping[str, Sequence[str]],
+    ks: Sequence[int] = (1, 3, 5, 10, 20),
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Recall@k for each k, MRR@10 and nDCG@10 through ranx. `run` gives ranked ids per query
+    (best first); queries in `qrels` with no run entry score 0; queries without relevant items
+    are left out. Returns (means, per-query scores).
+
+    >>> means, per_q = retrieval_metrics({"q1": {"a": 1, "b": 1}, "q2": {"c": 1}},
+    ...                                  {"q1": ["a", "x", "b"], "q2": ["y", "c"]}, ks=(1, 3))
+    >>> means["recall@1"], means["recall@3"], means["mrr@10"]
+    (0.25, 1.0, 0.75)
+    >>> # recall@1: q1 1/2, q2 0 → 0.25; recall@3: 1 and 1; MRR: q1 1/1, q2 1/2 → 0.75
+    >>> round(per_q["q2"]["ndcg@10"], 4)   # one relevant at rank 2: 1/log2(3)
+    0.6309
+    """
+    q = {qid: {d: int(s) for d, s in rel.items() if s > 0} for qid, rel in qrels.items()}
+    q = {qid: rel for qid, rel in q.items() if rel}
+    names = [f"recall@{k}" for k in ks] + ["mrr@10", "ndcg@10"]
+    if not q:
+        return {n: None for n in names}, {}
+    from ranx import Qrels, Run, evaluate
+
+    r: dict[str, dict[str, float]] = {}
+    for qid in q:
+        ids = list(dict.fromkeys(run.get(qid, ())))
+        if ids:
+            # strictly decreasing scores keep the given order (ranx sorts by score)
+            r[qid] = {d: float(len(ids) - i) for i, d in enumerate(ids)}
+    if not r:  # ranx needs at least one ranked query
+        return {n: 0.0 for n in names}, {qid: {n: 0.0 for n in names} for qid in q}
+    qr, rr = Qrels(q), Run(r)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba's uint64→int64 cast notices
+        means = evaluate(qr, rr, names, make_comparable=True)
+    if isinstance(means, float):  # a single metric comes back as a bare float
+        means = {names[0]: means}
+    per_q: dict[str, dict[str, float]] = {qid: {} for qid in q}
+    for n in names:
+        for qid, v in rr.scores.get(n, {}).items():
+            if qid in per_q:
+                per_q[qid][n] = float(v)
+    for qid in q:
+        for n in names:
+            per_q[qid].setdefault(n, 0.0)
+    return {n: float(means[n]) for n in names}, per_q
