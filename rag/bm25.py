@@ -46,6 +46,9 @@ _jieba_lock = threading.Lock()
 _jieba = None
 
 
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG on its own handler
+
+
 def _get_jieba():
     """jieba, initialised once per process (loading its dictionary takes ~1 s)."""
     global _jieba
