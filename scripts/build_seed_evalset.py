@@ -53,9 +53,18 @@ def load_source(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise EvalsetSourceError(f"{p}: source file not found")
-    data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or "docs" not in data or "questions" not in data:
-        raise EvalsetSourceError(f"{p}: expected a mapping with `docs` and `questions`")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:  # the parser's message names the line and column
+        raise EvalsetSourceError(f"{p}: not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise EvalsetSourceError(f"{p}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("docs"), dict)
+        or not isinstance(data.get("questions"), list)
+    ):
+        raise EvalsetSourceError(f"{p}: expected a mapping with `docs` (a mapping) and `questions` (a list)")
     return data
 
 
@@ -146,10 +155,18 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
     docs: dict[str, dict[str, Any]] = {}
     corpus: dict[str, dict[str, Any]] = {}
     for key, d in source["docs"].items():
+        missing = [f for f in ("file", "title", "script") if not (isinstance(d, dict) and d.get(f))]
+        if missing:
+            raise EvalsetSourceError(f"docs.{key}: missing {', '.join(missing)}")
+        if d["script"] not in LANG_SCRIPT:
+            raise EvalsetSourceError(f"docs.{key}: script must be one of {tuple(LANG_SCRIPT)}, not {d['script']!r}")
         path = root / d["file"]
         if not path.exists():
             raise EvalsetSourceError(f"docs.{key}: {path} not found")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise EvalsetSourceError(f"docs.{key}: {path} is not UTF-8 ({e.reason} at byte {e.start})") from None
         doc_id = path.stem
         # sections: name -> verbatim text where the section starts; a question's section is the
         # one holding its first evidence quote (a per-section breakdown and a coverage check)
@@ -175,6 +192,8 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
     qrels: dict[str, dict[str, int]] = {}
     answers: dict[str, dict[str, Any]] = {}
     for n, q in enumerate(source["questions"], 1):
+        if not isinstance(q, dict):
+            raise EvalsetSourceError(f"question #{n}: expected a mapping, got {q!r}")
         qid = q.get("id")
         where = f"question #{n} ({qid})"
         if not qid or qid in queries:
@@ -204,6 +223,8 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
         evidence = []
         for j, ev in enumerate(_as_list(q.get("evidence"))):
             ev = ev if isinstance(ev, dict) else {"quote": ev}
+            if not str(ev.get("quote") or "").strip():
+                raise EvalsetSourceError(f"{where}: evidence {j} has an empty quote")
             ek = str(ev.get("doc", doc_key))
             if ek not in docs:
                 raise EvalsetSourceError(f"{where}: evidence {j} has no known doc")

@@ -300,3 +300,23 @@ def test_nearest_passage_maps_back_to_original_characters():
     b = _builder()
     assert b.nearest_passage("甲。他說:『五個好』即可。", "他说：“五个好”") == "他說:『五個好"
     assert b.nearest_passage("甲乙丙", "丁") is None
+
+
+def test_check_reports_stale_files_and_main_reports_bad_sources(tmp_path, capsys):
+    b = _builder()
+    # an empty output folder is not up to date with the source
+    assert b.main(["--check", "--out", str(tmp_path)]) == 1
+    assert "stale" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("docs: {}\nquestions: [\n", encoding="utf-8")
+    assert b.main(["--source", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written on error
+
+
+def test_builder_rejects_an_unknown_script(tmp_path):
+    b = _builder()
+    src, root = _tiny_source(tmp_path, [])
+    src["docs"]["d"]["script"] = "traditional"
+    with pytest.raises(b.EvalsetSourceError, match="script must be one of"):
+        b.build(src, root)
