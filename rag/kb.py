@@ -99,6 +99,14 @@ def resolve_kb_dir(name_or_dir: str | os.PathLike, cfg: Config) -> tuple[str, Pa
     return s, cfg.paths.kb_dir(s)
 
 
+def _warm_jieba() -> None:
+    """Load jieba's dictionary in the background (≈1 s) so the first question does not wait for it."""
+    from rag import bm25
+
+    if bm25._jieba is None:
+        threading.Thread(target=bm25._get_jieba, name="jieba-warmup", daemon=True).start()
+
+
 class KnowledgeBase:
     """One named knowledge base (see the module docstring)."""
 
@@ -138,6 +146,7 @@ class KnowledgeBase:
 
         v = IndexVersion(vpath)
         s = HybridSearcher(v, self._get_encoder, self.cfg.retrieve)
+        _warm_jieba()
         self._version, self._searcher = v, s  # readers pick up the new pair on their next call
         self._checked_at = time.monotonic()
 
