@@ -1,0 +1,171 @@
+"""`rag eval EVALSET …` (score retrieval, answers, citations and refusals) and
+`rag eval-import squad FILE --out DIR` (turn SQuAD-format data into an evaluation set)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from rag.commands import add_common, resolve_config
+
+EPILOG = """\
+examples:
+  rag eval evalsets/seeds --llm extractive                 fast, deterministic answers
+  rag eval evalsets/seeds --llm local --limit 20           the real LLM on 20 questions
+  rag eval evalsets/seeds --llm extractive --compare mode=bm25,dense,hybrid
+  rag eval evalsets/seeds --compare llm=extractive,local   answers side by side
+  rag eval evalsets/drcd                                   retrieval-only (the set's default); imports DRCD on the fly
+  rag eval evalsets/seeds --llm extractive --check         exit 1 if a score fell below evalsets/seeds/baseline.json
+  rag eval --resume runs/seeds-20250101-120000             continue an interrupted run
+
+evaluation sets: a BEIR-style folder (corpus.jsonl, queries.jsonl, qrels/test.tsv, optional
+answers.jsonl with references and evidence quotes), or a folder whose evalset.json names SQuAD
+data to import. Import your own SQuAD-format data with `rag eval-import squad FILE --out DIR`;
+a BEIR folder is used as it is.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate retrieval, answers, citations and refusals on an evaluation set",
+        description="Evaluate the assistant on an evaluation set and write a report folder "
+        "(metrics.json, results.jsonl, report.md with plots).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common(p)
+    p.add_argument("evalset", nargs="?", metavar="EVALSET", help="evaluation set folder, e.g. evalsets/seeds")
+    p.add_argument("--llm", choices=["extractive", "local", "openai", "fake"], help="answer backend (default: the configured one)")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default: the configured one)")
+    p.add_argument("--k", type=int, metavar="N", help="passages retrieved per question")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N questions (plus the questions they follow up)")
+    p.add_argument("--out", metavar="DIR", help="report folder (default runs/<set>-<timestamp>/); rerunning into it resumes")
+    p.add_argument("--compare", action="append", metavar="AXIS=V1,V2",
+                   help="compare configurations side by side: mode=bm25,dense,hybrid | llm=extractive,local | k=3,5,8 (repeatable: cartesian product)")
+    p.add_argument("--retrieval-only", action=argparse.BooleanOptionalAction, default=None,
+                   help="score retrieval without answering (fast; the default for DRCD/CMRC)")
+    p.add_argument("--check", action="store_true", help="exit 1 when a score falls below the baseline by more than its tolerance")
+    p.add_argument("--update-baseline", action="store_true", help="write this run's scores as the set's baseline")
+    p.add_argument("--baseline", metavar="FILE", help="baseline file (default EVALSET/baseline.json)")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR (its settings are reused)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+    q = sub.add_parser(
+        "eval-import",
+        help="import SQuAD-format data (DRCD, CMRC 2018, your own) as an evaluation set",
+        description="Convert SQuAD-format JSON into a BEIR-style evaluation set for `rag eval`: every paragraph joins "
+        "one pooled corpus and each question must retrieve its own paragraph (open-domain retrieval QA).",
+        epilog="example: rag eval-import squad ../shared/datasets/drcd/DRCD_dev.json --out evalsets/drcd-full",
+    )
+    q.add_argument("format", choices=["squad"], help="input format (a BEIR folder needs no import)")
+    q.add_argument("file", metavar="FILE", help="SQuAD-format JSON file")
+    q.add_argument("--out", required=True, metavar="DIR", help="folder to write the set into")
+    q.add_argument("--name", help="set name (default: the folder name)")
+    q.add_argument("--retrieval-only", action="store_true", help="make retrieval-only the set's default in evalset.json")
+    q.set_defaults(func=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from rag.evaluate.harness import import_set
+
+    defaults = {"retrieval_only": True} if args.retrieval_only else {}
+    es = import_set(args.format, args.file, args.out, name=args.name, defaults=defaults)
+    n_ans = sum(1 for a in es.answers.values() if a.get("answerable"))
+    print(f"imported {len(es.queries)} questions ({n_ans} answerable) over {len(es.corpus)} paragraphs into {args.out}")
+    print(f"evaluate with: rag eval {args.out}" + ("" if args.retrieval_only else " --retrieval-only"))
+    return 0
+
+
+def _canonical_command(evalset: str, rc, limit: int | None) -> str:
+    parts = ["rag", "eval", evalset]
+    if rc.retrieval_only:
+        parts += ["--retrieval-only", "--mode", rc.mode, "--k", str(rc.k)]
+    else:
+        parts += ["--llm", rc.llm, "--mode", rc.mode, "--k", str(rc.k)]
+    if limit:
+        parts += ["--limit", str(limit)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from rag.evaluate import harness as H
+    from rag.evaluate import report as R
+
+    console = Console()
+    err = Console(stderr=True)
+    configs = None
+    limit = args.limit
+    evalset = args.evalset
+    out = args.out
+    if args.resume:
+        rj = Path(args.resume) / "run.json"
+        if not rj.exists():
+            raise H.EvalError(f"{args.resume} holds no run to resume (run.json missing)")
+        prev = json.loads(rj.read_text(encoding="utf-8"))["settings"]
+        evalset = evalset or prev["evalset"]
+        configs = [H.RunConfig(**c) for c in prev["configs"]]
+        limit = prev.get("limit")
+        out = args.resume
+    if not evalset:
+        raise H.EvalError("give an evaluation set folder (e.g. evalsets/seeds) or --resume DIR")
+    es_path = Path(evalset)
+    manifest = H.read_manifest(es_path) if es_path.is_dir() else {}
+    defaults = manifest.get("defaults") or {}
+
+    baseline = None
+    bpath = Path(args.baseline) if args.baseline else H.baseline_path(es_path)
+    if args.check:
+        baseline = H.read_baseline(bpath)
+    bc = (baseline or {}).get("config") or {}
+    # under --check, settings not given on the command line come from the baseline
+    llm = args.llm or bc.get("llm")
+    mode = args.mode or bc.get("mode")
+    k = args.k or bc.get("k")
+    if limit is None and "limit" in bc and not args.resume:
+        limit = bc.get("limit")
+    retrieval_only = args.retrieval_only
+    if retrieval_only is None:
+        retrieval_only = bc.get("retrieval_only", defaults.get("retrieval_only", False))
+    if args.compare and (args.check or args.update_baseline):
+        raise H.EvalError("--check/--update-baseline compare one configuration; drop --compare")
+    if args.limit is not None and args.limit < 1:
+        raise H.EvalError("--limit must be at least 1")
+
+    cfg = resolve_config(args, retrieve={"k": k, "mode": mode})
+    if args.llm or bc.get("llm"):
+        cfg = cfg.replace(llm={"backend": llm})
+    if configs is None:
+        configs = H.make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=bool(retrieval_only), compare=args.compare)
+    command = " ".join(shlex.quote(a) for a in ["rag", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
+    run_ = H.run_eval(
+        es_path, cfg, configs=configs, limit=limit, out_dir=out, resume=True,
+        progress=not args.no_progress and sys.stderr.isatty(), command=command,
+    )
+    console.print(R.summary_table(run_.metrics))
+    console.print(f"report: {run_.out_dir / 'report.md'}")
+    n_err = sum(m.get("n_errors", 0) for m in run_.metrics["configs"].values())
+    if n_err:
+        err.print(f"[yellow]{n_err} question(s) failed; see 'error' in {run_.out_dir / 'results.jsonl'}[/]")
+    status = 0
+    if args.check:
+        H.check_config_matches(baseline, run_)
+        ok, rows = H.check_baseline(H.flat_metrics(run_.metrics["configs"][run_.configs[0].name]), baseline)
+        if ok:
+            console.print(f"baseline check passed: {len(rows)} metrics within tolerance of {bpath}")
+        else:
+            bad = [r for r in rows if not r.ok]
+            err.print(R.check_table(bad))
+            err.print(f"[bold red]baseline check failed[/]: {len(bad)} of {len(rows)} metrics fell below {bpath} "
+                      f"by more than their tolerance")
+            status = 1
+    if args.update_baseline:
+        b = H.write_baseline(bpath, run_, _canonical_command(str(evalset), run_.configs[0], limit))
+        console.print(f"baseline written: {bpath} ({len(b['metrics'])} metrics)")
+    return status

@@ -1,0 +1,346 @@
+"""Presenting an evaluation run: the terminal summary (rich), the Markdown report with plots
+(matplotlib, Agg backend, PNGs beside the report) and the baseline check table.
+
+The report is Markdown rather than HTML so it diffs in review and renders on any forge; the
+plots are separate PNG files it links.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+# (label, path into a configuration's metrics); None rows are section breaks in the table
+SUMMARY_ROWS: list[tuple[str, tuple[str, ...]] | None] = [
+    ("questions", ("n",)),
+    ("errors", ("n_errors",)),
+    None,
+    ("chunk Recall@1", ("retrieval", "chunk", "recall@1")),
+    ("chunk Recall@5", ("retrieval", "chunk", "recall@5")),
+    ("chunk Recall@20", ("retrieval", "chunk", "recall@20")),
+    ("chunk MRR@10", ("retrieval", "chunk", "mrr@10")),
+    ("chunk nDCG@10", ("retrieval", "chunk", "ndcg@10")),
+    ("doc Recall@1", ("retrieval", "doc", "recall@1")),
+    ("doc Recall@5", ("retrieval", "doc", "recall@5")),
+    ("doc MRR@10", ("retrieval", "doc", "mrr@10")),
+    ("doc nDCG@10", ("retrieval", "doc", "ndcg@10")),
+    None,
+    ("answer EM", ("answer", "em")),
+    ("answer F1 (CMRC)", ("answer", "f1")),
+    ("contains reference", ("answer", "contains")),
+    ("list-item coverage", ("answer", "list_coverage")),
+    None,
+    ("citation precision", ("citation", "precision")),
+    ("citation precision (self-reported)", ("citation", "precision_self")),
+    ("citation recall", ("citation", "recall")),
+    ("cites the evidence", ("citation", "cites_evidence")),
+    None,
+    ("refusal accuracy (unanswerable)", ("refusal", "refusal_accuracy")),
+    ("false-refusal rate (answerable)", ("refusal", "false_refusal_rate")),
+    None,
+    ("retrieve p50 / p95 (s)", ("latency", "retrieve")),
+    ("first token p50 / p95 (s)", ("latency", "first_token")),
+    ("total p50 / p95 (s)", ("latency", "total")),
+]
+
+
+def _get(d: Any, path: Sequence[str]) -> Any:
+    for p in path:
+        if not isinstance(d, Mapping) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def fmt(v: Any) -> str:
+    """Cell text: 3 decimals for scores, p50 / p95 for latency summaries, – for unknown.
+
+    >>> fmt(0.12345), fmt(None), fmt({"p50": 0.1, "p95": 1.25, "n": 3}), fmt(7)
+    ('0.123', '–', '0.100 / 1.250', '7')
+    """
+    if v is None:
+        return "–"
+    if isinstance(v, Mapping):
+        if v.get("p50") is None:
+            return "–"
+        return f"{v['p50']:.3f} / {v['p95']:.3f}"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def summary_rows(metrics: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    names = list(metrics["configs"])
+    out: list[list[str]] = []
+    for row in SUMMARY_ROWS:
+        if row is None:
+            out.append([])
+            continue
+        label, path = row
+        vals = [_get(metrics["configs"][n], path) for n in names]
+        if all(v is None or (isinstance(v, Mapping) and v.get("p50") is None) for v in vals):
+            continue
+        out.append([label, *[fmt(v) for v in vals]])
+    # drop separators that ended up doubled or at the edges
+    clean: list[list[str]] = []
+    for r in out:
+        if not r and (not clean or not clean[-1]):
+            continue
+        clean.append(r)
+    while clean and not clean[-1]:
+        clean.pop()
+    return names, clean
+
+
+def summary_table(metrics: Mapping[str, Any], title: str | None = None):
+    from rich.table import Table
+
+    names, rows = summary_rows(metrics)
+    t = Table(title=title or f"rag eval {metrics.get('evalset', '')}", show_lines=False)
+    t.add_column("metric")
+    for n in names:
+        t.add_column(n, justify="right")
+    for r in rows:
+        if not r:
+            t.add_section()
+        else:
+            t.add_row(*r)
+    return t
+
+
+def check_table(rows: Sequence[Any], only_failed: bool = False):
+    from rich.table import Table
+
+    t = Table(title="baseline check")
+    for c in ("metric", "baseline", "now", "change", "tolerance", ""):
+        t.add_column(c, justify="left" if c in ("metric", "") else "right")
+    for r in rows:
+        if only_failed and r.ok:
+            continue
+        t.add_row(r.metric, f"{r.baseline:.4f}", "missing" if r.current is None else f"{r.current:.4f}",
+                  "–" if r.delta is None else f"{r.delta:+.4f}", f"{r.tolerance:.3f}",
+                  "ok" if r.ok else "[bold red]FAIL[/]")
+    return t
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def _cell(v: Any, limit: int = 0) -> str:
+    s = v if isinstance(v, str) else fmt(v)
+    s = s.replace("\r", " ").replace("\n", " ").replace("|", "\\|").strip()
+    if limit and len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return s or " "
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    for r in rows:
+        if r:
+            lines.append("| " + " | ".join(_cell(c) for c in r) + " |")
+    return "\n".join(lines)
+
+
+def _plots(out: Path, metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    files: dict[str, str] = {}
+    configs = metrics["configs"]
+    first = next(iter(configs.values()))
+    sweep = first.get("retrieval_sweep") or {}
+    if sweep:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        for ax, level in zip(axes, ("chunk", "doc")):
+            for mode, m in sweep.items():
+                ks = sorted(int(k.split("@")[1]) for k in m[level] if k.startswith("recall@") and m[level][k] is not None)
+                if ks:
+                    ax.plot(ks, [m[level][f"recall@{k}"] for k in ks], marker="o", label=mode)
+            ax.set_xscale("log")
+            ax.set_xticks([1, 3, 5, 10, 20])
+            ax.set_xticklabels(["1", "3", "5", "10", "20"])
+            ax.set_xlabel("k")
+            ax.set_title(f"{level}-level Recall@k")
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("recall")
+        axes[0].set_ylim(0, 1.02)
+        axes[0].legend()
+        fig.tight_layout()
+        fig.savefig(out / "recall_at_k.png", dpi=110)
+        plt.close(fig)
+        files["recall"] = "recall_at_k.png"
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    plotted = False
+    for name in configs:
+        key = "retrieve" if configs[name]["config"].get("retrieval_only") else "total"
+        vals = [(r.get("timings") or {}).get(key) for r in rows if r["config"] == name]
+        vals = [v for v in vals if v is not None]
+        if vals:
+            ax.hist(vals, bins=30, alpha=0.55, label=f"{name} ({key})")
+            plotted = True
+    if plotted:
+        ax.set_xlabel("seconds per question")
+        ax.set_ylabel("questions")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "latency.png", dpi=110)
+        files["latency"] = "latency.png"
+    plt.close(fig)
+
+    per_doc = first.get("per_document") or {}
+    docs = [d for d in per_doc if not d.startswith("(")]
+    if 1 < len(docs) <= 40:
+        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(docs) + 2), 3.8))
+        names = list(configs)
+        width = 0.8 / max(1, len(names))
+        for i, name in enumerate(names):
+            pd = configs[name].get("per_document") or {}
+            key = "chunk_recall@5" if configs[name]["config"].get("retrieval_only") else "f1"
+            ys = [pd.get(d, {}).get(key) or 0.0 for d in docs]
+            ax.bar([j + i * width for j in range(len(docs))], ys, width=width, label=f"{name} {key}")
+        ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(docs))])
+        ax.set_xticklabels([d[:18] for d in docs], rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=8)
+        ax.set_title("per document")
+        fig.tight_layout()
+        fig.savefig(out / "per_document.png", dpi=110)
+        plt.close(fig)
+        files["per_document"] = "per_document.png"
+    return files
+
+
+def render_markdown(info: Mapping[str, Any], metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                    plots: Mapping[str, str] | None = None, max_answers: int = 400) -> str:
+    plots = plots or {}
+    git = info.get("git") or {}
+    idx = info.get("index") or {}
+    cfg = info.get("config") or {}
+    names = list(metrics["configs"])
+    L: list[str] = [f"# Evaluation: {metrics.get('evalset')}", ""]
+    L += [
+        f"- command: `{info.get('command', '')}`",
+        f"- date: {info.get('finished') or info.get('started')}",
+        f"- commit: `{git.get('commit')}`" + (" (working tree has uncommitted changes)" if git.get("dirty") else ""),
+        f"- index: {idx.get('n_chunks')} chunks from {metrics.get('index', {}).get('n_documents')} documents, "
+        f"embedding model `{cfg.get('embed', {}).get('model')}`, chunking {cfg.get('chunk', {}).get('max_tokens')} tokens "
+        f"(cache key `{idx.get('key')}`, built in {idx.get('seconds')} s)",
+        f"- configurations: {', '.join(f'`{n}`' for n in names)}",
+        "",
+        "Metric definitions: retrieval through ranx; chunk level counts an evidence quote as found when a retrieved chunk "
+        "contains it (or covers at least half of it); answers scored as the CMRC 2018 scorer (OpenCC-simplified, half-width, "
+        "no punctuation; F1 from the longest common substring of character tokens); citation precision/recall rechecked "
+        "lexically (≥ 0.5 of the statement's character bigrams in the cited passage), the system's own flag shown as "
+        "self-reported.",
+        "",
+        "## Summary",
+        "",
+    ]
+    hn, srows = summary_rows(metrics)
+    L += [md_table(["metric", *hn], srows), ""]
+
+    first = metrics["configs"][names[0]]
+    sweep = first.get("retrieval_sweep") or {}
+    if sweep:
+        L += ["## Retrieval by mode", "", "Every question searched with each mode to depth 20 (same questions, same index).", ""]
+        hdr = ["mode", "level", "R@1", "R@3", "R@5", "R@10", "R@20", "MRR@10", "nDCG@10", "n"]
+        trs = []
+        for mode, m in sweep.items():
+            for level in ("chunk", "doc"):
+                x = m.get(level) or {}
+                trs.append([mode, level, *[x.get(f"recall@{k}") for k in (1, 3, 5, 10, 20)], x.get("mrr@10"), x.get("ndcg@10"), x.get("n")])
+        L += [md_table(hdr, trs), ""]
+        if "recall" in plots:
+            L += [f"![Recall@k per retrieval mode]({plots['recall']})", ""]
+    if "latency" in plots:
+        L += ["## Latency", "", f"![latency histogram]({plots['latency']})", ""]
+
+    L += ["## Per document", ""]
+    retrieval_only = all(metrics["configs"][n]["config"].get("retrieval_only") for n in names)
+    keys = ["n", "chunk_recall@5", "doc_recall@5"] + ([] if retrieval_only else ["f1", "contains", "refused"])
+    pdrows = []
+    for d, s in (first.get("per_document") or {}).items():
+        pdrows.append([d, *[s.get(k) for k in keys]])
+    if len(pdrows) > 60:
+        pdrows = sorted(pdrows, key=lambda r: r[1], reverse=True)[:30]
+        L += ["(30 documents with the most questions)", ""]
+    L += [md_table(["document", *keys], pdrows), ""]
+    if "per_document" in plots:
+        L += [f"![per-document breakdown]({plots['per_document']})", ""]
+
+    L += ["## Per question type", ""]
+    for n in names:
+        pt = metrics["configs"][n].get("per_type") or {}
+        if len(names) > 1:
+            L += [f"`{n}`", ""]
+        L += [md_table(["type", *keys], [[t, *[s.get(k) for k in keys]] for t, s in pt.items()]), ""]
+
+    answered = [n for n in names if not metrics["configs"][n]["config"].get("retrieval_only")]
+    if answered:
+        by = {(r["config"], r["qid"]): r for r in rows}
+        qids = list(dict.fromkeys(r["qid"] for r in rows))[:max_answers]
+        L += ["## Answers side by side", "",
+              "F1 after the answer; ⊘ marks a refusal; ✗ an error. Answers shortened to 160 characters.", ""]
+        trs = []
+        for q in qids:
+            r0 = next((by[(n, q)] for n in answered if (n, q) in by), None)
+            if r0 is None:
+                continue
+            ref = " / ".join(r0.get("references") or []) or ("(unanswerable)" if not r0.get("answerable", True) else "")
+            cells = [q, r0.get("type", ""), _cell(r0["question"], 80), _cell(ref, 80)]
+            for n in answered:
+                r = by.get((n, q))
+                if r is None:
+                    cells.append("")
+                elif r.get("error"):
+                    cells.append("✗ " + _cell(r["error"], 80))
+                else:
+                    f1 = (r.get("scores") or {}).get("f1")
+                    mark = "⊘ " if r.get("refused") else ""
+                    cells.append(f"{mark}{_cell(r.get('answer') or '', 160)}" + (f" **{f1:.2f}**" if f1 is not None else ""))
+            trs.append(cells)
+        L += [md_table(["id", "type", "question", "reference", *answered], trs), ""]
+
+    misses = [r for r in rows if r["config"] == names[0] and r.get("answerable", True) and r.get("relevant_chunks")
+              and not _found(r, first["config"]["mode"], 5)]
+    if misses:
+        L += [f"## Retrieval misses ({names[0]}: evidence not in the top 5)", ""]
+        L += [md_table(["id", "question", "evidence doc", "top-3 retrieved"],
+                       [[r["qid"], _cell(r["question"], 60), (r.get("relevant_docs") or [""])[0],
+                         ", ".join((r.get("retrieved") or {}).get(first["config"]["mode"], [])[:3])] for r in misses[:80]]), ""]
+    probs = info.get("evidence_problems") or []
+    if probs:
+        L += ["## Evidence quotes not placed in the index", ""]
+        L += [md_table(["question", "evidence #", "problem"], [[p["qid"], p["evidence"], p["problem"]] for p in probs[:100]]), ""]
+    L += ["## Resolved configuration", "", "<details><summary>config.json</summary>", "", "```json",
+          json.dumps(cfg, ensure_ascii=False, indent=2), "```", "", "</details>", ""]
+    return "\n".join(L)
+
+
+def _found(r: Mapping[str, Any], mode: str, k: int) -> bool:
+    top = set((r.get("retrieved") or {}).get(mode, [])[:k])
+    return any(top & set(quote) for quote in r.get("relevant_chunks") or [])
+
+
+def write_report(out: Path, info: Mapping[str, Any], metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], configs: Sequence[Any] = ()) -> Path:
+    """report.md (+ PNG plots) in `out`; returns the report's path."""
+    out = Path(out)
+    try:
+        plots = _plots(out, metrics, rows)
+    except Exception as e:  # plots are a nicety: a broken font cache must not lose the numbers
+        import logging
+
+        logging.getLogger(__name__).warning("plots skipped: %s", e)
+        plots = {}
+    p = out / "report.md"
+    p.write_text(render_markdown(info, metrics, rows, plots), encoding="utf-8")
+    return p
