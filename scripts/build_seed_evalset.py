@@ -149,6 +149,22 @@ def _in_script(values: list[str], lang: str) -> list[str]:
     return out
 
 
+def _quotes(raw: Any, field: str, docs: dict[str, dict[str, Any]], doc_key: str | None, where: str) -> list[dict]:
+    """Evidence entries (a quote string or {quote, doc?, occurrence?}) located in their documents."""
+    out = []
+    for j, ev in enumerate(_as_list(raw)):
+        ev = ev if isinstance(ev, dict) else {"quote": ev}
+        if not str(ev.get("quote") or "").strip():
+            raise EvalsetSourceError(f"{where}: {field} {j} has an empty quote")
+        ek = str(ev.get("doc", doc_key))
+        if ek not in docs:
+            raise EvalsetSourceError(f"{where}: {field} {j} has no known doc")
+        quote = str(ev["quote"])
+        start = locate(docs[ek]["text"], quote, ev.get("occurrence"), f"{where} {field} {j}")
+        out.append({"doc_id": docs[ek]["id"], "quote": quote, "start": start, "end": start + len(quote)})
+    return out
+
+
 def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
     """Validate the source and derive the EvalSet (corpus, queries, qrels, answers)."""
     root = Path(root)
@@ -220,17 +236,10 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
         doc_key = str(q["doc"]) if q.get("doc") is not None else None
         if doc_key is not None and doc_key not in docs:
             raise EvalsetSourceError(f"{where}: unknown doc {doc_key!r}")
-        evidence = []
-        for j, ev in enumerate(_as_list(q.get("evidence"))):
-            ev = ev if isinstance(ev, dict) else {"quote": ev}
-            if not str(ev.get("quote") or "").strip():
-                raise EvalsetSourceError(f"{where}: evidence {j} has an empty quote")
-            ek = str(ev.get("doc", doc_key))
-            if ek not in docs:
-                raise EvalsetSourceError(f"{where}: evidence {j} has no known doc")
-            quote = str(ev["quote"])
-            start = locate(docs[ek]["text"], quote, ev.get("occurrence"), f"{where} evidence {j}")
-            evidence.append({"doc_id": docs[ek]["id"], "quote": quote, "start": start, "end": start + len(quote)})
+        evidence = _quotes(q.get("evidence"), "evidence", docs, doc_key, where)
+        # alt_evidence: other passages saying the same thing (alternatives, not extra things to
+        # find; `evidence` quotes are all needed, as the harness scores them)
+        alt_evidence = _quotes(q.get("alt_evidence"), "alt_evidence", docs, doc_key, where)
         refs = _in_script(_as_list(q.get("answers")), lang)
         items = _in_script(_as_list(q.get("list_items")), lang)
         if answerable:
@@ -238,7 +247,7 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
                 raise EvalsetSourceError(f"{where}: an answerable question needs answers, evidence and doc")
             if kind == "list" and len(items) < 2:
                 raise EvalsetSourceError(f"{where}: a list question needs list_items (two or more)")
-        elif refs or evidence:
+        elif refs or evidence or alt_evidence:
             raise EvalsetSourceError(f"{where}: an unanswerable question has no answers or evidence")
         absent = [str(t) for t in _as_list(q.get("absent_terms"))]
         if not answerable and not absent:
@@ -271,7 +280,7 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
             meta["near_doc"] = near  # the document the unanswerable question imitates
         queries[qid] = {"_id": qid, "text": text, "metadata": meta}
         if answerable:
-            for ev in evidence:
+            for ev in evidence + alt_evidence:
                 qrels.setdefault(qid, {})[ev["doc_id"]] = 1
         row = {
             "query_id": qid,
@@ -288,6 +297,8 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
         }
         if q.get("answer_in_quote") is False:
             row["answer_in_quote"] = False  # paraphrased/English/derived answer: not a substring
+        if alt_evidence:
+            row["alt_evidence"] = alt_evidence
         if absent:
             row["absent_terms"] = absent
         if q.get("note"):

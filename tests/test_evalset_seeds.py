@@ -88,7 +88,7 @@ def test_source_flow_lists_quote_every_item():
 def test_every_quote_is_verbatim_at_its_offset(es, seed_text):
     n = 0
     for qid, row in es.answers.items():
-        for ev in row["evidence"]:
+        for ev in row["evidence"] + row.get("alt_evidence", []):
             text = seed_text[ev["doc_id"]]
             start = ev["start"]
             assert text[start : start + len(ev["quote"])] == ev["quote"], (qid, ev["quote"])
@@ -98,7 +98,7 @@ def test_every_quote_is_verbatim_at_its_offset(es, seed_text):
 
 
 def test_quotes_are_short(es):
-    lengths = [len(ev["quote"]) for r in es.answers.values() for ev in r["evidence"]]
+    lengths = [len(ev["quote"]) for r in es.answers.values() for ev in r["evidence"] + r.get("alt_evidence", [])]
     assert max(lengths) <= 100, max(lengths)
     assert sorted(lengths)[len(lengths) // 2] <= 40  # median: a clause, not a paragraph
 
@@ -109,7 +109,7 @@ def test_answerable_questions_have_answers_quotes_and_qrels(es):
         assert row["answers"] and all(a.strip() for a in row["answers"]), qid
         assert row["evidence"], qid
         # document-level qrels are exactly the documents the quotes come from
-        assert es.qrels[qid] == {ev["doc_id"]: 1 for ev in row["evidence"]}, qid
+        assert es.qrels[qid] == {ev["doc_id"]: 1 for ev in row["evidence"] + row.get("alt_evidence", [])}, qid
         assert meta["doc_id"] in es.qrels[qid], qid
 
 
@@ -118,7 +118,7 @@ def test_unanswerable_questions_have_no_qrels_answers_or_evidence(es):
         if row["answerable"]:
             continue
         assert qid not in es.qrels
-        assert not row["answers"] and not row["evidence"] and not row["list_items"]
+        assert not row["answers"] and not row["evidence"] and not row["list_items"] and not row.get("alt_evidence")
         assert es.queries[qid]["metadata"]["answerable"] is False
 
 
