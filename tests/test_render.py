@@ -220,8 +220,10 @@ def test_citation_card_shows_title_section_date_source_and_quote():
     p = assert_safe(card)
     text = "".join(p.text)
     assert ('article', {'class': 'src-card', 'id': 'src-5-2'}) in p.tags
-    for want in ("【2】", "《报告》", "一、总则 › （二）细则", "2010-11-26", "東北網", "files/doc.txt"):
+    for want in ("【2】", "《报告》", "一、总则 › （二）细则", "2010-11-26", "東北網", "文件 doc.txt"):
         assert want in text, want
+    # the file name is shown, the full path and chunk id sit in the tooltip
+    assert ("span", {"class": "m-file", "title": "files/doc.txt · doc#4"}) in p.tags
     assert '<mark class="quote">被引用的句子在这里。</mark>' in card
 
 

@@ -226,12 +226,12 @@ def write_report(state: dict[str, Any]) -> str | None:
     return str(path)
 
 
-def _status_text(ev: Status, t0: float) -> str:
+def _status_text(ev: Status) -> str:
     label = STAGE_LABELS.get(ev.stage, ev.stage)
     msg = f"{label}…"
     if ev.message and ev.message != label:
         msg += f" {ev.message}"
-    return f"{msg}（{time.perf_counter() - t0:.0f} s）"
+    return msg
 
 
 def run_turn(
@@ -256,7 +256,7 @@ def run_turn(
         {"role": "assistant", "content": render.streaming_message_html("", turn, ())},
     ]
     t0 = time.perf_counter()
-    yield state, render.status_html("准备中… 正在打开知识库与模型"), render.panel_html([])
+    yield state, render.status_html("准备中… 正在打开知识库与模型", elapsed=0.0), panel_for(state)
     try:
         assistant = services.assistant(settings["kb"], settings.get("model") or "")
         events = assistant.ask(
@@ -266,11 +266,11 @@ def run_turn(
             k=int(settings["k"]) if settings.get("k") else None,
             mode=settings.get("mode") or None,
         )
-        status = render.status_html("检索段落…")
+        status = render.status_html("检索段落…", elapsed=time.perf_counter() - t0)
         last = 0.0
         for ev in events:
             if isinstance(ev, Status):
-                status = render.status_html(_status_text(ev, t0))
+                status = render.status_html(_status_text(ev), elapsed=time.perf_counter() - t0)
                 yield state, status, None
             elif isinstance(ev, Evidence):
                 rec["hits"] = tuple(ev.hits)
@@ -347,6 +347,13 @@ def _safe_filename(name: str) -> str:
     return base.lstrip(".") or "upload"
 
 
+def _upload_path(f: Any) -> Path:
+    """A path from what gr.File hands over: a str/PathLike, or an object with .path/.name."""
+    if isinstance(f, (str, os.PathLike)):
+        return Path(f)
+    return Path(getattr(f, "path", None) or getattr(f, "name"))
+
+
 def index_uploads(
     services: Services,
     kb_name: str,
@@ -360,8 +367,9 @@ def index_uploads(
     kb = services.kb(kb_name, create=True)
     dest_dir = services.uploads_dir(kb_name)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    paths = [Path(getattr(f, "name", f)) for f in files or []]
+    paths = [_upload_path(f) for f in files or []]
     for i, p in enumerate(paths):
+        # Gradio keeps the original file name as the basename of its temp copy
         orig = _safe_filename(getattr(files[i], "orig_name", None) or p.name)
         if progress is not None:
             progress((i, len(paths)), desc=f"索引 {orig}（{i + 1}/{len(paths)}）")
@@ -443,6 +451,15 @@ _HEAD_JS = """
     if (q) { q.classList.remove('flash'); void q.offsetWidth; q.classList.add('flash'); }
     return true;
   }
+  /* Keep the status line's elapsed seconds ticking between server updates. */
+  var seen = new WeakMap();
+  setInterval(function () {
+    document.querySelectorAll('#status .status.busy .elapsed').forEach(function (el) {
+      if (!seen.has(el)) seen.set(el, Date.now());
+      var base = parseFloat(el.getAttribute('data-elapsed') || '0');
+      el.textContent = Math.floor(base + (Date.now() - seen.get(el)) / 1000) + ' s';
+    });
+  }, 500);
   document.addEventListener('click', function (e) {
     var a = e.target && e.target.closest ? e.target.closest('a.cite') : null;
     if (!a) return;
@@ -505,7 +522,9 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
     welcome = (
         "<div class='welcome'><div class='welcome-title'>中文文档问答 · 每句回答都附出处</div>"
         "<div class='welcome-sub'>Ask questions about your documents; every answer cites the exact passage.</div>"
-        f"<div class='welcome-kb'>当前知识库：<b>{render.esc(default_kb)}</b> · 可在「文档」页上传 txt / md / html / docx / pdf</div></div>"
+        f"<div class='welcome-kb'>当前知识库：<b>{render.esc(default_kb)}</b> · 可在「文档」页上传 txt / md / html / docx / pdf</div>"
+        + ("<div class='welcome-try'>试试这些问题 · Try one of these</div>" if examples else "")
+        + "</div>"
     )
 
     with gr.Blocks(title="rag-zh · 中文文档问答", fill_width=True, analytics_enabled=False) as demo:
@@ -517,7 +536,7 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
             )
         with gr.Tabs():
             # ---------------------------------------------------------------- chat
-            with gr.Tab("💬 问答 Chat", id="chat"):
+            with gr.Tab("问答 Chat", id="chat"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=7, min_width=420):
                         chatbot = gr.Chatbot(
@@ -545,12 +564,12 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
                                 elem_id="question",
                                 autofocus=True,
                             )
-                            send = gr.Button("发送 Send", variant="primary", scale=1, min_width=90, elem_id="send")
-                            stop = gr.Button("停止", variant="stop", scale=1, min_width=70, elem_id="stop")
+                            send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
+                            stop = gr.Button("停止", variant="secondary", scale=0, min_width=64, elem_id="stop")
                         with gr.Row(elem_classes="tool-row"):
-                            clear = gr.Button("🗑 新对话 New chat", size="sm", elem_id="clear")
+                            clear = gr.Button("＋ 新对话 New chat", size="sm", elem_id="clear")
                             export = gr.DownloadButton(
-                                "⬇ 导出报告 Markdown", size="sm", interactive=False, elem_id="export"
+                                "⬇ 导出对话报告 (Markdown)", size="sm", interactive=False, elem_id="export"
                             )
                         with gr.Group(visible=False, elem_id="fb-box") as fb_box:
                             fb_note = gr.HTML("")
@@ -590,7 +609,7 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
                         panel = gr.HTML(render.panel_html([]), elem_id="sources", padding=False)
 
             # ---------------------------------------------------------------- documents
-            with gr.Tab("📁 文档 Documents", id="docs"):
+            with gr.Tab("文档 Documents", id="docs"):
                 with gr.Row():
                     docs_kb = gr.Dropdown(choices=kb_names, value=default_kb, label="知识库 Knowledge base", scale=3, elem_id="docs-kb")
                     new_kb = gr.Textbox(label="新建知识库 New knowledge base", placeholder="名称，例如 reports_2024", scale=3, elem_id="new-kb")
@@ -604,7 +623,7 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
                             label=f"上传文件（txt · md · html · docx · pdf，单个不超过 {cfg.ui.max_upload_mb} MB）",
                             elem_id="upload",
                         )
-                        upload_btn = gr.Button("📥 上传并索引 Index", variant="primary", elem_id="upload-btn")
+                        upload_btn = gr.Button("上传并索引 Upload & index", variant="primary", elem_id="upload-btn")
                         upload_report = gr.HTML("", elem_id="upload-report")
                     with gr.Column(scale=3):
                         docs_table = gr.HTML("", elem_id="docs-table")
@@ -614,11 +633,11 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
                         refresh_btn = gr.Button("↻ 刷新列表", size="sm")
 
             # ---------------------------------------------------------------- feedback
-            with gr.Tab("👍 反馈 Feedback", id="feedback"):
+            with gr.Tab("反馈 Feedback", id="feedback"):
                 gr.HTML(
-                    "<div class='fb-help'>在回答下方点 👍 / 👎（可附说明）会保存到本机 SQLite。"
+                    "<div class='fb-help'>在回答下方点赞 / 踩（可附说明）会保存到本机 SQLite。"
                     "这里可以把它们导出为新的评测题（BEIR 格式：queries.jsonl / answers.jsonl / qrels），"
-                    "用 <code>rag eval</code> 评测。👎 的题目标记为待复核（needs_review）。</div>"
+                    "用 <code>rag eval</code> 评测。被踩的题目标记为待复核（needs_review）。</div>"
                 )
                 fb_counts = gr.HTML("")
                 with gr.Row():
@@ -728,7 +747,7 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
             st["fb_current"] = fid
             if rating == 0:
                 return gr.Group(visible=False), "", st
-            icon = "👍" if rating > 0 else "👎"
+            icon = "赞 (helpful)" if rating > 0 else "踩 (not helpful)"
             note = f"<div class='fb-note'>{icon} 已记录对第 {turn + 1} 个回答的评价。可以补充一句说明（可选）：</div>"
             return gr.Group(visible=True), note, st
 
@@ -747,7 +766,7 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
 
         def fb_stats():
             c = store.counts()
-            return f"<div class='fb-counts'>👍 {c['up']} · 👎 {c['down']}</div>"
+            return f"<div class='fb-counts'>赞 {c['up']} · 踩 {c['down']}</div>"
 
         def on_fb_export():
             d = tempfile.mkdtemp(prefix="rag-feedback-")

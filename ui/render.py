@@ -141,7 +141,7 @@ def answer_footer(answer: Answer, settings: Mapping[str, Any] | None = None) -> 
     bits: list[str] = []
     total = answer.timings.get("total") if answer.timings else None
     if total is not None:
-        bits.append(f"⏱ {float(total):.1f} s")
+        bits.append(f"用时 {float(total):.1f} s")
     if answer.model:
         bits.append(esc(answer.model))
     if settings:
@@ -241,7 +241,7 @@ def _meta_line(meta: Mapping[str, Any], source: str, chunk_id: str) -> str:
     items: list[str] = []
     date = meta.get("date") or meta.get("published") or ""
     if date:
-        items.append(f'<span class="m-date">📅 {esc(date)}</span>')
+        items.append(f'<span class="m-date">日期 {esc(date)}</span>')
     src_name = meta.get("source_name") or meta.get("site") or ""
     if src_name:
         items.append(f'<span class="m-src">来源 {esc(src_name)}</span>')
@@ -249,7 +249,10 @@ def _meta_line(meta: Mapping[str, Any], source: str, chunk_id: str) -> str:
     if author:
         items.append(f'<span class="m-author">作者 {esc(author)}</span>')
     if source:
-        items.append(f'<span class="m-file" title="{esc(chunk_id, quote=True)}">📄 {esc(source)}</span>')
+        # the file name is what people recognise; the full path and chunk id are in the tooltip
+        name = source.replace("\\", "/").rsplit("/", 1)[-1]
+        tip = f"{source} · {chunk_id}"
+        items.append(f'<span class="m-file" title="{esc(tip, quote=True)}">文件 {esc(name)}</span>')
     return f'<div class="src-meta">{"".join(items)}</div>' if items else ""
 
 
@@ -357,11 +360,17 @@ def panel_html(blocks: Sequence[tuple[int, str, str]]) -> str:
     return "".join(turn_block(t, q, b, open_=(t == last)) for t, q, b in sorted(blocks, reverse=True))
 
 
-def status_html(message: str, *, busy: bool = True, error: bool = False) -> str:
-    """The status line under the chat (spinner while busy)."""
+def status_html(message: str, *, busy: bool = True, error: bool = False, elapsed: float | None = None) -> str:
+    """The status line under the chat (spinner while busy).
+
+    `elapsed` (seconds since the question was sent) is shown and kept ticking by the page
+    script between server updates, so a long generation never looks frozen."""
     cls = "status error" if error else ("status busy" if busy else "status")
     spin = '<span class="spinner" aria-hidden="true"></span>' if busy and not error else ""
-    return f'<div class="{cls}" role="status" aria-live="polite">{spin}{esc(message)}</div>'
+    tick = ""
+    if elapsed is not None and busy and not error:
+        tick = f'<span class="elapsed" data-elapsed="{float(elapsed):.1f}">{int(elapsed)} s</span>'
+    return f'<div class="{cls}" role="status" aria-live="polite">{spin}<span class="msg">{esc(message)}</span>{tick}</div>'
 
 
 def documents_html(docs: Sequence[Any]) -> str:

@@ -1,0 +1,513 @@
+"""The web chat end to end.
+
+Fast tests (stand-ins, no Gradio server): the glue in ui/app.py — turning `Assistant.ask`
+events into chat bubbles/status/panel, uploads with one bad file, KB creation, example
+questions, auth parsing.
+
+Slow test (real everything): `rag chat` in a subprocess on a free localhost port with RAG_HOME in
+a tmp dir (so the seeds get indexed with the real embedding model), driven by headless Debian
+Chromium through the `playwright` package (never `playwright install`). The LLM is the configured
+default (local llama.cpp) when it is installed, else the extractive backend. Screenshots go to
+tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from rag.config import Config, PathsConfig, load_config
+from rag.errors import ConfigError, RagError
+from rag.types import Answer, Chunk, Citation, Evidence, Final, Hit, Status, Token
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+
+
+# ====================================================================== fast: glue with stand-ins
+
+
+@dataclass(frozen=True)
+class _Doc:
+    doc_id: str
+    title: str
+    source: str
+    n_chunks: int
+    date: str
+    added: str
+
+
+def _chunk(i: int, text: str) -> Chunk:
+    return Chunk(f"d{i}#0", f"d{i}", 0, f"文档{i}", ("一、",), text, 0, len(text), f"d{i}.txt", {"date": "2020-01-02"})
+
+
+class FakeAssistant:
+    """Plays a fixed event script and records what it was asked."""
+
+    def __init__(self, fail: Exception | None = None):
+        self.calls: list[tuple] = []
+        self.fail = fail
+
+    def ask(self, question, history=(), *, llm_backend=None, k=None, mode=None):
+        self.calls.append((question, list(history), llm_backend, k, mode))
+        yield Status("retrieve", "检索")
+        hits = (Hit(_chunk(0, "甲在一九九九年成立。"), 0.9, 1), Hit(_chunk(1, "乙。"), 0.5, 2))
+        yield Evidence(hits)
+        if self.fail:
+            raise self.fail
+        yield Status("generate", "生成回答")
+        text = "甲成立于一九九九年【1】。"
+        for ch in text:
+            yield Token(ch)
+        c = hits[0].chunk
+        cit = Citation(1, c.chunk_id, c.doc_id, c.title, c.section, c.source, 0, 10, "甲在一九九九年成立。", 0, 10, 0.9, True)
+        yield Final(Answer(question, text, (cit,), False, hits, {"total": 0.5}, "fake", question, True))
+
+
+class FakeKB:
+    def __init__(self):
+        self.docs: list[_Doc] = []
+
+    def documents(self):
+        return list(self.docs)
+
+    def add_paths(self, paths, progress=True):
+        p = Path(paths[0])
+        if p.read_bytes().startswith(b"%PDF-broken"):
+            return SimpleNamespace(failures=[SimpleNamespace(path=str(p), error="PDF 无法解析")], added=[], updated=[], n_chunks=0)
+        self.docs.append(_Doc(p.stem, p.stem, str(p), 2, "", "2026-01-01T00:00:00"))
+        return SimpleNamespace(failures=[], added=[p.stem], updated=[], n_chunks=2 * len(self.docs))
+
+    def delete_document(self, doc_id):
+        self.docs = [d for d in self.docs if d.doc_id != doc_id]
+
+
+def _services(tmp_path, assistant=None):
+    from ui.app import Services
+
+    cfg = Config(paths=PathsConfig(home=str(tmp_path / "home"), seeds_dir=str(tmp_path / "noseeds")))
+    kbs: dict[str, FakeKB] = {}
+    a = assistant or FakeAssistant()
+    svc = Services(
+        cfg,
+        kb_opener=lambda name, c, create: kbs.setdefault(name, FakeKB()),
+        assistant_factory=lambda kb, c: a,
+        kb_lister=lambda c: sorted(kbs),
+    )
+    return svc, a, kbs
+
+
+SETTINGS = {"kb": "seeds", "backend": "extractive", "model": "", "k": 3, "mode": "bm25"}
+
+
+def test_run_turn_streams_then_links_citations(tmp_path):
+    from ui.app import run_turn
+
+    svc, fake, _ = _services(tmp_path)
+    bubbles = []  # the state is updated in place: snapshot the bubble at every step
+    for state, status, panel in run_turn(svc, None, "甲哪年成立？", SETTINGS, min_interval=0):
+        bubbles.append(state["messages"][-1]["content"])
+    # settings reach ask(); first question has no history
+    assert fake.calls == [("甲哪年成立？", [], "extractive", 3, "bm25")]
+    assert any("typing" in b for b in bubbles)  # tokens were shown while streaming
+    assert '<a class="cite" href="#src-0-1"' in bubbles[-1] and "typing" not in bubbles[-1]
+    assert 'id="src-0-1"' in panel and '<mark class="quote">甲在一九九九年成立。</mark>' in panel
+    assert "完成" in status and "spinner" not in status
+    # the follow-up carries the first turn as history
+    list(run_turn(svc, state, "那乙呢？", SETTINGS, min_interval=0))
+    assert fake.calls[1][1] == [("甲哪年成立？", "甲成立于一九九九年【1】。")]
+    assert len(state["messages"]) == 4 and 'href="#src-1-1"' in state["messages"][3]["content"]
+
+
+def test_run_turn_shows_errors_without_traceback(tmp_path):
+    from ui.app import run_turn
+
+    svc, _, _ = _services(tmp_path, FakeAssistant(fail=RagError("本地模型未安装：rag models install")))
+    state, status, panel = list(run_turn(svc, None, "问题", SETTINGS))[-1]
+    assert "error" in status and "extractive" in status
+    assert "ans-error" in state["messages"][-1]["content"]
+    assert state["turns"][0]["answer"] is None
+    svc2, _, _ = _services(tmp_path, FakeAssistant(fail=ZeroDivisionError("boom")))
+    state, status, _ = list(run_turn(svc2, None, "问题", SETTINGS))[-1]
+    assert "内部错误" in status and "Traceback" not in state["messages"][-1]["content"]
+
+
+def test_uploads_bad_file_does_not_stop_the_others(tmp_path):
+    from ui.app import index_uploads
+
+    svc, _, kbs = _services(tmp_path)
+    up = tmp_path / "up"
+    up.mkdir()
+    (up / "好.txt").write_text("正文。", encoding="utf-8")
+    (up / "坏.pdf").write_bytes(b"%PDF-broken")
+    (up / "x.exe").write_bytes(b"MZ")
+    (up / "空.md").write_bytes(b"")
+    big = up / "大.txt"
+    big.write_bytes(b"a" * (svc.cfg.ui.max_upload_mb * 1024 * 1024 + 1))
+    files = [up / n for n in ("好.txt", "坏.pdf", "x.exe", "空.md", "大.txt")]
+    lines = index_uploads(svc, "seeds", files)
+    got = {name: (st, msg) for st, name, msg in lines}
+    assert got["好.txt"][0] == "ok"
+    assert got["坏.pdf"] == ("error", "无法读取：PDF 无法解析")
+    assert got["x.exe"][0] == "error" and "不支持的文件类型" in got["x.exe"][1]
+    assert got["空.md"] == ("error", "文件是空的")
+    assert got["大.txt"][0] == "error" and "上限 20 MB" in got["大.txt"][1]
+    assert [d.doc_id for d in kbs["seeds"].documents()] == ["好"]
+    # the bad file's stored copy is removed, the good one stays for re-indexing
+    assert sorted(p.name for p in svc.uploads_dir("seeds").iterdir()) == ["好.txt"]
+
+
+def test_delete_and_create_kb(tmp_path):
+    from ui.app import create_kb, delete_document, index_uploads
+
+    svc, _, kbs = _services(tmp_path)
+    f = tmp_path / "a.txt"
+    f.write_text("正文", encoding="utf-8")
+    index_uploads(svc, "seeds", [f])
+    assert delete_document(svc, "seeds", "a") == "已删除 a"
+    assert kbs["seeds"].documents() == [] and not (svc.uploads_dir("seeds") / "a.txt").exists()
+    with pytest.raises(ConfigError):
+        delete_document(svc, "seeds", "a")
+    assert create_kb(svc, " 报告_2024 ") == "报告_2024"
+    for bad in ("", "../etc", ".hidden", "a/b", "x" * 65):
+        with pytest.raises(ConfigError):
+            create_kb(svc, bad)
+    with pytest.raises(ConfigError):
+        create_kb(svc, "报告_2024")  # exists
+
+
+def test_example_questions_from_evalset_or_titles(tmp_path):
+    from ui.app import example_questions
+
+    seeds = tmp_path / "repo" / "seeds"
+    es = tmp_path / "repo" / "evalsets" / "mykb"
+    (es / "qrels").mkdir(parents=True)
+    seeds.mkdir(parents=True)
+    rows = [
+        {"_id": "q1", "text": "第一问？"},
+        {"_id": "q2", "text": "同一文档的第二问？"},
+        {"_id": "q3", "text": "追问？"},
+        {"_id": "q4", "text": "不可回答的问题？"},
+        {"_id": "q5", "text": "另一文档的问题？"},
+    ]
+    (es / "queries.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    (es / "corpus.jsonl").write_text("", encoding="utf-8")
+    (es / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tA\t1\nq2\tA\t1\nq3\tB\t1\nq5\tC\t1\n", encoding="utf-8")
+    ans = [
+        {"query_id": "q3", "answers": ["x"], "follow_up_of": "q1", "answerable": True},
+        {"query_id": "q4", "answers": [], "answerable": False},
+    ]
+    (es / "answers.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ans), encoding="utf-8")
+    cfg = Config(paths=PathsConfig(home=str(tmp_path / "h"), seeds_dir=str(seeds)))
+    # one per document, no follow-ups, no unanswerable questions
+    assert example_questions(cfg, "mykb") == ["第一问？", "另一文档的问题？"]
+    cfg.ui.examples = ["配置的问题？"]
+    assert example_questions(cfg, "mykb") == ["配置的问题？"]
+    cfg.ui.examples = []
+    svc, _, kbs = _services(tmp_path)
+    kbs["other"] = FakeKB()
+    kbs["other"].docs = [_Doc("x", "年度报告", "x.txt", 1, "", "")]
+    assert example_questions(cfg, "other", svc) == ["《年度报告》主要讲了什么？"]
+
+
+def test_parse_auth():
+    from ui.app import parse_auth
+
+    assert parse_auth("") is None
+    assert parse_auth("ann:s3:cret") == ("ann", "s3:cret")
+    for bad in ("ann", ":pw", "ann:"):
+        with pytest.raises(ConfigError):
+            parse_auth(bad)
+
+
+# ====================================================================== slow: real app, real browser
+
+SEED_QUESTION = "省委纪念中国共产党成立89周年的座谈会是哪天召开的？"
+UPLOAD_DOC = (
+    "# 青松县2025年水利工作简报\n\n"
+    "青松县水务局 2025年12月发布\n\n"
+    "## 一、工程建设\n\n"
+    "2025年，青松县共新建小型水库七座，总投资三千二百万元，新增灌溉面积一万二千亩。"
+    "全部水库均于当年十月底前完成蓄水验收。\n\n"
+    "## 二、河道治理\n\n"
+    "全年清理河道四十六公里，修复堤防十一处。\n"
+)
+UPLOAD_QUESTION = "青松县2025年新建了几座小型水库？"
+XSS_DOC = (
+    "紫藤小学安全提示\n\n"
+    "紫藤小学的校训是勤学善思。<script>window.__xss=1;alert('xss-script')</script>"
+    "<img src=x onerror=\"window.__xss=2;alert('xss-img')\">"
+    "详见[校园安全须知](javascript:window.__xss=3;alert('xss-link'))。"
+    "模板 ${window.__xss=4} 与 {{7*7}} 不应被执行。\n"
+)
+XSS_QUESTION = "紫藤小学的校训是什么？"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pick_backend(models_dir: str) -> str:
+    cfg = load_config()
+    if cfg.llm.backend != "local":
+        return cfg.llm.backend
+    try:
+        import llama_cpp  # noqa: F401
+
+        from rag.models_install import is_installed
+
+        if is_installed(cfg.llm.model, models_dir):
+            return "local"
+    except Exception:
+        pass
+    return "extractive"
+
+
+@pytest.fixture(scope="module")
+def live_app(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash scripts/run.sh test does)")
+    home = tmp_path_factory.mktemp("rag-home")
+    models_dir = load_config().paths.models_dir  # the real model cache, resolved before RAG_HOME moves
+    backend = _pick_backend(models_dir)
+    port = _free_port()
+    env = dict(os.environ, RAG_HOME=str(home), RAG_MODELS_DIR=str(models_dir), HF_HUB_OFFLINE="1",
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    env.pop("RAG_CONFIG", None)
+    log_path = home / "server.log"
+    log = open(log_path, "w", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", backend],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 900  # indexing the seeds with the real model on a busy 2-core machine
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"rag chat exited with {proc.returncode}:\n{log_path.read_text(encoding='utf-8')[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"rag chat did not come up:\n{log_path.read_text(encoding='utf-8')[-3000:]}")
+            time.sleep(2)
+        yield SimpleNamespace(url=url, home=home, backend=backend, log=log_path, proc=proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pw_api = pytest.importorskip("playwright.sync_api")
+    with pw_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """The chat page with the checks every step needs (dialogs, external requests, errors)."""
+
+    def __init__(self, browser, url: str):
+        self.pg = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        self.dialogs: list[str] = []
+        self.external: list[str] = []
+        self.errors: list[str] = []
+        self.pg.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.pg.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.pg.on(
+            "request",
+            lambda r: self.external.append(r.url)
+            if not r.url.startswith((url.rstrip("/"), "data:", "blob:", "about:"))
+            else None,
+        )
+        self.pg.goto(url)
+        self.pg.wait_for_selector("#question textarea", timeout=60_000)
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        p = ARTIFACTS / f"{name}.png"
+        self.pg.screenshot(path=str(p), full_page=False)
+        return p
+
+    def bubbles(self) -> int:
+        return self.pg.locator("#chatbot .message.bot").count()
+
+    def ask(self, question: str, timeout_s: float = 900) -> str:
+        """Send a question; wait for the streamed answer to finish; return the last bubble's HTML.
+
+        Also checks the page was never frozen: the status line showed a busy stage."""
+        n0 = self.bubbles()
+        self.pg.fill("#question textarea", question)
+        self.pg.press("#question textarea", "Enter")
+        busy_seen = streamed = False
+        t0 = time.time()
+        while time.time() - t0 < timeout_s:
+            if self.pg.locator("#status .status.busy").count():
+                busy_seen = True
+            if self.bubbles() > n0:
+                last = self.pg.locator("#chatbot .message.bot").last.inner_html()
+                if "typing" in last:
+                    streamed = True
+                if "ans-foot" in last or "ans-error" in last:
+                    assert "ans-error" not in last, f"the answer failed: {last}"
+                    assert busy_seen, "no status was shown while answering"
+                    self.streamed = streamed
+                    return last
+            time.sleep(0.25)
+        raise AssertionError(f"no answer to {question!r} within {timeout_s} s")
+
+    def tab(self, label: str) -> None:
+        self.pg.get_by_role("tab", name=label).click()
+        time.sleep(0.5)
+
+
+def _assert_no_injection(page: Page) -> None:
+    pg = page.pg
+    assert page.dialogs == [], f"a dialog fired: {page.dialogs}"
+    assert pg.evaluate("typeof window.__xss") == "undefined"
+    injected = pg.evaluate(
+        """() => {
+        const scope = document.querySelectorAll('#chatbot, #sources, #docs-table, #upload-report');
+        let bad = [];
+        scope.forEach(el => el.querySelectorAll('script, iframe, object, embed, img, [onerror], [onclick], [onload]')
+            .forEach(x => bad.push(x.outerHTML.slice(0, 120))));
+        document.querySelectorAll('a[href]').forEach(a => {
+            if (/^\\s*javascript:/i.test(a.getAttribute('href'))) bad.push(a.outerHTML.slice(0, 120));
+        });
+        return bad;
+    }"""
+    )
+    assert injected == [], f"injected elements: {injected}"
+
+
+@pytest.mark.slow
+def test_chat_in_a_real_browser(live_app, browser, tmp_path):
+    page = Page(browser, live_app.url)
+    pg = page.pg
+    # first load: examples drawn from the seed corpus, empty source panel, nothing fetched outside
+    assert pg.locator("#chatbot button.example").count() >= 1
+    page.shot("01-home")
+
+    # ---- a seed question: streamed answer, clickable citation, passage with the quote
+    last = page.ask(SEED_QUESTION)
+    assert page.streamed or live_app.backend == "extractive", "the answer was not streamed token by token"
+    links = pg.locator("#chatbot .message.bot").last.locator("a.cite")
+    assert links.count() >= 1, f"the seed answer has no citation link ({live_app.backend}): {last}"
+    href = links.first.get_attribute("href")
+    links.first.click()
+    card = pg.locator(f"#sources {href}")
+    card.wait_for(state="visible", timeout=10_000)
+    pg.wait_for_function("id => document.getElementById(id).classList.contains('active')", arg=href[1:])
+    quote = card.locator("mark.quote").first
+    assert quote.is_visible()
+    qtext = quote.inner_text().strip()
+    assert len(qtext) >= 4 and qtext in card.locator(".src-text").inner_text()
+    # the card names its document, date and source file
+    meta = card.inner_text()
+    assert "日期" in meta and "文件" in meta
+    time.sleep(1)
+    page.shot("02-seed-answer-citation")
+
+    # ---- feedback: 👍 with a comment lands in SQLite with question, answer, citations, settings
+    pg.locator("#chatbot .message-row").last.get_by_label("Like").first.click()
+    pg.locator("#fb-box").wait_for(state="visible", timeout=10_000)
+    pg.fill("#fb-comment textarea", "引用准确")
+    pg.click("#fb-send")
+    pg.get_by_text("说明已保存").wait_for(timeout=10_000)
+    db = sqlite3.connect(live_app.home / "feedback.sqlite3")
+    rows = db.execute("SELECT question, rating, comment, citations, config FROM feedback").fetchall()
+    db.close()
+    assert len(rows) == 1 and rows[0][0] == SEED_QUESTION and rows[0][1] == 1 and rows[0][2] == "引用准确"
+    assert json.loads(rows[0][3]) and json.loads(rows[0][4])["kb"] == "seeds"
+
+    # ---- export the conversation as Markdown (rag.report format)
+    with pg.expect_download(timeout=30_000) as dl:
+        pg.click("#export")
+    md = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert SEED_QUESTION in md and qtext[:4] in md.replace("\n", "")
+
+    # ---- documents: upload a good document, an XSS document and a broken one
+    page.tab("文档 Documents")
+    up = tmp_path / "upload"
+    up.mkdir()
+    (up / "qingsong_water_2025.md").write_text(UPLOAD_DOC, encoding="utf-8")
+    (up / "xss_test.txt").write_text(XSS_DOC, encoding="utf-8")
+    (up / "broken.pdf").write_bytes(b"%PDF-1.4\n this is not really a pdf \x00\x01")
+    pg.locator("#upload input[type=file]").set_input_files([str(p) for p in sorted(up.iterdir())])
+    time.sleep(2)
+    pg.click("#upload-btn")
+    pg.wait_for_function(
+        "() => document.querySelectorAll('#upload-report li').length >= 3", timeout=600_000, polling=500
+    )
+    ok = pg.locator("#upload-report li.up-ok").all_inner_texts()
+    err = pg.locator("#upload-report li.up-error").all_inner_texts()
+    assert len(ok) == 2 and any("qingsong_water_2025.md" in t for t in ok), (ok, err)
+    assert len(err) == 1 and "broken.pdf" in err[0], err
+    table = pg.locator("#docs-table").inner_text()
+    assert "qingsong_water_2025" in table and "xss_test" in table
+    page.shot("03-documents")
+    _assert_no_injection(page)
+
+    # ---- ask about the uploaded document
+    page.tab("问答 Chat")
+    last = page.ask(UPLOAD_QUESTION)
+    bubble_text = pg.locator("#chatbot .message.bot").last.inner_text()
+    assert "七" in bubble_text or "7" in bubble_text, bubble_text
+    links = pg.locator("#chatbot .message.bot").last.locator("a.cite")
+    assert links.count() >= 1, last
+    href = links.first.get_attribute("href")
+    links.first.click()
+    card = pg.locator(f"#sources {href}")
+    card.wait_for(state="visible", timeout=10_000)
+    assert "qingsong_water_2025" in card.inner_text()
+    assert "七座" in card.locator("mark.quote").first.inner_text() or "七座" in card.inner_text()
+    time.sleep(1)
+    page.shot("04-upload-answer")
+
+    # ---- hostile document text on screen, with the extractive backend chosen in this session's settings
+    pg.click("#settings")
+    pg.get_by_label("抽取式 extractive (无生成)").check()
+    page.ask(XSS_QUESTION)
+    sources = pg.locator("#sources").inner_text()
+    assert "<script>" in sources or "onerror" in sources, "the XSS passage should be shown (as text)"
+    time.sleep(2)  # give any injected handler time to run
+    _assert_no_injection(page)
+    page.shot("05-xss-document-inert")
+
+    assert page.external == [], f"the page fetched from outside the server: {page.external}"
+    assert not [e for e in page.errors if "xss" in e.lower()], page.errors
