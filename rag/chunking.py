@@ -156,7 +156,8 @@ class HeadingMarker:
     whole_line: bool
 
     def text(self, line: str) -> str:
-        return re.sub(r"\s+", " ", line[: self.head_end]).strip(" 。．.")
+        head = line[self.end : self.head_end] if self.style.startswith("md") else line[: self.head_end]
+        return re.sub(r"\s+", " ", head).strip(" 。．.#")
 
 
 def _match_marker(line: str) -> tuple[str, str, re.Match] | None:
@@ -452,10 +453,25 @@ class _Unit:
 _CLAUSE = re.compile(r"[，,、：:]")
 
 
+_QUOTE_CLOSE = "”’」』\"'"
+
+
 def _units(clean: str, a: int, b: int, cfg: ChunkConfig) -> list[_Unit]:
     units: list[_Unit] = []
     for s, e in sentence_spans(clean[a:b]):
         s, e = s + a, e + a
+        if (
+            units
+            and e - s <= 30
+            and "“" not in clean[s:e]
+            and clean[units[-1].end - 1] in _QUOTE_CLOSE
+            and "\n" not in clean[units[-1].end : s]
+        ):
+            # “……。”某某说。 — the attribution stays with the quote it closes
+            t = count_tokens(clean[units[-1].start : e], cfg.encoding)
+            if t <= cfg.max_tokens:
+                units[-1] = _Unit(units[-1].start, e, t)
+                continue
         t = count_tokens(clean[s:e], cfg.encoding)
         if t <= cfg.max_tokens:
             units.append(_Unit(s, e, t))
@@ -512,15 +528,19 @@ def _hard_split(clean: str, s: int, e: int, cfg: ChunkConfig) -> list[_Unit]:
     return out
 
 
-def _pack(units: list[_Unit], cfg: ChunkConfig, clean: str) -> list[tuple[int, int]]:
+def _pack(units: list[_Unit], cfg: ChunkConfig, clean: str) -> list[tuple[int, int, int]]:
     """Greedy packing into unit ranges [i, j) with whole-sentence overlap; then a final tiny
-    fragment merges with (or borrows sentences from) the previous chunk."""
+    fragment merges with (or borrows sentences from) the previous chunk. Returns (i, j, tokens)."""
     if not units:
         return []
     mx = cfg.max_tokens
 
+    memo: dict[tuple[int, int], int] = {}
+
     def tok(i: int, j: int) -> int:
-        return count_tokens(clean[units[i].start : units[j - 1].end], cfg.encoding)
+        if (i, j) not in memo:
+            memo[(i, j)] = count_tokens(clean[units[i].start : units[j - 1].end], cfg.encoding)
+        return memo[(i, j)]
 
     ranges: list[tuple[int, int]] = []
     i = 0
@@ -530,7 +550,7 @@ def _pack(units: list[_Unit], cfg: ChunkConfig, clean: str) -> list[tuple[int, i
         while j < n and (j == i or t + units[j].tokens <= mx):
             t += units[j].tokens
             j += 1
-        while j - i > 1 and tok(i, j) > mx:  # joined text may tokenise differently
+        while j - i > 1 and tok(i, j) > mx:  # the joined text (with its newlines) may count more
             j -= 1
         ranges.append((i, j))
         if j >= n:
@@ -556,7 +576,7 @@ def _pack(units: list[_Unit], cfg: ChunkConfig, clean: str) -> list[tuple[int, i
                         if tok(s, lj) <= mx and tok(pi, s) <= mx:
                             ranges[-2:] = [(pi, s), (s, lj)]
                         break
-    return ranges
+    return [(i, j, tok(i, j)) for i, j in ranges]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,15 +584,19 @@ def _pack(units: list[_Unit], cfg: ChunkConfig, clean: str) -> list[tuple[int, i
 
 
 def _runs(offsets: Sequence[int], a: int, b: int) -> list[list[int]]:
-    """Compact offset map of clean[a:b]: [[i, orig], …] where each run continues orig+1 per char."""
-    runs: list[list[int]] = []
-    prev = None
-    for i in range(a, b):
-        o = offsets[i]
-        if prev is None or o != prev + 1:
-            runs.append([i - a, o])
-        prev = o
-    return runs
+    """Compact offset map of clean[a:b]: [[i, orig], …] where each run continues orig+1 per char.
+
+    >>> _runs([0, 1, 2, 5, 6, 6], 0, 6)
+    [[0, 0], [3, 5], [5, 6]]
+    """
+    import numpy as np
+
+    if b <= a:
+        return []
+    seg = np.asarray(offsets[a:b], dtype=np.int64)
+    starts = np.flatnonzero(np.diff(seg) != 1) + 1
+    idx = np.concatenate(([0], starts))
+    return [[int(i), int(seg[i])] for i in idx]
 
 
 def chunk_offsets(chunk: Chunk) -> list[int]:
@@ -607,13 +631,13 @@ def chunk_document(doc: Document, cfg: ChunkConfig | None = None) -> list[Chunk]
     chunks: list[Chunk] = []
     for sec in parse_sections(clean):
         units = _units(clean, sec.start, sec.end, cfg)
-        for i, j in _pack(units, cfg, clean):
+        for i, j, ntok in _pack(units, cfg, clean):
             a, b = units[i].start, units[j - 1].end
             start, end = doc.orig_span(a, b)
             text = clean[a:b]
             n = len(chunks)
             meta = dict(doc.metadata)
-            meta["tokens"] = count_tokens(text, cfg.encoding)
+            meta["tokens"] = ntok
             meta["offset_runs"] = _runs(doc.offsets, a, b)
             chunks.append(
                 Chunk(

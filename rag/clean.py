@@ -194,7 +194,7 @@ OCR_CHAR_FIXES = {
 _OCR_CHARS = re.compile("[" + "".join(OCR_CHAR_FIXES) + "]")
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]|[\ue000-\uf8ff]")  # + private-use glyphs
 _LOW9_QUOTES = re.compile("[\u201a\u201b]")  # ‚ ‛ used by OCR for “ ”
-_LOW9_RUN = re.compile("\u201e(?:[ \u3000]*\u201e)+")  # „ „ „„ : an OCR'd ellipsis
+_LOW9_RUN = re.compile("\u201e(?:[ \u3000]*\u201e)+[ \u3000]*")  # „ „ „„ : an OCR'd ellipsis
 _WS_RUN = re.compile(f"[{_WS}]{{2,}}|[\t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c]")
 _HAS_CJK = re.compile(r"[\u3400-\u9fff]")
 # a page footer ("-1-") glued to the last line of a page, or a header glued to the next
@@ -297,7 +297,25 @@ def _unbalanced(s: str) -> bool:
     return any(s.count(a) > s.count(b) for a, b in _PAIRS)
 
 
-def _should_join(prev: str, nxt: str) -> bool:
+def wrap_width(lengths: list[int]) -> int | None:
+    """The width a text was wrapped at (PDF text layers, OCR, hard-wrapped .txt), if it was:
+    the 80th-percentile line length, when at least 30% of the lines are about that long.
+
+    >>> wrap_width([38, 37, 38, 12, 38, 36, 20, 38, 38, 9]), wrap_width([300, 12, 640, 80, 15, 220, 9, 31])
+    (38, None)
+    """
+    lens = sorted(lengths)
+    n = len(lens)
+    if n < 6:
+        return None
+    p = lens[int(0.8 * (n - 1))]
+    if p < 12 or n < 8:
+        return None
+    near = sum(1 for x in lens if 0.9 * p <= x <= 1.05 * p)
+    return p if near >= 0.4 * n else None
+
+
+def _should_join(prev: str, nxt: str, width: int | None = None, prev_len: int | None = None) -> bool:
     """Is `nxt` the continuation of `prev` (one sentence broken over two lines)?
 
     Never when `prev` ends a sentence (。！？；…:) or is a heading, or `nxt` starts a heading,
@@ -322,6 +340,8 @@ def _should_join(prev: str, nxt: str) -> bool:
     hm = heading_marker(prev)
     if hm is not None and hm.whole_line:
         return False
+    if width and (prev_len if prev_len is not None else len(prev)) >= 0.85 * width:
+        return True  # a full-width line that does not end a sentence was wrapped
     if is_title_candidate(prev) or is_title_candidate(nxt):
         # either side may be a heading: only a word split across the break proves a wrap
         return splits_word(prev, nxt)
@@ -464,7 +484,8 @@ def _take_head(lines: list[_Line], meta: dict, title_hint: str) -> tuple[str, tu
             if hm is not None and hm.style.startswith("article") and hm.whole_line:
                 # "第一篇：标题" names the file's first article: keep it in the body as a heading
                 title = s[hm.end :].strip(" :：、.．")
-            elif _title_like(s) and len(lines) > first + 1:
+            elif _title_like(s) and len(lines) > first + 1 and not re.search(r"[，,]", s):
+                # (a first line with commas is more often a paragraph fragment than a title)
                 title_idx = first
     span = None
     if title_idx is not None:
@@ -490,9 +511,11 @@ def _take_head(lines: list[_Line], meta: dict, title_hint: str) -> tuple[str, tu
 
 
 def _rejoin(lines: list[_Line]) -> list[_Line]:
+    width = wrap_width([len(ln.text) for ln in lines])
     out: list[_Line] = []
-    for ln in lines:
-        if out and not ln.gap and _should_join(out[-1].text, ln.text):
+    for i, ln in enumerate(lines):
+        # the width test looks at the original line (before joining), not the growing paragraph
+        if out and not ln.gap and _should_join(out[-1].text, ln.text, width, len(lines[i - 1].text)):
             prev = out[-1]
             sep = ""
             if re.match(r"[A-Za-z0-9]", prev.text[-1]) and re.match(r"[A-Za-z0-9]", ln.text[0]):

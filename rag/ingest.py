@@ -146,6 +146,9 @@ def decode_bytes(data: bytes, name: str = "input") -> tuple[str, str]:
             text = data.decode("utf-16")
         except UnicodeDecodeError as e:
             raise IngestError(f"{name}: UTF-16 file with invalid bytes at {e.start}; re-save it as UTF-8") from None
+        score, n = plausibility(text[:200000])
+        if n >= 4 and score < 0.85:
+            raise IngestError(f"{name}: starts like UTF-16 text but decodes to garbage; binary file?")
         return text, "utf-16"
     _check_binary(data, name)
     if data.startswith(codecs.BOM_UTF8):
@@ -153,13 +156,16 @@ def decode_bytes(data: bytes, name: str = "input") -> tuple[str, str]:
             return data[3:].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError as e:
             raise IngestError(f"{name}: starts with a UTF-8 BOM but has invalid UTF-8 at byte {e.start + 3}") from None
+    utf8_error: UnicodeDecodeError | None = None
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
+    except UnicodeDecodeError as e:
+        text, utf8_error = None, e
     if text is not None:
         _check_double_encoded(text, name)
         return text, "utf-8"
+    if utf8_error is not None and utf8_error.start >= len(data) - 3 and utf8_error.reason == "unexpected end of data":
+        raise IngestError(f"{name}: the file ends in the middle of a UTF-8 character (truncated?); re-save or re-download it")
     # Chinese legacy encodings: decode strictly, keep the most plausible.
     scored: list[tuple[float, int, str]] = []
     for enc in ("gb18030", "big5hkscs"):
@@ -189,13 +195,17 @@ def decode_bytes(data: bytes, name: str = "input") -> tuple[str, str]:
             text = data.decode(best.encoding)
         except (UnicodeDecodeError, LookupError):
             text = None
-        if text is not None:
-            score, n = plausibility(text[:200000])
-            cjk = len(_CJK_RE.findall(text[:200000]))
-            if best.chaos < 0.2 and (cjk < 8 or score >= 0.85):
+        if text is not None and best.chaos < 0.2:
+            # only for texts that are essentially Latin script (an English report with a few
+            # accented letters): a Chinese text in an unknown encoding must not slip through as
+            # plausible-looking mojibake
+            sample = text[:200000]
+            ascii_share = sum(1 for c in sample if c < "\x80") / max(1, len(sample))
+            if ascii_share >= 0.8:
                 return text, best.encoding
+    where = f" (first invalid UTF-8 byte at offset {utf8_error.start})" if utf8_error is not None else ""
     raise IngestError(
-        f"{name}: cannot decode the text (not valid UTF-8, GB18030/GBK or Big5); "
+        f"{name}: cannot decode the text: not valid UTF-8, GB18030/GBK or Big5{where}; "
         "re-save the file as UTF-8"
     )
 
@@ -335,11 +345,11 @@ def _read_docx(data: bytes, name: str) -> tuple[str, str, dict]:
     except Exception as e:
         raise IngestError(f"{name}: not a readable .docx ({type(e).__name__}: {e}); open and re-save it in Word/LibreOffice") from None
     meta: dict = {}
-    title_hint = (d.core_properties.title or "").strip()
-    if d.core_properties.author:
-        meta["author"] = d.core_properties.author.strip()
-    if d.core_properties.created:
-        meta["date_hint"] = d.core_properties.created.date().isoformat()
+    title_hint = _real(d.core_properties.title)
+    if _real(d.core_properties.author):
+        meta["author"] = _real(d.core_properties.author)
+    # core_properties.created is when the file was made (templates carry their own date), not a
+    # publication date: it is not used as the document date
     lines: list[str] = []
     body = d.element.body
     for el in body.iterchildren():
@@ -399,10 +409,22 @@ def _read_pdf(data: bytes, name: str) -> tuple[str, str, dict]:
     meta: dict = {"pages": len(pages)}
     title_hint = ""
     if info is not None:
-        title_hint = (info.title or "").strip()
-        if info.author:
-            meta["author"] = info.author.strip()
+        title_hint = _real(info.title)
+        if _real(info.author):
+            meta["author"] = _real(info.author)
     return text, title_hint, meta
+
+
+# Values that authoring tools fill in by themselves: not a real title/author.
+_PLACEHOLDERS = {
+    "", "untitled", "无标题", "無標題", "anonymous", "unknown", "python-docx", "administrator", "admin",
+    "user", "author", "microsoft word", "microsoft office user", "reportlab", "(anonymous)", "unspecified",
+}
+
+
+def _real(value: str | None) -> str:
+    v = (value or "").strip()
+    return "" if v.lower() in _PLACEHOLDERS or v.lower().startswith(("microsoft word - ", "untitled")) else v
 
 
 # ---------------------------------------------------------------------------------------------
