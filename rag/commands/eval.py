@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.replace(llm={"backend": llm})
     if configs is None:
         configs = H.make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=bool(retrieval_only), compare=args.compare)
+    if args.check:
+        H.check_config_matches(baseline, configs[0], limit)
     command = " ".join(shlex.quote(a) for a in ["rag", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
     run_ = H.run_eval(
         es_path, cfg, configs=configs, limit=limit, out_dir=out, resume=True,
@@ -155,7 +157,6 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"[yellow]{n_err} question(s) failed; see 'error' in {run_.out_dir / 'results.jsonl'}[/]")
     status = 0
     if args.check:
-        H.check_config_matches(baseline, run_)
         ok, rows = H.check_baseline(H.flat_metrics(run_.metrics["configs"][run_.configs[0].name]), baseline)
         if ok:
             console.print(f"baseline check passed: {len(rows)} metrics within tolerance of {bpath}")

@@ -913,12 +913,12 @@ def check_baseline(current: Mapping[str, float], baseline: Mapping[str, Any]) ->
     return all(r.ok for r in rows), rows
 
 
-def check_config_matches(baseline: Mapping[str, Any], run: EvalRun) -> None:
+def check_config_matches(baseline: Mapping[str, Any], rc: RunConfig, limit: int | None) -> None:
+    """Raise unless `rc` (and the question limit) is the configuration the baseline was made with."""
     bc = baseline.get("config") or {}
-    rc = run.configs[0]
     diffs = [f"{k_}: baseline {bc[k_]!r}, this run {getattr(rc, k_)!r}" for k_ in ("llm", "mode", "k", "retrieval_only")
-             if k_ in bc and bc[k_] != getattr(rc, k_)]
-    if "limit" in bc and bc["limit"] != run.info["settings"].get("limit"):
-        diffs.append(f"limit: baseline {bc['limit']!r}, this run {run.info['settings'].get('limit')!r}")
+             if k_ in bc and bc[k_] != getattr(rc, k_) and not (k_ == "llm" and bc.get("retrieval_only"))]
+    if "limit" in bc and bc["limit"] != limit:
+        diffs.append(f"limit: baseline {bc['limit']!r}, this run {limit!r}")
     if diffs:
         raise EvalError("--check: this run is not comparable with the baseline (" + "; ".join(diffs) + ")")
