@@ -230,7 +230,7 @@ def build(source: dict[str, Any], root: str | Path = ROOT) -> EvalSet:
         follow = q.get("follow_up_of")
         if follow is not None and follow not in queries:
             raise EvalsetSourceError(f"{where}: follow_up_of {follow!r} is not an earlier question")
-        if qtype == "follow-up" and not (follow and q.get("standalone")):
+        if (qtype == "follow-up" or follow) and not (follow and q.get("standalone")):
             raise EvalsetSourceError(f"{where}: a follow-up needs follow_up_of and a standalone rewrite")
 
         doc_key = str(q["doc"]) if q.get("doc") is not None else None
