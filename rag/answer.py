@@ -42,7 +42,7 @@ from rag.prompts import (
     pack,
     to_langchain,
 )
-from rag.textnorm import cjk_count, normalize_answer, question_language, to_script
+from rag.textnorm import cjk_count, normalize_answer, question_language, s2t, t2s
 from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,33 @@ def answer_language(question: str) -> str:
         if latin >= 3 and latin > cjk_count(question) / 2:
             return "en"
     return lang
+
+
+def _simplified_only(ch: str) -> bool:
+    return t2s(ch) == ch and s2t(ch) != ch
+
+
+def to_answer_script(text: str, lang: str) -> str:
+    """Put the answer into the question's script without damaging text that already is in it.
+
+    Simplified target: OpenCC t2s on everything (safe). Traditional target: s2t only on the
+    clauses that contain a simplified-only character — running s2t over text that is already
+    traditional "corrects" legitimate variants (89周年 → 89週年), and answers often quote
+    traditional sources verbatim. English: unchanged.
+
+    >>> to_answer_script("座談會在6月25日召開，纪念89周年【1】。", "zh-Hant")
+    '座談會在6月25日召開，紀念89週年【1】。'
+    >>> to_answer_script("紀念89周年【1】。", "zh-Hant")
+    '紀念89周年【1】。'
+    >>> to_answer_script("紀念89周年【1】。", "zh-Hans"), to_answer_script("It was 1949.", "en")
+    ('纪念89周年【1】。', 'It was 1949.')
+    """
+    if lang == "zh-Hans":
+        return t2s(text)
+    if lang != "zh-Hant":
+        return text
+    pieces = re.split(r"(?<=[。！？!?；;，,：:\n])", text)
+    return "".join(s2t(p) if any(_simplified_only(c) for c in p) else p for p in pieces)
 
 
 def is_refusal(text: str) -> bool:
@@ -367,7 +394,7 @@ class Assistant:
         passages = self.retrieve(standalone, k=k, mode=mode, backend=backend)
         timings["retrieve"] = time.perf_counter() - tr
         yield Evidence(tuple(p.hit for p in passages))
-        ev = evidence_score(standalone, passages)
+        ev = evidence_score(standalone, passages, getattr(cfg, "refuse_feature", "block"))
         refused = not passages or ev < cfg.refuse_threshold
         model_name = self.model_name(backend)
 
@@ -392,7 +419,8 @@ class Assistant:
             raw_parts.append(raw)
         else:
             model = self.chat_model(backend)
-            msgs = to_langchain(answer_messages(standalone, passages, lang))
+            budget = self.cfg.answer.local_context_tokens if backend == "local" else None
+            msgs = to_langchain(answer_messages(standalone, passages, lang, budget))
             try:
                 for chunk in model.stream(msgs):
                     piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
@@ -425,9 +453,7 @@ class Assistant:
             if is_refusal(shown) and not grounded(citations):
                 refused, text, citations = True, REFUSAL[lang], []
             else:
-                text = shown.strip()
-                if lang in _SCRIPT:
-                    text = to_script(text, _SCRIPT[lang])
+                text = to_answer_script(shown.strip(), lang)
         timings["total"] = time.perf_counter() - t0
         answer = Answer(
             question=q,

@@ -95,6 +95,7 @@ class AnswerConfig:
     refuse_threshold: float = 0.0  # calibrated on the seed eval set; see evalsets/seeds/BASELINE.md
     support_threshold: float = 0.35  # citation support below this is flagged unsupported
     condense: bool = True  # rewrite follow-ups into standalone questions
+    refuse_feature: str = "block"  # retrieval-evidence feature compared with refuse_threshold (rag.extractive.evidence_features)
     local_context_tokens: int = 700  # evidence budget for the in-process model: prompt ingestion (~55-110 tok/s) is its first-token latency; blocks are cut to their question-relevant sentences
 
 

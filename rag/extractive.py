@@ -176,22 +176,45 @@ class Scorer:
         return out
 
 
-def evidence_score(question: str, passages: Sequence[Passage]) -> float:
-    """How well the retrieved passages cover the question's terms: the best passage's
-    IDF-weighted coverage in [0, 1]. The answer stage refuses below `refuse_threshold`.
+def evidence_features(question: str, passages: Sequence[Passage]) -> dict[str, float]:
+    """Retrieval-evidence features for the refusal decision, each in [0, 1]:
+    `block` — the best passage's IDF-weighted coverage of the question terms; `sent` — the best
+    single sentence's coverage (an answer usually sits in one sentence that names most of what
+    the question names); `sent_h` — the same with the passage heading counted as context;
+    `score` / `mean_h` — means of block and sent / sent_h. benchmarks/calibrate_refusal.py
+    compares them on answerable vs unanswerable questions.
 
-    Questions without Chinese characters are compared lexically only if the passages have
-    Latin text; otherwise (English question, Chinese passages) this returns 1.0 and leaves the
-    decision to the model (lexical overlap cannot judge a cross-language question).
+    Questions without Chinese characters over passages with no Latin text in common cannot be
+    judged lexically (an English question over Chinese documents): `score` is then 1.0 and the
+    decision is left to the model.
     """
     if not passages:
-        return 0.0
+        return dict.fromkeys(("block", "sent", "sent_h", "mean_h", "score"), 0.0)
     sc = Scorer(question, passages)
     if not sc.q_terms:
-        return 0.0
+        return dict.fromkeys(("block", "sent", "sent_h", "mean_h", "score"), 0.0)
     if question_language(question) == "en" and not any(t in sc.block_grams[p.n] for p in passages for t in sc.q_terms):
-        return 1.0
-    return max(sc.block_coverage(p) for p in passages)
+        return dict.fromkeys(("block", "sent", "sent_h", "mean_h", "score"), 1.0)
+    block = max(sc.block_coverage(p) for p in passages)
+    sent = max((coverage(sc.q_terms, g, sc.idf, sc.default_idf) for *_, g in sc.sentences), default=0.0)
+    # variant: a sentence read under its heading (《甘肃煤田地质局》 + "现有干部职工68人")
+    heads = {p.n: _grams(p.chunk.heading) for p in passages}
+    sent_h = max((coverage(sc.q_terms, g | heads[p.n], sc.idf, sc.default_idf) for p, _, _, g in sc.sentences), default=0.0)
+    return {"block": block, "sent": sent, "sent_h": sent_h, "mean_h": (block + sent_h) / 2, "score": (block + sent) / 2}
+
+
+EVIDENCE_FEATURES = ("block", "sent", "sent_h", "mean_h", "score")
+
+
+def evidence_score(question: str, passages: Sequence[Passage], feature: str = "block") -> float:
+    """How well the retrieved passages support answering: one of `evidence_features` (the
+    calibration script picks the feature with the best balanced accuracy on its dev half; see
+    `cfg.answer.refuse_feature`). The answer stage refuses below `cfg.answer.refuse_threshold`."""
+    if feature not in EVIDENCE_FEATURES:
+        from rag.errors import ConfigError
+
+        raise ConfigError(f"unknown answer.refuse_feature {feature!r}; choose one of: {', '.join(EVIDENCE_FEATURES)}")
+    return evidence_features(question, passages)[feature]
 
 
 def extract(

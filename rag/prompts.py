@@ -76,29 +76,113 @@ def defuse(text: str) -> str:
     return text
 
 
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def block_header(p: Passage) -> str:
-    """`【n】title › section (date)`"""
+    """`【n】title › innermost section (date)`: the innermost heading says what the passage is
+    about; the full path is often long (scraped pages) and every token costs latency.
+
+    >>> from rag.types import Chunk, Hit
+    >>> c = Chunk("d#0", "d", 0, "简报", ("一、总体要求", "（一）指导思想"), "正文", 0, 2, metadata={"date": "2010-06-28"})
+    >>> block_header(Passage.from_hit(2, Hit(c, 1.0, 1)))
+    '【2】简报 › （一）指导思想（2010-06-28）'
+    """
     c = p.chunk
     date = str(c.metadata.get("date") or "")[:10]
-    head = c.heading or c.doc_id
+    parts = [_short(c.title, 32)] if c.title else []
+    if c.section:
+        parts.append(_short(c.section[-1], 32))
+    head = " › ".join(parts) or c.doc_id
     return f"【{p.n}】{defuse(head)}" + (f"（{date}）" if date else "")
 
 
-def render_block(p: Passage) -> str:
-    return f"{block_header(p)}\n{defuse(p.text.strip())}"
+def render_block(p: Passage, text: str | None = None) -> str:
+    return f"{block_header(p)}\n{defuse((p.text if text is None else text).strip())}"
 
 
-def render_evidence(passages: Sequence[Passage]) -> str:
-    return OPEN + "\n" + "\n\n".join(render_block(p) for p in passages) + "\n" + CLOSE
+def render_evidence(passages: Sequence[Passage], shown: dict[int, str] | None = None) -> str:
+    shown = shown or {}
+    return OPEN + "\n" + "\n\n".join(render_block(p, shown.get(p.n)) for p in passages) + "\n" + CLOSE
 
 
-def answer_messages(question: str, passages: Sequence[Passage], lang: str) -> list[tuple[str, str]]:
+def compress(
+    question: str,
+    passages: Sequence[Passage],
+    budget_tokens: int,
+    count_tokens: Callable[[str], int] | None = None,
+) -> dict[int, str]:
+    """Shorten passages to their question-relevant sentences so the evidence fits
+    `budget_tokens` (what the small local model must ingest before its first token).
+
+    Each passage gets an equal share; its sentences are taken best-first by IDF-weighted
+    question-term coverage (rag.extractive.Scorer) and shown in reading order, gaps marked "……".
+    Returns {passage n: shown text} for the passages that were shortened. Citations are still
+    checked against the full passage.
+    """
+    if count_tokens is None:
+        from rag.chunking import count_tokens as count_tokens  # noqa: PLW0127
+    from rag.cite import split_sentences
+    from rag.extractive import Scorer, _grams, coverage
+
+    total = sum(count_tokens(render_block(p)) + 2 for p in passages) + count_tokens(OPEN + CLOSE)
+    if total <= budget_tokens or not passages:
+        return {}
+    sc = Scorer(question, passages)
+    # better-ranked passages get a larger share (weights 1/sqrt(rank)): the answer is usually there
+    weights = [1 / (i + 1) ** 0.5 for i in range(len(passages))]
+    room = budget_tokens - count_tokens(OPEN + CLOSE)
+    shown: dict[int, str] = {}
+    for p, w in zip(passages, weights):
+        share = max(40, int(room * w / sum(weights)))
+        head = count_tokens(block_header(p)) + 2
+        if head + count_tokens(p.text) <= share:
+            continue
+        spans = split_sentences(p.text)
+        ranked = sorted(
+            range(len(spans)),
+            key=lambda i: (-coverage(sc.q_terms, _grams(p.text[spans[i][0] : spans[i][1]]), sc.idf, sc.default_idf), i),
+        )
+        keep: list[int] = []
+        used = head
+        for i in ranked:
+            cost = count_tokens(p.text[spans[i][0] : spans[i][1]])
+            if used + cost > share and keep:
+                continue
+            keep.append(i)
+            used += cost
+        keep.sort()
+        parts: list[str] = []
+        prev = -1
+        for i in keep:
+            if prev >= 0 and i != prev + 1 or (prev < 0 and i > 0):
+                parts.append("……")
+            a, b = spans[i]
+            parts.append(p.text[a:b])
+            prev = i
+        if keep and keep[-1] < len(spans) - 1:
+            parts.append("……")
+        text = "".join(parts)
+        # one very long top sentence alone can still exceed the share: cut it by characters
+        while count_tokens(text) + head > share and len(text) > 20:
+            text = text[: int(len(text) * 0.85)] + "……"
+        shown[p.n] = text
+    return shown
+
+
+def answer_messages(
+    question: str, passages: Sequence[Passage], lang: str, budget_tokens: int | None = None
+) -> list[tuple[str, str]]:
     """(role, content) pairs: the fixed system prompt, then evidence + question in one user turn.
 
     The question is put after the evidence (what the model reads last weighs most for small
-    models) and is *not* inside the delimiters.
+    models) and is *not* inside the delimiters. With `budget_tokens`, passages are shortened to
+    their relevant sentences when the evidence would exceed it (`compress`).
     """
-    user = f"{render_evidence(passages)}\n问题：{question.strip()}\n{_LANG_HINT.get(lang, _LANG_HINT['zh-Hans'])}"
+    shown = compress(question, passages, budget_tokens) if budget_tokens else {}
+    user = f"{render_evidence(passages, shown)}\n问题：{question.strip()}\n{_LANG_HINT.get(lang, _LANG_HINT['zh-Hans'])}"
     return [("system", SYSTEM_PROMPT), ("user", user)]
 
 

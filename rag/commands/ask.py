@@ -55,8 +55,7 @@ def format_sources(answer) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rag.answer import Assistant, answer_language, answer_to_json
-    from rag.textnorm import to_script
+    from rag.answer import Assistant, answer_language, answer_to_json, to_answer_script
     from rag.types import Final, Status, Token
 
     cfg = resolve_config(
@@ -72,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(answer_to_json(final), ensure_ascii=False, indent=2))
         return 0
     lang = answer_language(args.question)
-    script = {"zh-Hant": "traditional", "zh-Hans": "simplified"}.get(lang, "")
     out = sys.stdout
     err = sys.stderr
     streamed: list[str] = []
@@ -81,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(ev, Status) and ev.stage in ("condense", "retrieve") and err.isatty():
             print(f"… {ev.message}", file=err, flush=True)
         elif isinstance(ev, Token):
-            piece = to_script(ev.text, script) if script else ev.text  # show the user's script while streaming
+            piece = to_answer_script(ev.text, lang)  # show the user's script while streaming
             streamed.append(piece)
             out.write(piece)
             out.flush()
