@@ -100,13 +100,18 @@ class _Spec:
 class SentenceEncoder:
     """An `Encoder` over a sentence-transformers model folder or id (torch or ONNX backend)."""
 
-    def __init__(self, spec: _Spec):
+    def __init__(self, spec: _Spec, backend=None):
+        """`backend` (an object with `dim` and `embed(list[str]) -> array`) replaces the model,
+        for tests; normally it is made from `spec`."""
         self.spec = spec
         self.name = spec.name
         self.query_prefix = spec.query_prefix
         self.passage_prefix = spec.passage_prefix
         self.batch_size = max(1, int(spec.batch_size))
-        self.backend_name, self._backend = _make_backend(spec)
+        if backend is None:
+            self.backend_name, self._backend = _make_backend(spec)
+        else:
+            self.backend_name, self._backend = type(backend).__name__, backend
         self.dim = int(self._backend.dim)
 
     def __repr__(self) -> str:
