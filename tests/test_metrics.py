@@ -220,3 +220,19 @@ def test_doc_ranking():
 def test_split_statements():
     s = M.split_statements("第一句。【1】第二句！\n第三句【2】【3】。")
     assert s == ["第一句。【1】", "第二句！", "第三句。【2】【3】"]
+
+
+def test_quote_in_a_heading_maps_to_the_chunk_below_it():
+    # chunkers keep headings out of the chunk span and carry them in the heading path:
+    # text = 标题\n一、总体要求\n正文… ; the quote 一、总体要求 (3..9) lies in no chunk span
+    text = "标题\n一、总体要求\n正文第一段。\n二、工作措施\n正文第二段。"
+    chunks = {"d": [("d#0", 10, 16, "标题 › 一、总体要求"), ("d#1", 24, 30, "标题 › 二、工作措施")]}
+    rel, problems = M.chunk_qrels({"q": [{"doc_id": "d", "quote": "一、總體要求"}]}, {"d": text}, chunks)
+    assert rel == {"q": [["d#0"]]} and problems == []
+    # the second heading (17..23) → the first chunk after it whose heading holds it: d#1
+    rel, _ = M.chunk_qrels({"q": [{"doc_id": "d", "quote": "二、工作措施"}]}, {"d": text}, chunks)
+    assert rel == {"q": [["d#1"]]}
+    # a quote neither in a span nor in any heading stays unplaced
+    rel, problems = M.chunk_qrels({"q": [{"doc_id": "d", "quote": "标题"}]}, {"d": {"d": text}["d"]},
+                                  {"d": [("d#0", 10, 16, "其他")]})
+    assert rel == {} and problems[0][2].startswith("no chunk")

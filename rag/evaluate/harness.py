@@ -296,7 +296,7 @@ def derive_qrels(es: EvalSet, corpus: Corpus, texts: Mapping[str, str]) -> tuple
     """(chunk-level relevance per quote, document-level qrels, quotes that could not be placed)."""
     by_doc: dict[str, list[tuple[str, int, int]]] = {}
     for c in corpus.kb.chunks:
-        by_doc.setdefault(c.doc_id, []).append((c.chunk_id, c.start, c.end))
+        by_doc.setdefault(c.doc_id, []).append((c.chunk_id, c.start, c.end, c.heading))
     evidence: dict[str, list[dict[str, Any]]] = {}
     for qid, a in es.answers.items():
         if not a.get("answerable", True):

@@ -49,6 +49,7 @@ __all__ = [
     "latency_summary",
     "locate_quote",
     "relevant_chunks",
+    "heading_chunks",
     "chunk_qrels",
     "evidence_ranking",
     "doc_ranking",
@@ -445,6 +446,22 @@ def relevant_chunks(chunks: Iterable[tuple[str, int, int]], span: tuple[int, int
     return [cid for cid, s, e in chunks if min(e, qe) - max(s, qs) >= need and min(e, qe) > max(s, qs)]
 
 
+def heading_chunks(chunks: Iterable[Sequence[Any]], span: tuple[int, int], quote: str) -> list[str]:
+    """For a quote that is (part of) a heading or the title: chunkers keep headings out of the
+    chunk text and carry them on every chunk below as the heading path (`Chunk.heading`), so the
+    first chunk after the quote whose heading contains it is the passage that holds it.
+    Chunks are (id, start, end, heading).
+
+    >>> heading_chunks([("d#0", 0, 9, "标题"), ("d#1", 14, 30, "标题 › 一、总体要求")], (9, 14), "一、总体要求")
+    ['d#1']
+    """
+    q = normalize_answer(quote)
+    if not q:
+        return []
+    after = sorted((c for c in chunks if len(c) > 3 and c[1] >= span[0] and q in normalize_answer(c[3] or "")), key=lambda c: c[1])
+    return [after[0][0]] if after else []
+
+
 def chunk_qrels(
     evidence: Mapping[str, Sequence[Mapping[str, Any]]],
     doc_texts: Mapping[str, str],
@@ -453,7 +470,8 @@ def chunk_qrels(
     """Derive chunk relevance from evidence quotes.
 
     `evidence`: query id → [{"doc_id", "quote", "start"?}]; `doc_texts`: doc id → the original text
-    the chunk offsets index; `chunks_by_doc`: doc id → [(chunk_id, start, end)].
+    the chunk offsets index; `chunks_by_doc`: doc id → [(chunk_id, start, end[, heading])]. A quote
+    no chunk span covers is matched to the chunk whose heading path holds it (`heading_chunks`).
     Returns (query id → one list of relevant chunk ids per located quote, problems) where
     problems lists (query id, evidence index, reason) for quotes that could not be placed.
 
@@ -473,7 +491,10 @@ def chunk_qrels(
             if span is None:
                 problems.append((qid, i, f"quote not found in {doc}"))
                 continue
-            rel = relevant_chunks(chunks_by_doc.get(doc, ()), span)
+            chunks = chunks_by_doc.get(doc, ())
+            rel = relevant_chunks([c[:3] for c in chunks], span)
+            if not rel:
+                rel = heading_chunks(chunks, span, ev.get("quote", ""))
             if not rel:
                 problems.append((qid, i, f"no chunk of {doc} covers the quote"))
                 continue
