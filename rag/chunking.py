@@ -214,6 +214,9 @@ def heading_marker(line: str) -> HeadingMarker | None:
     body_chars = line[end:]
     if not re.search(r"[\w\u3400-\u9fff]", body_chars):
         return None
+    if style == "clause":
+        # "第三条 本办法所称…": the article number is the heading, its text is the body
+        return HeadingMarker(style, end, len(line[:end].rstrip(" :：、.．")), end, False)
     # whole line: short, no sentence end except possibly the final one (and its closers)
     core = _TRAILING_END.sub("", line)
     if len(line) <= MAX_HEADING + 10 and not _SENT_END_ANY.search(core):
@@ -397,20 +400,28 @@ def _md_level(style: str) -> int:
 def parse_sections(clean: str) -> list[Section]:
     """Body sections of a clean text, each with its heading path (outermost first)."""
     demoted: set[int] = _list_demotions(clean.split("\n"))
-    for _ in range(8):
+    while True:
         items = _items(clean, demoted)
-        sections, used = _assign(items)
-        empty = {it.line for idx, it in enumerate(items) if it.kind == "heading" and idx not in used}
+        sections, used, depth = _assign(items)
+        # demote empty headings from the leaves up: a parent whose children all turn out to be
+        # body text has text after all
+        empty = set()
+        for idx, it in enumerate(items):
+            if it.kind != "heading" or idx in used:
+                continue
+            nxt = items[idx + 1] if idx + 1 < len(items) else None
+            if nxt is None or nxt.kind != "heading" or depth[idx + 1] <= depth[idx]:
+                empty.add(it.line)
         if not empty:
             return sections
         demoted |= empty
-    return sections
 
 
-def _assign(items: list[_Item]) -> tuple[list[Section], set[int]]:
+def _assign(items: list[_Item]) -> tuple[list[Section], set[int], dict[int, int]]:
     stack: list[tuple[str, str, int]] = []  # (style, text, item index)
     sections: list[Section] = []
     used: set[int] = set()
+    depth: dict[int, int] = {}
     for idx, it in enumerate(items):
         if it.kind == "heading":
             st = it.style
@@ -428,6 +439,7 @@ def _assign(items: list[_Item]) -> tuple[list[Section], set[int]]:
                 if cut is not None:
                     stack = stack[:cut]
             stack.append((st, it.text, idx))
+            depth[idx] = len(stack)
             continue
         ids = tuple(e[2] for e in stack)
         path = tuple(e[1] for e in stack)
@@ -436,7 +448,7 @@ def _assign(items: list[_Item]) -> tuple[list[Section], set[int]]:
         else:
             sections.append(Section(path, it.start, it.end, ids))
         used.update(ids)
-    return sections, used
+    return sections, used, depth
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ What is removed or repaired, by general rules (none of them names a particular s
   separators between short segments), search/share/follow widgets (short lines made only of
   widget words: 搜索 分享 微博 微信 Qzone 收藏 打印 关注… — compared after t2s folding so both
   scripts match), pagination (`[1] [2] 下一页 尾页`, `共5页`), editor lines (`责任编辑：…`), empty
-  Markdown image/table residue (`![]() |`, `|||`, `|---|`).
+  Markdown image/table residue (`![]() |`, `|||`, `|---|`); after the editor line, short
+  non-sentence lines (related-links lists, ranking boxes) are page furniture too.
 - OCR/PDF artefacts: page-number lines (`-1-`, `- 12 -`, `第 3 页`, `Page 3 of 9`; bare numbers
   only in PDFs), `‚…‛` used as quotation marks (→ `“…”`), runs of `„` (→ `……`), characters OCR
   confuses (`OCR_CHAR_FIXES`, e.g. 臵→置 as in 设臵→设置), private-use glyphs of symbol fonts,
@@ -133,7 +134,9 @@ _WIDGET_WORDS = (
     "站内搜索|全站搜索|搜一搜|搜索|分享到|一键分享|分享|收藏本页|收藏本文|加入收藏|收藏|打印本页|打印本文|打印|"
     "关闭窗口|关闭本页|关闭|返回顶部|返回首页|返回列表|返回|顶部|字号|默认|推荐|我要评论|发表评论|评论|点赞|转发|复制链接|"
     "扫一扫|二维码|微信|朋友圈|新浪微博|腾讯微博|网易微博|搜狐微博|微博|qq空间|qzone|qq|人人网|开心网|豆瓣|贴吧|"
-    "facebook|twitter|linkedin|更多|大|中|小"
+    "facebook|twitter|linkedin|更多|大|中|小|我要纠错|纠错|举报|我要投稿|投稿|我要留言|留言|手机看|手机版|电脑版|"
+    "下载客户端|客户端|点击排行|排行榜|相关新闻|相关阅读|相关链接|相关文章|相关报道|延伸阅读|推荐阅读|热点推荐|热门推荐|"
+    "热门文章|猜你喜欢|精彩推荐|网友评论|最新评论|热门评论|查看全文|阅读全文|展开全文"
 )
 _WIDGET_LINE = re.compile(rf"^(?:{_WIDGET_WORDS})+$")
 _WIDGET_SEPS = re.compile(r"[\s|｜·•/、,，:：\-_\[\]【】()（）]+")
@@ -404,6 +407,7 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
     lines: list[_Line] = []
     meta: dict = {}
     gap = False
+    after_editor = False
     pos = 0
     n = len(text)
     while pos <= n:
@@ -420,10 +424,13 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
             s, offs = repair_line(s, offs)
             for s, offs, end in _split_glued(s, offs, nl):
                 kind = boilerplate_kind(s, fmt) if s else "blank"
+                if kind is None and after_editor and len(s) <= 40 and not _SENT_INSIDE.search(s):
+                    kind = "link-list"  # after "责任编辑：…" come link lists, not the article
                 if kind is None:
                     lines.append(_Line(s, offs, end, gap))
                     gap = False
                 elif kind == "editor":
+                    after_editor = True
                     m = _EDITOR.match(s)
                     if m and m.group(2) and "editor" not in meta and m.group(1) in ("责任编辑", "責任編輯", "责编", "責編"):
                         meta["editor"] = m.group(2)

@@ -453,3 +453,42 @@ def test_cli_chunk_json_and_failures(tmp_path, capsys):
     assert main(["chunk", str(good)]) == 0
     out, _ = capsys.readouterr()
     assert "good#0" in out and "一、标题" in out
+
+
+def test_regulation_articles_and_leaf_first_demotion():
+    text = (
+        "中国共产党基层组织选举工作条例\n"
+        "第一章 总则\n"
+        "第一条 为了规范党的基层组织选举工作，根据《中国共产党章程》，制定本条例。\n"
+        "第二条 本条例适用于党的基层组织的选举工作。\n"
+        "第二章 委员会的产生\n"
+        "第三条 委员候选人应当具有下列条件：\n"
+        "（一）具有较高的政治素质；\n"
+        "（二）具有较强的组织能力。\n"
+    )
+    doc = make_doc(text)
+    assert doc.title == "中国共产党基层组织选举工作条例"
+    assert [(c.section, c.text) for c in chunk_document(doc)] == [
+        (("第一章 总则", "第一条"), "为了规范党的基层组织选举工作，根据《中国共产党章程》，制定本条例。"),
+        (("第一章 总则", "第二条"), "本条例适用于党的基层组织的选举工作。"),
+        # (一)(二) have no text of their own: they are list items of 第三条, not headings
+        (("第二章 委员会的产生", "第三条"), "委员候选人应当具有下列条件：\n（一）具有较高的政治素质；\n（二）具有较强的组织能力。"),
+    ]
+
+
+def test_markdown_document(tmp_path):
+    from rag.ingest import load_file
+
+    p = tmp_path / "notes.md"
+    p.write_text(
+        "# 项目说明\n\n这是一个说明文档，介绍项目的背景。\n\n## 安装\n\n- 第一步：安装依赖\n- 第二步：运行脚本\n\n"
+        "| 名称 | 说明 |\n|------|------|\n| rag | 检索 |\n\n## 使用\n运行 `rag chunk` 即可查看分块结果，\n这一行是同一段落的续行。\n",
+        encoding="utf-8",
+    )
+    doc = load_file(p)
+    assert doc.title == "项目说明" and doc.metadata["format"] == "markdown"
+    assert [(c.section, c.text) for c in chunk_document(doc)] == [
+        ((), "这是一个说明文档，介绍项目的背景。"),
+        (("安装",), "- 第一步：安装依赖\n- 第二步：运行脚本\n| 名称 | 说明 |\n| rag | 检索 |"),
+        (("使用",), "运行 `rag chunk` 即可查看分块结果，这一行是同一段落的续行。"),
+    ]

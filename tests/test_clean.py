@@ -290,3 +290,25 @@ def seed_paths():
     paths = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
     assert len(paths) == 5
     return paths
+
+
+def test_news_page_from_another_site():
+    text = (
+        "人民网 >> 时政 >> 正文\n"
+        "中央全面深化改革委员会召开会议\n"
+        "2021年03月04日08:25 | 来源：人民网－人民日报\n"
+        "小字号\n"
+        "分享到：\n"
+        "新华社北京3月3日电 会议审议通过了有关文件。\n"
+        "　　会议指出，推进改革要抓住重点，\n"
+        "突出问题导向。\n"
+        "(责编：王静、李四)\n"
+        "相关新闻\n"
+        "改革委员会第十八次会议召开\n"
+        "点击排行\n"
+        "打印 | 纠错 | 推荐 | 关闭\n"
+    )
+    res = clean_text(text)
+    assert res.title == "中央全面深化改革委员会召开会议"
+    assert (res.metadata["date"], res.metadata["source_name"], res.metadata["editor"]) == ("2021-03-04", "人民网－人民日报", "王静、李四")
+    assert res.clean == "新华社北京3月3日电 会议审议通过了有关文件。\n会议指出，推进改革要抓住重点，突出问题导向。"
