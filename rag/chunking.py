@@ -527,8 +527,12 @@ def _hard_split(clean: str, s: int, e: int, cfg: ChunkConfig) -> list[_Unit]:
     out = []
     pos = s
     while pos < e:
-        # binary search the longest prefix within the limit
-        lo, hi = pos + 1, e
+        # binary search the longest prefix within the limit; a token covers at most a few
+        # characters of Chinese, so the window is capped (and widened only if it all fits)
+        window = cfg.max_tokens * 4
+        while pos + window < e and len(enc.encode_ordinary(clean[pos : pos + window])) <= cfg.max_tokens:
+            window *= 2
+        lo, hi = pos + 1, min(e, pos + window)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if len(enc.encode_ordinary(clean[pos:mid])) <= cfg.max_tokens:

@@ -489,7 +489,9 @@ def load_file(path: str | Path, root: str | Path | None = None, source: str | No
         text, title_hint, meta = _read_pdf(data, name)
         fmt, encoding = "pdf", ""
     if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        # keep CRLF as it is (offsets must match the user's file); a lone CR (old Mac files)
+        # becomes LF, one character for one, so offsets stay valid
+        text = re.sub(r"\r(?!\n)", "\n", text)
     if not text.strip():
         raise IngestError(f"{name}: no text found in the file")
     root_p = Path(root) if root is not None else p.parent

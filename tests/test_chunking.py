@@ -492,3 +492,10 @@ def test_markdown_document(tmp_path):
         (("安装",), "- 第一步：安装依赖\n- 第二步：运行脚本\n| 名称 | 说明 |\n| rag | 检索 |"),
         (("使用",), "运行 `rag chunk` 即可查看分块结果，这一行是同一段落的续行。"),
     ]
+
+
+def test_one_huge_line_without_punctuation():
+    doc = make_doc("党" * 60000)
+    chunks = chunk_document(doc, ChunkConfig(max_tokens=256, min_tokens=32))
+    assert "".join(c.text for c in chunks) == doc.clean
+    assert all(count_tokens(c.text) <= 256 for c in chunks)

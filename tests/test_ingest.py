@@ -376,3 +376,16 @@ def test_50mb_file_memory(tmp_path):
     n_clean, rss_kb = int(out[0]), int(out[1])
     assert n_clean > 15_000_000
     assert rss_kb < 1_500_000  # < 1.5 GB for 50 MB of text (measured ≈ 0.5 GB)
+
+
+def test_crlf_files_keep_their_offsets(tmp_path):
+    from rag.chunking import chunk_document
+
+    raw = "标题行\r\n第一段内容。\r\n\r\n第二段内容。\r\n"
+    p = tmp_path / "crlf.txt"
+    p.write_bytes(raw.encode("gbk"))
+    doc = load_file(p)
+    assert doc.text == raw  # offsets are into the file's own characters, CR included
+    (c,) = chunk_document(doc)
+    assert c.text == "第一段内容。\n第二段内容。"
+    assert doc.text[c.start : c.end] == "第一段内容。\r\n\r\n第二段内容。"
