@@ -244,6 +244,8 @@ def test_question_order_keeps_parents_first(tmp_path):
     es.queries = {k: es.queries[k] for k in ["q4", "q1", "q3", "q2", "q5", "q6"]}
     assert H.question_order(es) == ["q3", "q4", "q1", "q2", "q5", "q6"]
     assert H.question_order(es, limit=1) == ["q3", "q4"]  # the follow-up needs its parent
+    # sample 3 of 6: every 6/3 = 2nd question in file order → q4 (with its parent q3), q3, q5
+    assert H.question_order(es, sample=3) == ["q3", "q4", "q5"]
 
 
 def test_squad_import_and_on_the_fly_manifest(tmp_path, monkeypatch):
@@ -256,8 +258,12 @@ def test_squad_import_and_on_the_fly_manifest(tmp_path, monkeypatch):
             {"id": "a3", "question": "梵文有幾個字母？", "answers": [], "is_impossible": True}]}]}]}
     src = tmp_path / "data.json"
     src.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
-    es = H.import_set("squad", src, tmp_path / "imp")
+    from rag.cli import main
+
+    assert main(["eval-import", "squad", str(src), "--out", str(tmp_path / "imp")]) == 0
+    es = H.load_evalset(tmp_path / "imp")
     assert set(es.corpus) == {"p1", "p2"} and es.answers["a3"]["answerable"] is False
+    assert es.answers["a1"]["evidence"] == [{"doc_id": "p1", "quote": "德國學者", "start": 12}]
     again = H.load_evalset(tmp_path / "imp")
     assert again.qrels == {"a1": {"p1": 1}, "a2": {"p2": 1}} and again.name == "imp"
     man = json.loads((tmp_path / "imp" / "evalset.json").read_text(encoding="utf-8"))

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default: the configured one)")
     p.add_argument("--k", type=int, metavar="N", help="passages retrieved per question")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions (plus the questions they follow up)")
+    p.add_argument("--sample", type=int, metavar="N", help="N questions spread evenly over the set (deterministic), plus the questions they follow up")
     p.add_argument("--out", metavar="DIR", help="report folder (default runs/<set>-<timestamp>/); rerunning into it resumes")
     p.add_argument("--compare", action="append", metavar="AXIS=V1,V2",
                    help="compare configurations side by side: mode=bm25,dense,hybrid | llm=extractive,local | k=3,5,8 (repeatable: cartesian product)")
@@ -81,7 +82,7 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _canonical_command(evalset: str, rc, limit: int | None) -> str:
+def _canonical_command(evalset: str, rc, limit: int | None, sample: int | None = None) -> str:
     parts = ["rag", "eval", evalset]
     if rc.retrieval_only:
         parts += ["--retrieval-only", "--mode", rc.mode, "--k", str(rc.k)]
@@ -89,6 +90,8 @@ def _canonical_command(evalset: str, rc, limit: int | None) -> str:
         parts += ["--llm", rc.llm, "--mode", rc.mode, "--k", str(rc.k)]
     if limit:
         parts += ["--limit", str(limit)]
+    if sample:
+        parts += ["--sample", str(sample)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     configs = None
     limit = args.limit
+    sample = args.sample
     evalset = args.evalset
     out = args.out
     if args.resume:
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         evalset = evalset or prev["evalset"]
         configs = [H.RunConfig(**c) for c in prev["configs"]]
         limit = prev.get("limit")
+        sample = prev.get("sample")
         out = args.resume
     if not evalset:
         raise H.EvalError("give an evaluation set folder (e.g. evalsets/seeds) or --resume DIR")
@@ -130,13 +135,16 @@ def run(args: argparse.Namespace) -> int:
     k = args.k or bc.get("k")
     if limit is None and "limit" in bc and not args.resume:
         limit = bc.get("limit")
+    if sample is None and "sample" in bc and not args.resume:
+        sample = bc.get("sample")
     retrieval_only = args.retrieval_only
     if retrieval_only is None:
         retrieval_only = bc.get("retrieval_only", defaults.get("retrieval_only", False))
     if args.compare and (args.check or args.update_baseline):
         raise H.EvalError("--check/--update-baseline compare one configuration; drop --compare")
-    if args.limit is not None and args.limit < 1:
-        raise H.EvalError("--limit must be at least 1")
+    for opt in ("limit", "sample"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            raise H.EvalError(f"--{opt} must be at least 1")
 
     cfg = resolve_config(args, retrieve={"k": k, "mode": mode})
     if args.llm or bc.get("llm"):
@@ -144,10 +152,10 @@ def run(args: argparse.Namespace) -> int:
     if configs is None:
         configs = H.make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=bool(retrieval_only), compare=args.compare)
     if args.check:
-        H.check_config_matches(baseline, configs[0], limit)
+        H.check_config_matches(baseline, configs[0], limit, sample)
     command = " ".join(shlex.quote(a) for a in ["rag", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
     run_ = H.run_eval(
-        es_path, cfg, configs=configs, limit=limit, out_dir=out, resume=True,
+        es_path, cfg, configs=configs, limit=limit, sample=sample, out_dir=out, resume=True,
         progress=not args.no_progress and sys.stderr.isatty(), command=command,
     )
     console.print(R.summary_table(run_.metrics))
@@ -167,6 +175,6 @@ def run(args: argparse.Namespace) -> int:
                       f"by more than their tolerance")
             status = 1
     if args.update_baseline:
-        b = H.write_baseline(bpath, run_, _canonical_command(str(evalset), run_.configs[0], limit))
+        b = H.write_baseline(bpath, run_, _canonical_command(str(evalset), run_.configs[0], limit, sample))
         console.print(f"baseline written: {bpath} ({len(b['metrics'])} metrics)")
     return status

@@ -156,11 +156,15 @@ def import_set(fmt: str, src: str | Path, out: str | Path, name: str | None = No
     return es
 
 
-def question_order(es: EvalSet, limit: int | None = None) -> list[str]:
+def question_order(es: EvalSet, limit: int | None = None, sample: int | None = None) -> list[str]:
     """Query ids in file order, each follow-up after the question it follows; with `limit`, the
-    first N questions plus any parents they need."""
+    first N questions, with `sample`, N questions spread evenly over the set (deterministic:
+    every len/N-th); either way plus any parents they need."""
     ids = list(es.queries)
     chosen = ids[:limit] if limit else ids
+    if sample and sample < len(chosen):
+        step = len(chosen) / sample
+        chosen = [chosen[int(i * step)] for i in range(sample)]
     parent = {q: (es.answers.get(q) or {}).get("follow_up_of") for q in ids}
     out: list[str] = []
     seen: set[str] = set()
@@ -479,6 +483,7 @@ def run_eval(
     mode: str | None = None,
     k: int | None = None,
     limit: int | None = None,
+    sample: int | None = None,
     compare: Sequence[str] | None = None,
     retrieval_only: bool = False,
     configs: Sequence[RunConfig] | None = None,
@@ -499,7 +504,7 @@ def run_eval(
     if configs is None:
         configs = make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=retrieval_only, compare=compare)
     configs = list(configs)
-    qids = question_order(es, limit)
+    qids = question_order(es, limit, sample)
     if not qids:
         raise EvalError(f"{es.name}: the set has no questions")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -511,13 +516,15 @@ def run_eval(
         "name": es.name,
         "configs": [dataclasses.asdict(c) for c in configs],
         "limit": limit,
+        "sample": sample,
         "n_questions": len(qids),
     }
     run_json = out / "run.json"
     if run_json.exists() and results.exists():
         prev = json.loads(run_json.read_text(encoding="utf-8"))
         ps = prev.get("settings", {})
-        same = ps.get("name") == settings["name"] and ps.get("configs") == settings["configs"] and ps.get("limit") == limit
+        same = (ps.get("name") == settings["name"] and ps.get("configs") == settings["configs"] and ps.get("limit") == limit
+                and ps.get("sample") == sample)
         if not resume:
             raise EvalError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         if not same:
@@ -864,7 +871,7 @@ def write_baseline(path: Path, run: EvalRun, command: str, tolerance: Mapping[st
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": run.info.get("git", {}).get("commit"),
         "dirty": run.info.get("git", {}).get("dirty"),
-        "config": {**dataclasses.asdict(rc), "limit": run.info["settings"].get("limit"),
+        "config": {**dataclasses.asdict(rc), "limit": run.info["settings"].get("limit"), "sample": run.info["settings"].get("sample"),
                    "embed_model": run.info["config"]["embed"]["model"]},
         "n_questions": m["n"],
         "metrics": flat_metrics(m),
@@ -913,12 +920,14 @@ def check_baseline(current: Mapping[str, float], baseline: Mapping[str, Any]) ->
     return all(r.ok for r in rows), rows
 
 
-def check_config_matches(baseline: Mapping[str, Any], rc: RunConfig, limit: int | None) -> None:
-    """Raise unless `rc` (and the question limit) is the configuration the baseline was made with."""
+def check_config_matches(baseline: Mapping[str, Any], rc: RunConfig, limit: int | None, sample: int | None = None) -> None:
+    """Raise unless `rc` (and the question selection) is the configuration the baseline was made with."""
     bc = baseline.get("config") or {}
     diffs = [f"{k_}: baseline {bc[k_]!r}, this run {getattr(rc, k_)!r}" for k_ in ("llm", "mode", "k", "retrieval_only")
              if k_ in bc and bc[k_] != getattr(rc, k_) and not (k_ == "llm" and bc.get("retrieval_only"))]
     if "limit" in bc and bc["limit"] != limit:
         diffs.append(f"limit: baseline {bc['limit']!r}, this run {limit!r}")
+    if bc.get("sample") != sample and ("sample" in bc or sample):
+        diffs.append(f"sample: baseline {bc.get('sample')!r}, this run {sample!r}")
     if diffs:
         raise EvalError("--check: this run is not comparable with the baseline (" + "; ".join(diffs) + ")")
