@@ -106,6 +106,11 @@ def test_end_to_end_extractive(env, monkeypatch):
     for heading in ("## Summary", "## Retrieval by mode", "## Per document", "## Answers side by side", "recall_at_k.png"):
         assert heading in report
     assert run.info["git"]["commit"] is None or len(run.info["git"]["commit"]) == 40
+    from rag.evaluate.report import export_report
+
+    dest = export_report(out, tmp / "bench" / "eval_mini.md")
+    assert "](eval_mini_files/recall_at_k.png)" in dest.read_text(encoding="utf-8")
+    assert (tmp / "bench" / "eval_mini_files" / "recall_at_k.png").exists()
 
     # a second run reuses the cached index (same corpus, same settings)
     done = next((tmp / "home" / "eval-cache").glob("mini-*/done.json"))

@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--update-baseline", action="store_true", help="write this run's scores as the set's baseline")
     p.add_argument("--baseline", metavar="FILE", help="baseline file (default EVALSET/baseline.json)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR (its settings are reused)")
+    p.add_argument("--export", metavar="FILE.md", help="also copy the report (and its plots) to FILE.md, e.g. benchmarks/results/eval_seeds.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -160,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     )
     console.print(R.summary_table(run_.metrics))
     console.print(f"report: {run_.out_dir / 'report.md'}")
+    if args.export:
+        console.print(f"exported: {R.export_report(run_.out_dir, Path(args.export))}")
     n_err = sum(m.get("n_errors", 0) for m in run_.metrics["configs"].values())
     if n_err:
         err.print(f"[yellow]{n_err} question(s) failed; see 'error' in {run_.out_dir / 'results.jsonl'}[/]")

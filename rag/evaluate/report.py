@@ -199,15 +199,21 @@ def _plots(out: Path, metrics: Mapping[str, Any], rows: Sequence[Mapping[str, An
     per_doc = first.get("per_document") or {}
     docs = [d for d in per_doc if not d.startswith("(")]
     if 1 < len(docs) <= 40:
-        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(docs) + 2), 3.8))
+        # one config: its retrieval and answer figures side by side; several: one figure per config
         names = list(configs)
-        width = 0.8 / max(1, len(names))
-        for i, name in enumerate(names):
+        if len(names) == 1:
+            ro = configs[names[0]]["config"].get("retrieval_only")
+            series = [(names[0], k) for k in (["chunk_recall@5", "doc_recall@5"] if ro else ["chunk_recall@5", "contains", "f1"])]
+        else:
+            series = [(n, "chunk_recall@5" if configs[n]["config"].get("retrieval_only") else "contains") for n in names]
+        fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(docs) + 2), 3.8))
+        width = 0.8 / len(series)
+        for i, (name, key) in enumerate(series):
             pd = configs[name].get("per_document") or {}
-            key = "chunk_recall@5" if configs[name]["config"].get("retrieval_only") else "f1"
             ys = [pd.get(d, {}).get(key) or 0.0 for d in docs]
-            ax.bar([j + i * width for j in range(len(docs))], ys, width=width, label=f"{name} {key}")
-        ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(docs))])
+            label = key if len(names) == 1 else f"{name} {key}"
+            ax.bar([j + i * width for j in range(len(docs))], ys, width=width, label=label)
+        ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(docs))])
         ax.set_xticklabels([d[:18] for d in docs], rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1.02)
         ax.legend(fontsize=8)
@@ -344,3 +350,23 @@ def write_report(out: Path, info: Mapping[str, Any], metrics: Mapping[str, Any],
     p = out / "report.md"
     p.write_text(render_markdown(info, metrics, rows, plots), encoding="utf-8")
     return p
+
+
+def export_report(run_dir: Path, dest: Path) -> Path:
+    """Copy a run's report.md to `dest` (e.g. benchmarks/results/eval_seeds.md) with its plots in
+    `<dest stem>_files/`, links rewritten, so a results file in the repository stands alone."""
+    import re
+    import shutil
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    files = dest.parent / f"{dest.stem}_files"
+    text = (run_dir / "report.md").read_text(encoding="utf-8")
+    pngs = sorted(run_dir.glob("*.png"))
+    if pngs:
+        files.mkdir(exist_ok=True)
+    for png in pngs:
+        shutil.copy2(png, files / png.name)
+        text = re.sub(rf"\]\({re.escape(png.name)}\)", f"]({files.name}/{png.name})", text)
+    dest.write_text(text, encoding="utf-8")
+    return dest
