@@ -312,6 +312,7 @@ def _items(clean: str, demoted: set[int]) -> list[_Item]:
     lines = _lines(clean)
     texts = [clean[a:b] for a, b in lines]
     items: list[_Item] = []
+    seen_titles: list[str] = []  # unnumbered one-line headings of the current article
     i = 0
     n = len(lines)
     while i < n:
@@ -322,6 +323,8 @@ def _items(clean: str, demoted: set[int]) -> list[_Item]:
             continue
         hm = heading_marker(s) if i not in demoted else None
         if hm is not None:
+            if hm.style == "article":
+                seen_titles = []
             items.append(_Item("heading", a, a + hm.head_end, hm.style, hm.text(s), i))
             if not hm.whole_line and hm.body_start < len(s):
                 items.append(_Item("body", a + hm.body_start, b, line=i))
@@ -335,12 +338,22 @@ def _items(clean: str, demoted: set[int]) -> list[_Item]:
             if j - i <= 4 and nxt.strip() and not is_title_candidate(nxt):
                 text = " ".join(texts[k].strip() for k in range(i, j))
                 items.append(_Item("heading", a, lines[j - 1][1], "title", text, i))
+                seen_titles.extend(texts[k].strip() for k in range(i, j) if len(texts[k].strip()) >= 6)
                 i = j
                 continue
             for k in range(i, j):  # a list of short lines, or the file's last lines: body
                 items.append(_Item("body", lines[k][0], lines[k][1], line=k))
             i = j
             continue
+        if i not in demoted:
+            # OCR lost the line break after a heading that repeats an earlier one of this
+            # article (several pieces under one title): "党建示范点解说词这是一个…。"
+            rep = next((t for t in seen_titles if s.startswith(t) and len(s) - len(t) >= 10), None)
+            if rep is not None:
+                items.append(_Item("heading", a, a + len(rep), "title", rep, i))
+                items.append(_Item("body", a + len(rep), b, line=i))
+                i += 1
+                continue
         items.append(_Item("body", a, b, line=i))
         i += 1
     # "——副标题" right after a heading belongs to it

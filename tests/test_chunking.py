@@ -499,3 +499,22 @@ def test_one_huge_line_without_punctuation():
     chunks = chunk_document(doc, ChunkConfig(max_tokens=256, min_tokens=32))
     assert "".join(c.text for c in chunks) == doc.clean
     assert all(count_tokens(c.text) <= 256 for c in chunks)
+
+
+def test_repeated_heading_glued_to_text_by_ocr():
+    text = (
+        "第一篇:解说词汇编\n"
+        "党建示范点解说词\n"
+        "尊敬的各位领导，欢迎你们来到财政局指导工作。\n"
+        "走廊宣传版面\n"
+        "我们利用走廊建成了党建宣传长廊。\n"
+        "党建示范点解说词这是一个持续开展了八年的党建活动。\n"
+        "一、察民情 解民难\n"
+        "一大早，区政协主任就来到了西梅村。\n"
+    )
+    assert sections_of(text) == [
+        (("第一篇:解说词汇编", "党建示范点解说词"), "尊敬的各位领导，欢迎你们来到财政局指导工作。"),
+        (("第一篇:解说词汇编", "走廊宣传版面"), "我们利用走廊建成了党建宣传长廊。"),
+        (("第一篇:解说词汇编", "党建示范点解说词"), "这是一个持续开展了八年的党建活动。"),
+        (("第一篇:解说词汇编", "党建示范点解说词", "一、察民情 解民难"), "一大早，区政协主任就来到了西梅村。"),
+    ]
