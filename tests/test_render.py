@@ -40,7 +40,7 @@ ALLOWED = {
     "tbody": set(),
     "tr": set(),
     "th": set(),
-    "td": {"class"},
+    "td": {"class", "title"},
 }
 
 

@@ -197,6 +197,12 @@ def test_delete_and_create_kb(tmp_path):
             create_kb(svc, bad)
     with pytest.raises(ConfigError):
         create_kb(svc, "报告_2024")  # exists
+    # names arrive from the browser: paths are refused before anything is opened or written
+    for bad in ("../../etc", "/tmp/x", ".."):
+        with pytest.raises(ConfigError):
+            svc.kb(bad, create=True)
+        with pytest.raises(ConfigError):
+            index_uploads(svc, bad, [f])
 
 
 def test_example_questions_from_evalset_or_titles(tmp_path):
@@ -444,7 +450,7 @@ def test_chat_in_a_real_browser(live_app, browser, tmp_path):
     page.shot("02-seed-answer-citation")
 
     # ---- feedback: 👍 with a comment lands in SQLite with question, answer, citations, settings
-    pg.locator("#chatbot .message-row").last.get_by_label("Like").first.click()
+    pg.locator("#chatbot button[aria-label='Like']").last.click()
     pg.locator("#fb-box").wait_for(state="visible", timeout=10_000)
     pg.fill("#fb-comment textarea", "引用准确")
     pg.click("#fb-send")
@@ -499,9 +505,15 @@ def test_chat_in_a_real_browser(live_app, browser, tmp_path):
     time.sleep(1)
     page.shot("04-upload-answer")
 
-    # ---- hostile document text on screen, with the extractive backend chosen in this session's settings
-    pg.click("#settings")
+    # ---- a follow-up (history goes with it), with the extractive backend chosen in this session's settings
+    pg.locator("#settings").get_by_text("设置 Settings").click()
     pg.get_by_label("抽取式 extractive (无生成)").check()
+    page.ask("那新增灌溉面积是多少？")
+    follow = pg.locator("#chatbot .message.bot").last.inner_text()
+    assert "一万二千亩" in follow, follow
+    assert pg.locator("#sources details.turn-src").count() == 3
+
+    # ---- hostile document text on screen
     page.ask(XSS_QUESTION)
     sources = pg.locator("#sources").inner_text()
     assert "<script>" in sources or "onerror" in sources, "the XSS passage should be shown (as text)"

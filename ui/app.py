@@ -90,7 +90,15 @@ class Services:
         # a KB created in this process but still empty has no index yet: list it anyway
         return sorted(set(names) | set(self._kbs))
 
+    @staticmethod
+    def check_name(name: str) -> str:
+        """KB names come from the browser: only plain names, never paths (`../x`, `/etc`)."""
+        if not isinstance(name, str) or not _KB_NAME.match(name):
+            raise ConfigError(f"无效的知识库名称 {name!r}")
+        return name
+
     def kb(self, name: str, create: bool = False) -> Any:
+        self.check_name(name)
         with self._lock:
             kb = self._kbs.get(name)
         if kb is not None:
@@ -124,7 +132,7 @@ class Services:
     def uploads_dir(self, kb_name: str) -> Path:
         """Where uploaded files are kept (the KB indexes them from here; re-uploading a file of
         the same name updates that document)."""
-        return Path(self.cfg.paths.home) / "uploads" / kb_name
+        return Path(self.cfg.paths.home) / "uploads" / self.check_name(kb_name)
 
 
 # ------------------------------------------------------------------ example questions
@@ -517,7 +525,14 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
         kb_names = [default_kb, *kb_names]
     examples = example_questions(cfg, default_kb, services)
     default_backend = cfg.llm.backend if cfg.llm.backend in BACKENDS else "local"
-    model_choices = list(dict.fromkeys([cfg.llm.model, "qwen2.5-1.5b", "qwen2.5-0.5b"]))
+    model_choices = [cfg.llm.model]
+    try:
+        from rag.models_install import installed_models
+
+        model_choices += [m["name"] for m in installed_models(cfg.paths.models_dir) if m.get("installed")]
+    except Exception as e:  # the list is a convenience; any model name can be typed in
+        log.info("could not list installed models: %s", e)
+    model_choices = list(dict.fromkeys(model_choices))
 
     welcome = (
         "<div class='welcome'><div class='welcome-title'>中文文档问答 · 每句回答都附出处</div>"
@@ -703,7 +718,7 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
                 st["messages"][-1]["content"] = body + '<div class="ans-error">已停止 (stopped)</div>'
             return st["messages"], render.status_html("已停止", busy=False), st
 
-        stop.click(on_stop, [state], [chatbot, status, state], cancels=[ask_evt, ex_evt], queue=False)
+        stop.click(on_stop, [state], [chatbot, status, state], cancels=[ask_evt, ex_evt], queue=False, show_progress="hidden")
 
         def on_clear(st: Any):
             st = new_state()
@@ -716,7 +731,9 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
                 gr.Group(visible=False),
             )
 
-        clear.click(on_clear, [state], [chatbot, status, panel, state, export, fb_box], queue=False)
+        clear_out = [chatbot, status, panel, state, export, fb_box]
+        clear.click(on_clear, [state], clear_out, queue=False, show_progress="hidden")
+        chatbot.clear(on_clear, [state], clear_out, queue=False, show_progress="hidden")  # the bubble's own 🗑
 
         def on_backend(be: str):
             return gr.Dropdown(interactive=be != "extractive")

@@ -250,7 +250,7 @@ def _meta_line(meta: Mapping[str, Any], source: str, chunk_id: str) -> str:
         items.append(f'<span class="m-author">作者 {esc(author)}</span>')
     if source:
         # the file name is what people recognise; the full path and chunk id are in the tooltip
-        name = source.replace("\\", "/").rsplit("/", 1)[-1]
+        name = _basename(source)
         tip = f"{source} · {chunk_id}"
         items.append(f'<span class="m-file" title="{esc(tip, quote=True)}">文件 {esc(name)}</span>')
     return f'<div class="src-meta">{"".join(items)}</div>' if items else ""
@@ -389,7 +389,7 @@ def documents_html(docs: Sequence[Any]) -> str:
         rows.append(
             "<tr>"
             f'<td class="d-title">{esc(g(d, "title") or g(d, "doc_id"))}<div class="d-id">{esc(g(d, "doc_id"))}</div></td>'
-            f'<td class="d-src">{esc(g(d, "source"))}</td>'
+            f'<td class="d-src" title="{esc(g(d, "source"), quote=True)}">{esc(_basename(g(d, "source")))}</td>'
             f'<td class="d-n">{esc(n)}</td>'
             f'<td class="d-date">{esc(g(d, "date"))}</td>'
             f'<td class="d-added">{esc(_short_time(g(d, "added")))}</td>'
@@ -400,6 +400,10 @@ def documents_html(docs: Sequence[Any]) -> str:
         '<table class="doc-table"><thead><tr><th>标题 Title</th><th>文件 Source</th><th>段落数</th>'
         "<th>日期 Date</th><th>加入时间 Added</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
+
+
+def _basename(path: Any) -> str:
+    return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _short_time(v: Any) -> str:
