@@ -10,12 +10,21 @@ Headings come from the document's own structure, recognised line by line on the 
   joins it.
 A numbered line that carries its body (`1、“党性教育”活动。以“三个一”活动为载体…`) yields an inline
 heading: its first sentence (≤ 40 chars) or the part before a `中文 中文` gap; a numbered line
-whose first sentence is longer is a numbered paragraph, not a heading.
+whose first sentence is longer is a numbered paragraph, not a heading, and a run of items
+numbered alike under one parent that are mostly such paragraphs is a list, not headings.
+`第三条 本办法…` (regulations): the article number is the heading, the rest its text. A line
+that starts with an earlier unnumbered heading of the same article, glued to its first sentence
+by OCR (`党建示范点解说词这是一个…`), is split back into heading and text.
 
 Nesting follows the order in which heading styles first appear, like a stack: a style already on
 the stack closes everything below it; a new style nests under the current heading (Markdown
-levels compare by their number of `#`). A heading that ends up with no text under it (a one-line
-list item) is demoted back to body text, so no heading text is ever lost.
+levels compare by their number of `#`; `附件：` closes everything but the article). A heading
+that ends up with no text under it (a one-line list item) is demoted back to body text, leaves
+first, so no heading text is ever lost.
+
+Compromise: all of this is line-level heuristics on plain text. Where OCR merged a title into
+the middle of a paragraph, or a title line reads like a sentence, the structure is missed and
+the text simply stays in the enclosing section.
 
 Packing: a section's body is split into sentences (`split_sentences`) and packed greedily into
 chunks of at most `max_tokens` tiktoken cl100k tokens (headings excluded; they travel in
@@ -39,6 +48,10 @@ from typing import Sequence
 
 from rag.config import ChunkConfig
 from rag.types import Chunk, Document
+
+#: Changes whenever the rules here or in rag.clean change what chunks a file gives; an index
+#: can store it beside the ChunkConfig to know when unchanged files must be re-chunked.
+CHUNKER_VERSION = "2026-11-25.1"
 
 # ---------------------------------------------------------------------------------------------
 # tokens and sentences
