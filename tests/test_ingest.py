@@ -389,3 +389,12 @@ def test_crlf_files_keep_their_offsets(tmp_path):
     (c,) = chunk_document(doc)
     assert c.text == "第一段内容。\n第二段内容。"
     assert doc.text[c.start : c.end] == "第一段内容。\r\n\r\n第二段内容。"
+
+
+def test_gbk_with_many_symbols_is_still_plausible(tmp_path):
+    # bullets, circled numbers, units and Roman numerals must not make a GBK file look like mojibake
+    text = "①党组织建设●扎实推进■温度25℃，第Ⅱ阶段×3。\n" * 40
+    p = tmp_path / "symbols.txt"
+    p.write_bytes(text.encode("gbk"))
+    doc = load_file(p)
+    assert doc.text == text and doc.metadata["encoding"] == "gb18030"
