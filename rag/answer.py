@@ -305,6 +305,42 @@ class Assistant:
             return str(getattr(self._llm_override, "model_name", None) or type(self._llm_override).__name__)
         return f"{backend}:{self.cfg.llm.model}"
 
+    # ------------------------------------------------------------ embeddings (cross-language)
+
+    # e5 cosines of unrelated text sit around 0.7-0.75 and of a statement and its source sentence
+    # above ~0.85; the support score maps [COS_FLOOR, COS_FULL] linearly onto [0, 1]. A heuristic
+    # (not calibrated on a cross-language set), used only for English questions.
+    COS_FLOOR, COS_FULL = 0.75, 0.9
+
+    def _encoder(self) -> Any:
+        try:
+            return getattr(self.kb, "encoder", None)
+        except RagError as e:  # no embedding model: lexical only
+            log.info("no encoder for cross-language matching: %s", e)
+            return None
+
+    def _sentence_similarity(self):
+        enc = self._encoder()
+        if enc is None:
+            return None
+
+        def sim(question: str, sentences: Sequence[str]) -> list[float]:
+            q = enc.encode_queries([question])[0]
+            return [float(v) for v in enc.encode_passages(list(sentences)) @ q]
+
+        return sim
+
+    def _pair_similarity(self):
+        enc = self._encoder()
+        if enc is None:
+            return None
+
+        def sim(statement: str, sentence: str) -> float:
+            cos = float(enc.encode_queries([statement])[0] @ enc.encode_passages([sentence])[0])
+            return max(0.0, min(1.0, (cos - self.COS_FLOOR) / (self.COS_FULL - self.COS_FLOOR)))
+
+        return sim
+
     # ------------------------------------------------------------ steps
 
     def condense(self, question: str, history: Sequence[tuple[str, str]], backend: str) -> str:
@@ -408,7 +444,7 @@ class Assistant:
             yield Token(raw)
             raw_parts.append(raw)
         elif backend == "extractive":
-            raw, _ = extract(standalone, passages)
+            raw, _ = extract(standalone, passages, similarity=self._sentence_similarity() if lang == "en" else None)
             if not raw:
                 raw, refused = REFUSAL[lang], True
             first = time.perf_counter() - t0
@@ -448,6 +484,8 @@ class Assistant:
                 passages,
                 threshold=cfg.support_threshold,
                 text_source=self.text_source,
+                # an English answer over Chinese passages shares no bigrams: embeddings judge it
+                similarity=self._pair_similarity() if lang == "en" else None,
                 attribute_uncited=backend != "extractive",
             )
             if is_refusal(shown) and not grounded(citations):

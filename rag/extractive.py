@@ -223,10 +223,12 @@ def extract(
     *,
     max_sentences: int = 2,
     max_chars: int = 240,
+    similarity: Callable[[str, Sequence[str]], Sequence[float]] | None = None,
 ) -> tuple[str, list[Candidate]]:
     """The extractive answer: best sentence (and the sentence it announces, if it ends with
     "：" or is a question) with its 【n】 marker. Returns ("", []) when no sentence shares a
-    question term.
+    question term. `similarity(question, sentences) -> scores` (e.g. multilingual embedding
+    cosine) ranks the sentences when no question term occurs in them (cross-language questions).
 
     >>> from rag.types import Chunk, Hit
     >>> c1 = Chunk("a#0", "a", 0, "简报", (), "会议在哈尔滨召开。全局现有干部职工68人。", 0, 20)
@@ -237,6 +239,15 @@ def extract(
     """
     sc = Scorer(question, passages)
     cands = sc.candidates()
+    if (not cands or cands[0].coverage <= 0) and similarity is not None and sc.sentences:
+        # no lexical overlap (e.g. an English question over Chinese passages): rank by embeddings
+        texts = [p.text[a:b] for p, a, b, _ in sc.sentences]
+        sims = list(similarity(question, texts))
+        cands = sorted(
+            (Candidate(p.n, a, b, p.text[a:b], float(v) - 0.01 * (p.n - 1), float(v))
+             for (p, a, b, _), v in zip(sc.sentences, sims) if not _INJECTION.search(normalize(p.text[a:b]))),
+            key=lambda c: (-c.score, c.passage, c.start),
+        )
     if not cands or cands[0].coverage <= 0:
         return "", []
     best = cands[0]

@@ -239,3 +239,49 @@ def test_is_refusal():
     assert is_refusal("The documents do not contain an answer to this question.")
     assert is_refusal("资料中没有提到局长的姓名。")
     assert not is_refusal("现有干部职工68人【1】。")
+
+
+# ---- end to end with the real local model (CI runs `rag models install` first)
+
+
+@pytest.mark.slow
+def test_rag_ask_with_the_local_model_cites_a_seed_passage(tmp_path_factory):
+    """`rag ask` on the seeds with the default local model: an answer with at least one valid,
+    supported citation whose quote is the exact characters of the seed file."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from rag.config import load_config
+    from rag.ingest import load_file
+    from rag.kb import list_kbs
+
+    cfg = load_config()
+    env = dict(os.environ, RAG_MODELS_DIR=cfg.paths.models_dir, HF_HUB_OFFLINE="1")
+    if "seeds" not in list_kbs(cfg):
+        # no index yet: build the seeds index into a private RAG_HOME (real embeddings)
+        from rag.kb import KnowledgeBase
+
+        home = tmp_path_factory.mktemp("rag_home")
+        env["RAG_HOME"] = str(home)
+        c2 = load_config(env=env)
+        KnowledgeBase.open("seeds", c2, create=True).add_paths([c2.paths.seeds_dir], progress=False)
+    q = "省委纪念中国共产党成立89周年座谈会是哪天召开的？"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag", "ask", q, "--llm", "local", "--kb", "seeds", "--json"],
+        env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    d = json.loads(proc.stdout)
+    assert not d["refused"], d["answer"]
+    assert d["grounded"] and d["citations"], d
+    assert "6月25" in d["answer"] or "六月二十五" in d["answer"], d["answer"]
+    n_hits = len(d["hits"])
+    for c in d["citations"]:
+        assert 1 <= c["n"] <= n_hits
+        assert c["support"] >= cfg.answer.support_threshold
+        path = c["source"] if os.path.isabs(c["source"]) else os.path.join(cfg.paths.seeds_dir, "..", c["source"])
+        original = load_file(path).text
+        assert original[c["quote_start"] : c["quote_end"]] == c["quote"]
+        assert c["start"] <= c["quote_start"] < c["quote_end"] <= c["end"]

@@ -1,0 +1,194 @@
+"""Answer latency (time to first token, total) per backend on seed questions, plus the refusal
+calibration and (when available) answer quality, written to benchmarks/results/answering.md.
+
+    python3 benchmarks/answer_latency.py --n 10 --backends extractive,local:qwen2.5-0.5b,local:qwen2.5-1.5b
+
+Each backend answers the same questions through `Assistant.ask` (real retrieval, real packing,
+real citation checking), after one warm-up question that loads the model and fills llama.cpp's
+KV cache with the fixed system prompt (the load time is reported separately). First token is
+measured from the call to `ask` (so it includes retrieval); "after retrieval" subtracts it.
+The machine is shared: the load average at start and end is recorded with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.answer import Assistant  # noqa: E402
+from rag.config import load_config  # noqa: E402
+from rag.evalsets import load_beir  # noqa: E402
+from rag.prompts import PROMPT_VERSION  # noqa: E402
+from rag.types import Final, Token  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pick_questions(es, n: int) -> list[tuple[str, str]]:
+    """n questions spread evenly over the set (stand-alone ones; follow-ups need history)."""
+    ids = sorted(q for q in es.queries if not (es.answers.get(q, {}).get("follow_up_of")))
+    step = max(1, len(ids) // n)
+    return [(i, es.queries[i]["text"]) for i in ids[::step][:n]]
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))] if xs else float("nan")
+
+
+def run_backend(spec: str, cfg, kb, questions) -> dict:
+    backend, _, model = spec.partition(":")
+    c = dataclasses.replace(cfg)
+    c.llm = dataclasses.replace(cfg.llm, backend=backend, **({"model": model} if model else {}))
+    a = Assistant(kb, c)
+    t0 = time.perf_counter()
+    warm = a.answer("这份简报是哪一天发布的？", llm_backend=backend)  # loads the model, caches the system prompt
+    load = time.perf_counter() - t0
+    rows = []
+    for qid, q in questions:
+        n_tok = 0
+        final = None
+        for ev in a.ask(q, llm_backend=backend):
+            if isinstance(ev, Token):
+                n_tok += 1
+            elif isinstance(ev, Final):
+                final = ev.answer
+        t = final.timings
+        rows.append(
+            {
+                "id": qid,
+                "question": q,
+                "answer": final.text,
+                "refused": final.refused,
+                "grounded": final.grounded,
+                "n_citations": sum(c.supported for c in final.citations),
+                "stream_pieces": n_tok,
+                "retrieve": t.get("retrieve", 0.0),
+                "first_token": t.get("first_token", 0.0),
+                "first_after_retrieval": t.get("first_token", 0.0) - t.get("retrieve", 0.0) - t.get("condense", 0.0),
+                "total": t.get("total", 0.0),
+            }
+        )
+        print(f"  {spec} {qid}: first {rows[-1]['first_token']:.2f}s total {rows[-1]['total']:.2f}s "
+              f"{'refused' if final.refused else ('grounded' if final.grounded else 'UNGROUNDED')}", flush=True)
+    return {"backend": spec, "model": warm.model, "warmup_seconds": load, "rows": rows}
+
+
+def summarize(res: dict) -> dict:
+    rows = res["rows"]
+    col = lambda k: [r[k] for r in rows]  # noqa: E731
+    return {
+        "backend": res["backend"],
+        "warmup": res["warmup_seconds"],
+        "first_median": statistics.median(col("first_token")),
+        "first_p90": pct(col("first_token"), 0.9),
+        "first_after_retrieval_median": statistics.median(col("first_after_retrieval")),
+        "total_median": statistics.median(col("total")),
+        "total_p90": pct(col("total"), 0.9),
+        "retrieve_median": statistics.median(col("retrieve")),
+        "answered": sum(not r["refused"] for r in rows),
+        "grounded": sum(r["grounded"] for r in rows),
+        "n": len(rows),
+    }
+
+
+def calibration_section() -> list[str]:
+    p = ROOT / "benchmarks/results/refusal_calibration.json"
+    if not p.exists():
+        return ["## Refusal calibration", "", "Not run yet: `python3 benchmarks/calibrate_refusal.py`.", ""]
+    r = json.loads(p.read_text(encoding="utf-8"))
+    sel = r.get("selected", {})
+    out = [
+        "## Refusal calibration",
+        "",
+        f"Command: `{r['command']}` — {r['n']} questions ({r['n_unanswerable']} unanswerable), "
+        f"split by answerability into a dev half ({r['dev']}) and a held-out half ({r['test']}); "
+        "each feature's threshold maximises balanced accuracy on dev; the feature used is the one best on dev.",
+        "",
+        "| feature | threshold (dev) | dev bal. acc | held-out acc | held-out bal. acc | refused unanswerable | answered answerable | held-out acc, never refusing |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, f in r["features"].items():
+        mark = " **(used)**" if name == sel.get("refuse_feature") else ""
+        out.append(
+            f"| {name}{mark} | {f['threshold']:.3f} | {f['dev']['balanced_accuracy']:.3f} | {f['test']['accuracy']:.3f} | "
+            f"{f['test']['balanced_accuracy']:.3f} | {f['test']['refuse_recall']:.3f} | {f['test']['answer_recall']:.3f} | "
+            f"{f['test_no_refusal']['accuracy']:.3f} |"
+        )
+    out += [
+        "",
+        f"Default set in rag/config.py: `answer.refuse_feature = \"{sel.get('refuse_feature')}\"`, "
+        f"`answer.refuse_threshold = {sel.get('refuse_threshold')}`. English questions over Chinese documents "
+        "cannot be judged lexically (score 1.0): for them the model's own refusal decides.",
+        "",
+    ]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--evalset", default="evalsets/seeds")
+    ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--backends", default="extractive,local:qwen2.5-0.5b,local:qwen2.5-1.5b")
+    ap.add_argument("--out", default="benchmarks/results/answering.md")
+    ap.add_argument("--quality", default="", help="optional JSON file with per-backend quality from `rag eval` to include")
+    args = ap.parse_args()
+
+    from rag.kb import KnowledgeBase
+
+    cfg = load_config()
+    kb = KnowledgeBase.open(cfg.paths.kb, cfg)
+    es = load_beir(args.evalset)
+    questions = pick_questions(es, args.n)
+    load0 = os.getloadavg()
+    results = []
+    for spec in [s.strip() for s in args.backends.split(",") if s.strip()]:
+        print(f"{spec}…", flush=True)
+        results.append(run_backend(spec, cfg, kb, questions))
+    load1 = os.getloadavg()
+    sums = [summarize(r) for r in results]
+    Path(args.out).with_suffix(".json").write_text(
+        json.dumps({"summary": sums, "results": results, "loadavg": [load0, load1]}, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    lines = [
+        "# Answering: latency, refusal calibration, quality",
+        "",
+        f"Command: `python3 {' '.join(sys.argv)}` (prompt {PROMPT_VERSION}; {platform.machine()}, {os.cpu_count()} cores; "
+        f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end — the machine is shared with other jobs, so "
+        "these are upper bounds). Evidence budget: "
+        f"{cfg.answer.context_tokens} tokens (extractive/openai), {cfg.answer.local_context_tokens} for the local model; "
+        f"max {cfg.llm.max_tokens} answer tokens; n_ctx {cfg.llm.n_ctx}.",
+        "",
+        "## Latency per answer",
+        "",
+        f"{len(questions)} seed questions ({', '.join(q for q, _ in questions)}); seconds.",
+        "",
+        "| backend | model load + warm-up | first token median | first token p90 | first token after retrieval (median) | total median | total p90 | retrieval median | answered | grounded |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in sums:
+        lines.append(
+            f"| {s['backend']} | {s['warmup']:.1f} | {s['first_median']:.2f} | {s['first_p90']:.2f} | "
+            f"{s['first_after_retrieval_median']:.2f} | {s['total_median']:.2f} | {s['total_p90']:.2f} | "
+            f"{s['retrieve_median']:.2f} | {s['answered']}/{s['n']} | {s['grounded']}/{s['n']} |"
+        )
+    lines += ["", "Per-question answers are in " + str(Path(args.out).with_suffix(".json").name) + ".", ""]
+    lines += calibration_section()
+    if args.quality and Path(args.quality).exists():
+        lines += ["## Answer quality", "", Path(args.quality).read_text(encoding="utf-8").strip(), ""]
+    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
