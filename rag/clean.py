@@ -110,11 +110,14 @@ def parse_dateline(line: str) -> dict | None:
 
 _WS = " \t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c"
 _BREADCRUMB_HEAD = re.compile(r"^[(（\[]?\s*(?:您|你)?\s*(?:当前|當前|目前|现在|現在)?\s*(?:的|所在)?\s*(?:所在)?\s*位置\s*[:：]")
-_CRUMB_SEP = re.compile(r"\s*(?:>>?|＞|›|»|→|->)\s*")
+_CRUMB_SEP = re.compile(r"\s*(?:>>?|＞|›|»)\s*")  # not →: "申请→审核→批准" is content
 _HOME = re.compile(r"^(?:首页|首頁|主页|主頁|网站首页|網站首頁|home)$", re.I)
+# the value must look like names ("王凌霞", "王静、李四"), so "审核：由县委组织部负责。" stays content
 _EDITOR = re.compile(
-    r"^[\[（(【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|值班编辑|值班編輯|校对|校對|审核|審核|审校|審校|监制|監製)\s*[:：]\s*(.*?)\s*[\]）)】]?$"
+    r"^[\[（(【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|值班编辑|值班編輯|校对|校對|审核|審核|审校|審校|监制|監製)"
+    r"\s*[:：]\s*([^\s，,。；;：:）)\]】]{0,8}(?:[、/ ][^\s，,。；;：:）)\]】]{1,8}){0,3})\s*[\]）)】]?$"
 )
+_EDITOR_ROLES = ("责任编辑", "責任編輯", "责编", "責編", "编辑", "編輯", "值班编辑", "值班編輯")
 _PAGE_NUM = re.compile(
     r"^(?:[-—–－~～_]+\s*\d{1,4}\s*[-—–－~～_]+"
     r"|第\s*\d{1,4}\s*[页頁](?:\s*[/／,，]?\s*共\s*\d{1,4}\s*[页頁])?"
@@ -141,7 +144,7 @@ _WIDGET_WORDS = (
 _WIDGET_LINE = re.compile(rf"^(?:{_WIDGET_WORDS})+$")
 _WIDGET_SEPS = re.compile(r"[\s|｜·•/、,，:：\-_\[\]【】()（）]+")
 _FOLLOW = re.compile(r"^(?:关注|關注|订阅|訂閱)\S{1,10}$")
-_PREV_NEXT = re.compile(r"^(?:上一篇|下一篇|上一條|下一條|上一条|下一条|上篇|下篇)\s*[:：]")
+_PREV_NEXT = re.compile(r"^(?:上一篇|下一篇|上一條|下一條|上一条|下一条)\s*[:：]")
 
 
 def boilerplate_kind(line: str, fmt: str = "text") -> str | None:
@@ -430,8 +433,8 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
                     lines.append(_Line(s, offs, end, gap))
                     gap = False
                 elif kind == "editor":
-                    after_editor = True
                     m = _EDITOR.match(s)
+                    after_editor = after_editor or bool(m and m.group(1) in _EDITOR_ROLES)
                     if m and m.group(2) and "editor" not in meta and m.group(1) in ("责任编辑", "責任編輯", "责编", "責編"):
                         meta["editor"] = m.group(2)
                     gap = True

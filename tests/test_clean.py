@@ -88,6 +88,9 @@ def test_boilerplate_lines(line, kind):
         "如果 a > b 且 b > c，那么 a > c。",
         "关注民生，服务群众，是我们工作的出发点和落脚点。",
         "党员大会 | 支部委员会",
+        "群众申请→村委会审核→乡镇审批",
+        "审核：由县委组织部负责，报县委常委会审定。",
+        "上篇：理论基础",
     ],
 )
 def test_content_lines_are_not_boilerplate(line):
