@@ -513,10 +513,10 @@ def _take_head(lines: list[_Line], meta: dict, title_hint: str) -> tuple[str, tu
     if title_hint and not title:
         title = title_hint.strip()
     if drop:
-        keep = [ln for i, ln in enumerate(lines) if i not in drop]
-        if keep and drop:
-            keep[0].gap = True
-        lines[:] = keep
+        for i in drop:  # text on either side of a removed head line is not one sentence
+            if i + 1 < len(lines):
+                lines[i + 1].gap = True
+        lines[:] = [ln for i, ln in enumerate(lines) if i not in drop]
     return title, span
 
 
