@@ -16,7 +16,7 @@ from rag.clean import (
 )
 
 # characters cleaning may put in place of the original one (the offset map points at the original)
-SUBSTITUTES = {"“": "\u201a", "”": "\u201b", "…": "\u201e", " ": "\t\u3000\xa0\u2002\u2003\n", **{v: k for k, v in OCR_CHAR_FIXES.items()}}
+SUBSTITUTES = {**{v: k for k, v in OCR_CHAR_FIXES.items()}, "“": "\u201a", "”": "\u201b", "…": "\u201e", " ": "\t\u3000\xa0\u2002\u2003\n\r"}
 
 
 def assert_offsets(text: str, res) -> None:
