@@ -7,6 +7,7 @@ What is removed or repaired, by general rules (none of them names a particular s
   scripts match), pagination (`[1] [2] 下一页 尾页`, `共5页`), editor lines (`责任编辑：…`), empty
   Markdown image/table residue (`![]() |`, `|||`, `|---|`); after the editor line, short
   non-sentence lines (related-links lists, ranking boxes) are page furniture too.
+- A document-sharing site's blurb sentence (`本站精心为大家整理了…，希望对你有帮助。`).
 - OCR/PDF artefacts: page-number lines (`-1-`, `- 12 -`, `第 3 页`, `Page 3 of 9`; bare numbers
   only in PDFs), `‚…‛` used as quotation marks (→ `“…”`), runs of `„` (→ `……`), characters OCR
   confuses (`OCR_CHAR_FIXES`, e.g. 臵→置 as in 设臵→设置), private-use glyphs of symbol fonts,
@@ -205,6 +206,8 @@ _WS_RUN = re.compile(f"[{_WS}]{{2,}}|[\t\u3000\xa0\u2002\u2003\u2009\u200a\u202f
 _HAS_CJK = re.compile(r"[\u3400-\u9fff]")
 # a page footer ("-1-") glued to the last line of a page, or a header glued to the next
 _GLUED_PAGE_NUM = re.compile(r"(?<=[\u3400-\u9fff，。、”])\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*$|^\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*(?=[\u3400-\u9fff])")
+# a document-sharing site's blurb inside the text: "本站精心为大家整理了…，希望对你有帮助。"
+_SITE_BLURB = re.compile(r"[^。！？!?\n]*本[站网][^。！？!?\n]{0,30}(?:整理|收集|精选|推荐|提供|收录)[^。！？!?\n]*[。！？!?]")
 _GLUED_BULLET = re.compile(r"(?<=\S)[ \t\u3000]+(?=[●■◆▪•]\s*\S)")
 
 
@@ -248,6 +251,8 @@ def repair_line(s: str, offs: array) -> tuple[str, array]:
         s, offs = _sub(s, offs, _OCR_CHARS, lambda m: OCR_CHAR_FIXES[m.group(0)])
     if "-" in s or "—" in s:
         s, offs = _sub(s, offs, _GLUED_PAGE_NUM, "")
+    if "本站" in s or "本网" in s:
+        s, offs = _sub(s, offs, _SITE_BLURB, "")
     if _WS_RUN.search(s):
         s, offs = _sub(s, offs, _WS_RUN, " ")
     a, b = 0, len(s)

@@ -315,3 +315,12 @@ def test_news_page_from_another_site():
     assert res.title == "中央全面深化改革委员会召开会议"
     assert (res.metadata["date"], res.metadata["source_name"], res.metadata["editor"]) == ("2021-03-04", "人民网－人民日报", "王静、李四")
     assert res.clean == "新华社北京3月3日电 会议审议通过了有关文件。\n会议指出，推进改革要抓住重点，突出问题导向。"
+
+
+def test_site_blurb_sentence_removed():
+    text = "作为纪录片的解说词,它把需要让人理解的方面表现出来。本站精心为大家整理了党建示范点解说词,希望对你有帮助。尊敬的各位领导:\n"
+    res = clean_text(text)
+    assert res.clean == "作为纪录片的解说词,它把需要让人理解的方面表现出来。尊敬的各位领导:"
+    assert_offsets(text, res)
+    # a sentence about a web site that is not a blurb stays
+    assert "本站点" in clean_text("全县已建成党建网站100个，本站点访问量居全市第一。").clean
