@@ -39,6 +39,15 @@ BOILERPLATE = [
 SUBSTITUTES = {**{v: k for k, v in OCR_CHAR_FIXES.items()}, "“": "\u201a", "”": "\u201b", "…": "\u201e", " ": "\t\u3000\xa0\u2002\u2003\n\r"}
 
 
+def assert_offsets(text: str, res) -> None:
+    """Every clean character comes from the original character its offset points at."""
+    assert len(res.offsets) == len(res.clean)
+    for i, ch in enumerate(res.clean):
+        orig = text[res.offsets[i]]
+        assert ch == orig or orig in SUBSTITUTES.get(ch, "") or (ch == "\n" and orig.isspace()), (i, ch, orig)
+    assert list(res.offsets) == sorted(res.offsets)
+
+
 def make_doc(text: str, doc_id: str = "t", fmt: str = "text") -> Document:
     r = clean_text(text, fmt=fmt)
     return Document(doc_id, f"{doc_id}.txt", r.title or doc_id, text, r.clean, r.offsets, dict(r.metadata))
@@ -526,8 +535,6 @@ def test_shuffled_seed_lines_keep_all_invariants():
     lines, indentation, CRLF, page numbers and widgets (fixed random seed): cleaning and
     chunking never fail, spans map back exactly, limits hold and no text is lost."""
     import random
-
-    from tests.test_clean import assert_offsets
 
     rng = random.Random(20261125)
     pool = [ln for p in sorted(SEEDS.glob("*.txt")) for ln in p.read_text(encoding="utf-8").split("\n") if ln.strip()]
