@@ -170,7 +170,7 @@ class HeadingMarker:
 
     def text(self, line: str) -> str:
         head = line[self.end : self.head_end] if self.style.startswith("md") else line[: self.head_end]
-        return re.sub(r"\s+", " ", head).strip(" 。．.#")
+        return re.sub(r"\s+", " ", head).strip(" 。．.#:：、")
 
 
 def _match_marker(line: str) -> tuple[str, str, re.Match] | None:
@@ -240,14 +240,14 @@ def heading_marker(line: str) -> HeadingMarker | None:
         rest_start = se.end() + (len(rest) - len(rest.lstrip()))
         if rest.strip():
             return HeadingMarker(style, end, se.start(), rest_start, False)
-        if se.start() - end <= MAX_HEADING:
-            return HeadingMarker(style, end, len(line), len(line), True)
+        return HeadingMarker(style, end, len(line), len(line), True)
     g = _GAP.search(line, end, end + MAX_HEADING + 1)
     if g and not _SENT_END_ANY.search(line, end, g.start()):
         return HeadingMarker(style, end, g.start(), g.end(), False)
-    if kind == "unit" or kind == "appendix":
-        # "第三条 本办法…" / "附件：名单" — the marker itself is the heading
-        return HeadingMarker(style, end, end, end, False) if kind == "unit" else HeadingMarker(style, end, len(line), len(line), True)
+    if kind == "unit":
+        return HeadingMarker(style, end, end, end, False)  # "第二章 <a long sentence>": the marker
+    if kind == "appendix":
+        return HeadingMarker(style, end, len(line), len(line), True)
     return None  # a numbered paragraph, not a heading
 
 
