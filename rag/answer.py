@@ -60,6 +60,9 @@ _REFUSAL_RE = re.compile(
 )
 
 
+_ANSWER_LABEL = re.compile(r"^\s*(?:回答|答案|答|Answer)\s*[:：]\s*", re.I)
+
+
 class QuestionError(RagError):
     """The question is empty, too long or not text."""
 
@@ -472,7 +475,8 @@ class Assistant:
                 raise RagError(f"the {backend} model failed while answering: {e}") from None
         timings["generate"] = time.perf_counter() - tg
         timings["first_token"] = first if first is not None else time.perf_counter() - t0
-        raw = "".join(raw_parts)
+        # the system prompt's worked example ends in "回答：…"; a model may echo the label
+        raw = _ANSWER_LABEL.sub("", "".join(raw_parts), count=1)
 
         yield Status("cite", "核对引用")
         citations: list = []

@@ -235,6 +235,11 @@ def test_model_failure_becomes_a_rag_error():
         a.answer("甘肃煤田地质局现有多少干部职工？", llm_backend="fake")
 
 
+def test_echoed_answer_label_is_dropped():
+    a, _ = assistant(["回答：现有干部职工68人【1】。"])
+    assert a.answer("甘肃煤田地质局现有多少干部职工？", llm_backend="fake").text == "现有干部职工68人【1】。"
+
+
 def test_is_refusal():
     assert is_refusal("The documents do not contain an answer to this question.")
     assert is_refusal("资料中没有提到局长的姓名。")
