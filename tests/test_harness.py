@@ -151,18 +151,28 @@ def test_fake_llm_answers_and_errors_are_recorded(env):
             return "哈尔滨国际冰雪节创办于1985年【1】。"
         return "资料中没有相关信息。"
 
+    def judge(messages):  # LLM-as-judge: agrees only when the candidate names the reference year
+        text = str(messages[-1].content)
+        return "是" if "待评答案：哈尔滨国际冰雪节创办于1985年" in text else "否"
+
     run = H.run_eval(es_path, cfg, llm="fake", chat_model=FakeChatModel(responses=respond), out_dir=tmp / "fake",
-                     progress=False, sweep_modes=("bm25",))
+                     progress=False, sweep_modes=("bm25",), judge_model=FakeChatModel(responses=judge))
     by = {r["qid"]: r for r in run.rows}
     assert by["q6"].get("error") and "crashed" in by["q6"]["error"]
     assert by["q1"]["answer"].startswith("哈尔滨国际冰雪节创办于1985年")
     assert by["q1"]["scores"]["contains"] == 1.0
     m = run.metrics["configs"]["fake/hybrid/k5"]
     assert m["n_errors"] == 1 and m["n"] == 6
+    # judged: the answerable, non-refused answers only; the judge's verdicts are labelled apart
+    judged = {r["qid"]: r["judge"] for r in run.rows if "judge" in r}
+    assert judged.get("q1") == 1 and all(not by[q].get("refused") for q in judged)
+    assert m["judge"]["agreement"] == H.M.mean(judged.values()) and "LLM-as-judge" in m["judge"]["label"]
+    assert not any(k.startswith("judge") for k in H.flat_metrics(m))  # never part of a baseline
     # errored questions are redone on resume
     calls = []
     H.run_eval(es_path, cfg, llm="fake", chat_model=FakeChatModel(responses=lambda m: "没有相关信息。"), out_dir=tmp / "fake",
-               progress=False, sweep_modes=("bm25",), on_question=lambda rc, q, row: calls.append(q))
+               progress=False, sweep_modes=("bm25",), on_question=lambda rc, q, row: calls.append(q),
+               judge_model=FakeChatModel(responses=["否"]))
     assert calls == ["q6"]
 
 

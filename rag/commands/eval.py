@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--update-baseline", action="store_true", help="write this run's scores as the set's baseline")
     p.add_argument("--baseline", metavar="FILE", help="baseline file (default EVALSET/baseline.json)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR (its settings are reused)")
+    p.add_argument("--judge", action="store_true",
+                   help="also ask the configured chat LLM (llm.backend: local/openai) whether each answer agrees with the reference; "
+                   "reported separately as LLM-as-judge, never part of a baseline")
     p.add_argument("--export", metavar="FILE.md", help="also copy the report (and its plots) to FILE.md, e.g. benchmarks/results/eval_seeds.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -154,10 +157,18 @@ def run(args: argparse.Namespace) -> int:
         configs = H.make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=bool(retrieval_only), compare=args.compare)
     if args.check:
         H.check_config_matches(baseline, configs[0], limit, sample)
+    judge_model = None
+    if args.judge:
+        from rag.llm import get_chat_model
+
+        jb = resolve_config(args).llm
+        if jb.backend not in ("local", "openai"):
+            raise H.EvalError(f"--judge needs a chat LLM; the configured llm.backend is {jb.backend!r} (set RAG_LLM_BACKEND=local)")
+        judge_model = get_chat_model(jb, cfg.paths.models_dir)
     command = " ".join(shlex.quote(a) for a in ["rag", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
     run_ = H.run_eval(
         es_path, cfg, configs=configs, limit=limit, sample=sample, out_dir=out, resume=True,
-        progress=not args.no_progress and sys.stderr.isatty(), command=command,
+        progress=not args.no_progress and sys.stderr.isatty(), command=command, judge_model=judge_model,
     )
     console.print(R.summary_table(run_.metrics))
     console.print(f"report: {run_.out_dir / 'report.md'}")

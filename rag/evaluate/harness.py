@@ -434,6 +434,39 @@ def score_row(row: Mapping[str, Any], passages: Mapping[str, str] | None = None,
     return s
 
 
+JUDGE_PROMPT = (
+    "问题：{question}\n参考答案：{reference}\n待评答案：{answer}\n\n"
+    "待评答案是否给出了与参考答案一致的信息（意思相同即可，可以更详细，语言或繁简不同不要紧）？只回答“是”或“否”。"
+)
+
+
+def judge_answer(model: Any, question: str, references: Sequence[str], answer: str) -> int | None:
+    """LLM-as-judge: 1 when the chat model says the answer agrees with a reference, 0 when it
+    says not, None when its reply is neither. Labelled as such in reports and never part of a
+    baseline: a small local model is a noisy judge.
+
+    >>> from rag.llm import FakeChatModel
+    >>> judge_answer(FakeChatModel(responses=["是。"]), "哪年？", ["1985年"], "1985年创办")
+    1
+    """
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    msgs = [SystemMessage(content="你是严格、公正的阅卷人。"),
+            HumanMessage(content=JUDGE_PROMPT.format(question=question, reference=" / ".join(references), answer=M.strip_markers(answer)))]
+    try:
+        out = model.invoke(msgs)
+    except Exception as e:  # a judge failure must not fail the evaluation
+        log.warning("judge failed: %s", e)
+        return None
+    text = (out.content if isinstance(out.content, str) else str(out.content)).strip().lower()
+    head = text[:8]
+    if head.startswith(("是", "yes", "一致")) or ("是" in head and "否" not in head and "不" not in head):
+        return 1
+    if head.startswith(("否", "no", "不")) or "否" in head:
+        return 0
+    return None
+
+
 @dataclass
 class EvalRun:
     out_dir: Path
@@ -492,6 +525,7 @@ def run_eval(
     progress: bool = True,
     encoder: Any = None,
     chat_model: Any = None,
+    judge_model: Any = None,
     sweep_modes: Sequence[str] = MODES,
     command: str | None = None,
     on_question: Callable[[RunConfig, str, dict[str, Any]], None] | None = None,
@@ -518,13 +552,14 @@ def run_eval(
         "limit": limit,
         "sample": sample,
         "n_questions": len(qids),
+        "judge": bool(judge_model),
     }
     run_json = out / "run.json"
     if run_json.exists() and results.exists():
         prev = json.loads(run_json.read_text(encoding="utf-8"))
         ps = prev.get("settings", {})
         same = (ps.get("name") == settings["name"] and ps.get("configs") == settings["configs"] and ps.get("limit") == limit
-                and ps.get("sample") == sample)
+                and ps.get("sample") == sample and bool(ps.get("judge")) == bool(judge_model))
         if not resume:
             raise EvalError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         if not same:
@@ -578,6 +613,9 @@ def run_eval(
                     if _is_done(done.get((rc.name, qid))):
                         continue
                     row = _run_one(es, qid, rc, assistant, search, done, chunk_rel, doc_rel, sweep_modes, cfg)
+                    if judge_model is not None and row.get("answer") is not None and row.get("answerable") \
+                            and not row.get("refused") and row.get("references"):
+                        row["judge"] = judge_answer(judge_model, row["question"], row["references"], row["answer"])
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                     fh.flush()
                     done[(rc.name, qid)] = row
@@ -780,6 +818,11 @@ def aggregate(rows, configs: Sequence[RunConfig], es: EvalSet, chunk_rel, doc_re
                 "grounded": M.mean(float(bool(r.get("grounded"))) for r in nonref),
                 "n_answers": len(nonref),
             }
+            judged = [r["judge"] for r in aa if r.get("judge") is not None]
+            if any("judge" in r for r in aa):
+                m["judge"] = {"label": "LLM-as-judge (configured LLM; noisy, not part of baselines)",
+                              "agreement": M.mean(judged), "n": len(judged),
+                              "n_unparsed": sum(1 for r in aa if "judge" in r and r["judge"] is None)}
             m["refusal"] = M.refusal_scores([bool(r.get("answerable", True)) for r in answered], [bool(r.get("refused")) for r in answered])
         lat_keys = ["retrieve"] if rc.retrieval_only else ["retrieve", "first_token", "total"]
         m["latency"] = {k_: M.latency_summary((r.get("timings") or {}).get(k_) for r in rs) for k_ in lat_keys}

@@ -30,6 +30,7 @@ SUMMARY_ROWS: list[tuple[str, tuple[str, ...]] | None] = [
     ("answer F1 (CMRC)", ("answer", "f1")),
     ("contains reference", ("answer", "contains")),
     ("list-item coverage", ("answer", "list_coverage")),
+    ("LLM-as-judge agreement (noisy)", ("judge", "agreement")),
     None,
     ("citation precision", ("citation", "precision")),
     ("citation precision (self-reported)", ("citation", "precision_self")),
