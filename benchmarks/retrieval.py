@@ -239,6 +239,14 @@ def label(m: dict) -> str:
 
 
 def rss_mb() -> float:
+    """Peak RSS of this process (VmHWM; getrusage's ru_maxrss would include the parent's peak
+    after fork+exec on Linux)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -223,3 +223,32 @@ def test_add_paths_and_sync_with_real_ingest(cfg, tmp_path):
     assert len(r.removed) == 1 and len(kb.documents()) == 1
     with pytest.raises(RagError, match="no such file"):
         kb.add_paths([tmp_path / "missing"], progress=False)
+
+
+def test_cli_index_and_search(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("rag.ingest")
+    import json
+
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RAG_EMBED_MODEL", "fake")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "one.txt").write_text("安達市委組織部紮實推進學習型黨組織建設，開展創先爭優活動。\n", encoding="utf-8")
+    (docs / "two.txt").write_text("哈尔滨市举办冰雪节，吸引了大量游客。\n", encoding="utf-8")
+    assert main(["index", str(docs), "--kb", "cli", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert len(rep["added"]) == 2 and rep["n_chunks"] >= 2 and rep["failures"] == []
+    assert main(["search", "安达市学习型党组织", "--kb", "cli", "-k", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    hit = out["hits"][0]
+    assert hit["doc_id"] == "one" and hit["rank"] == 1 and set(hit["scores"]) == {"dense", "bm25"}
+    assert main(["search", "冰雪节", "--kb", "cli", "--mode", "bm25"]) == 0
+    assert "two" in capsys.readouterr().out
+    # --sync removes a deleted file; a missing KB is an actionable error (exit 2)
+    (docs / "two.txt").unlink()
+    assert main(["index", str(docs), "--kb", "cli", "--sync", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"] == ["two"]
+    assert main(["search", "问题", "--kb", "nokb"]) == 2
+    assert "rag index PATH --kb nokb" in capsys.readouterr().err
