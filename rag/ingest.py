@@ -293,6 +293,10 @@ _BLOCK_TAGS = {
 }
 
 
+_CJK_CH = "\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef“”‘’"
+_CJK_BREAK = re.compile(rf"(?<=[{_CJK_CH}])[ \t\r]*\n\s*(?=[{_CJK_CH}])")
+
+
 def _html_lines(node, lines: list[str]) -> None:
     """Flatten HTML into lines: block elements start new lines, headings become `#` lines,
     table cells are joined with ' | '."""
@@ -302,8 +306,11 @@ def _html_lines(node, lines: list[str]) -> None:
     buf: list[str] = []
 
     def flush() -> None:
-        s = "".join(buf).strip()
+        s = "".join(buf)
         buf.clear()
+        # a source line break between two Chinese characters is HTML formatting, not a space
+        s = _CJK_BREAK.sub("", s)
+        s = re.sub(r"\s*\n\s*", " ", s).strip()
         if s:
             lines.append(s)
 
@@ -312,7 +319,7 @@ def _html_lines(node, lines: list[str]) -> None:
             if isinstance(child, Comment):
                 continue
             if isinstance(child, NavigableString):
-                buf.append(str(child).replace("\n", " "))
+                buf.append(str(child))
                 continue
             if not isinstance(child, Tag):
                 continue
@@ -394,6 +401,34 @@ def _read_docx(data: bytes, name: str) -> tuple[str, str, dict]:
     return text, title_hint, meta
 
 
+def _drop_running_lines(pages: list[list[str]]) -> list[str]:
+    """Page headers/footers a PDF repeats on every page (the report's title, "内部资料",
+    "第 3 页 共 9 页"): a line among the first/last two of a page whose text (digits folded)
+    recurs there on at least 3 pages and half of them is dropped.
+
+    >>> pages = [["县委办公室文件", *[c + k for k in "甲乙丙丁"], f"- {i} -"] for i, c in enumerate("春夏秋", 1)]
+    >>> _drop_running_lines(pages)[:5]
+    ['春甲', '春乙', '春丙', '春丁', '夏甲']
+    """
+    from collections import Counter
+
+    def key(s: str) -> str:
+        return re.sub(r"\d+", "#", re.sub(r"\s+", "", s))
+
+    edge = Counter()
+    for lines in pages:
+        nonblank = [ln for ln in lines if ln.strip()]
+        if len(nonblank) >= 5:  # on a page of a few lines every line is an "edge"
+            edge.update({key(ln) for ln in nonblank[:2] + nonblank[-2:]})
+    running = {k for k, c in edge.items() if k and c >= 3 and c >= 0.5 * len(pages)}
+    out: list[str] = []
+    for lines in pages:
+        nonblank_idx = [i for i, ln in enumerate(lines) if ln.strip()]
+        edges = set(nonblank_idx[:2] + nonblank_idx[-2:]) if len(nonblank_idx) >= 5 else set()
+        out.extend(ln for i, ln in enumerate(lines) if not (i in edges and key(ln) in running))
+    return out
+
+
 def _read_pdf(data: bytes, name: str) -> tuple[str, str, dict]:
     if not data.lstrip().startswith(b"%PDF"):
         raise IngestError(f"{name}: not a PDF file (no %PDF header)")
@@ -414,9 +449,9 @@ def _read_pdf(data: bytes, name: str) -> tuple[str, str, dict]:
         raise
     except Exception as e:
         raise IngestError(f"{name}: unreadable PDF ({type(e).__name__}: {e})") from None
-    text = "\n".join(p.strip("\n") for p in pages)
-    if not text.strip():
+    if not any(p.strip() for p in pages):
         raise IngestError(f"{name}: the PDF has no text layer (scanned images?); run OCR on it first")
+    text = "\n".join(_drop_running_lines([p.strip("\n").split("\n") for p in pages]))
     meta: dict = {"pages": len(pages)}
     title_hint = ""
     if info is not None:

@@ -398,3 +398,24 @@ def test_gbk_with_many_symbols_is_still_plausible(tmp_path):
     p.write_bytes(text.encode("gbk"))
     doc = load_file(p)
     assert doc.text == text and doc.metadata["encoding"] == "gb18030"
+
+
+def test_pdf_running_headers_and_footers_dropped(tmp_path):
+    pages = []
+    for i, topic in enumerate(["组织建设", "队伍建设", "制度建设"], 1):
+        pages.append(
+            ["某某县委办公室文件", f"{'一二三'[i - 1]}、{topic}", f"{topic}是基层党建的重要内容。", "各单位要高度重视。",
+             "要结合实际抓好落实。", f"第 {i} 页 共 3 页"]
+        )
+    p = tmp_path / "running.pdf"
+    _make_pdf(p, pages)
+    doc = load_file(p)
+    assert "某某县委办公室文件" not in doc.text and "共 3 页" not in doc.text
+    assert "一、组织建设" in doc.clean and "三、制度建设" in doc.clean
+
+
+def test_html_source_line_breaks_inside_chinese_text(tmp_path):
+    p = tmp_path / "wrapped.html"
+    p.write_text("<html><body><h1>标题</h1><p>党的基层组织\n    建设扎实推进，\n覆盖面扩大。 Next\nline.</p></body></html>", encoding="utf-8")
+    doc = load_file(p)
+    assert doc.clean == "党的基层组织建设扎实推进，覆盖面扩大。 Next line."
