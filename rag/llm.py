@@ -171,11 +171,17 @@ def _threads(n: int) -> int:
     return n if n and n > 0 else max(1, os.cpu_count() or 1)
 
 
-def load_llama(model_path: str | Path, n_ctx: int = 4096, n_threads: int = 0) -> tuple[Any, threading.Lock]:
-    """The process-wide `llama_cpp.Llama` for this file and settings, with its lock.
+def load_llama(
+    model_path: str | Path, n_ctx: int = 4096, n_threads: int = 0, slot: str = "main"
+) -> tuple[Any, threading.Lock]:
+    """The process-wide `llama_cpp.Llama` for this file, settings and slot, with its lock.
 
     Loaded on first use (≈1 s for the 0.5B from page cache), then reused, which keeps the KV
-    cache of the previous prompt so a shared prompt prefix is not evaluated again.
+    cache of the previous prompt so a shared prompt prefix is not evaluated again. A context
+    holds one token sequence, so a different kind of prompt (e.g. rewriting a follow-up
+    question) evicts the answer prompt's cached prefix; such calls can use their own `slot`
+    (a second context over the same file: costs another copy of the weights in RAM, since
+    llama.cpp repacks them for the CPU, and its own KV cache).
     """
     try:
         import llama_cpp
@@ -185,7 +191,7 @@ def load_llama(model_path: str | Path, n_ctx: int = 4096, n_threads: int = 0) ->
             "(or use --llm extractive / backend=openai)"
         ) from e
     path = str(Path(model_path).resolve())
-    key = (path, int(n_ctx), _threads(n_threads))
+    key = (path, int(n_ctx), _threads(n_threads), slot)
     with _LLAMA_CACHE_LOCK:
         hit = _LLAMA_CACHE.get(key)
         if hit is not None:
@@ -234,6 +240,7 @@ class LocalChatModel(BaseChatModel):
     temperature: float = 0.1
     max_tokens: int = 384
     seed: int = 0  # fixed so answers are reproducible at a given temperature
+    slot: str = "main"  # which cached llama.cpp context to use (see load_llama)
 
     @property
     def _llm_type(self) -> str:
@@ -244,7 +251,7 @@ class LocalChatModel(BaseChatModel):
         return {"model_name": self.model_name, "model_path": self.model_path, "temperature": self.temperature}
 
     def _llama(self) -> tuple[Any, threading.Lock]:
-        return load_llama(self.model_path, self.n_ctx, self.n_threads)
+        return load_llama(self.model_path, self.n_ctx, self.n_threads, self.slot)
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         return dict(
@@ -309,8 +316,12 @@ def _usage(u: dict[str, Any] | None) -> dict[str, int] | None:
 # factory
 
 
-def get_chat_model(cfg: LLMConfig, models_dir: str | Path | None = None) -> BaseChatModel:
+def get_chat_model(cfg: LLMConfig, models_dir: str | Path | None = None, *, slot: str = "main") -> BaseChatModel:
     """The chat model for `cfg.backend` (local | openai | fake).
+
+    `slot` (local only): calls of a different kind than answering, e.g. condensing a follow-up,
+    can pass `slot="condense"` to run in their own llama.cpp context, so they do not evict the
+    answer prompt's cached prefix (fixed system prompt + evidence); see load_llama.
 
     `models_dir` is where `rag models install` put the GGUFs (`cfg.paths.models_dir`); it is
     only needed for the local backend and defaults to `$RAG_MODELS_DIR` / `~/.rag-zh/models`.
@@ -337,6 +348,7 @@ def get_chat_model(cfg: LLMConfig, models_dir: str | Path | None = None) -> Base
             n_threads=cfg.n_threads,
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
+            slot=slot,
         )
     if backend == "extractive":
         raise ConfigError(

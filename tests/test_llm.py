@@ -137,6 +137,41 @@ def test_factory_local_builds_model_without_loading(tmp_path, monkeypatch):
     m = get_chat_model(LLMConfig(backend="local", model="qwen2.5-0.5b", n_ctx=2048, temperature=0.0, max_tokens=99), tmp_path)
     assert isinstance(m, LocalChatModel)
     assert (m.model_path, m.n_ctx, m.temperature, m.max_tokens) == (str(fake), 2048, 0.0, 99)
+    assert m.slot == "main"
+    c = get_chat_model(LLMConfig(backend="local", model="qwen2.5-0.5b"), tmp_path, slot="condense")
+    assert c.slot == "condense"
+
+
+def test_load_llama_caches_per_file_settings_and_slot(tmp_path, monkeypatch):
+    """One Llama per (file, n_ctx, threads, slot), created once; unload_all closes them."""
+    import sys
+    import types
+
+    import rag.llm as rl
+
+    made = []
+
+    class Llama:
+        def __init__(self, model_path, n_ctx, n_threads, **kw):
+            self.args = (model_path, n_ctx, n_threads)
+            self.closed = False
+            made.append(self)
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", types.SimpleNamespace(Llama=Llama))
+    monkeypatch.setattr(rl, "_LLAMA_CACHE", {})
+    f = tmp_path / "m.gguf"
+    a, lock_a = rl.load_llama(f, 1024, 2)
+    assert rl.load_llama(f, 1024, 2) == (a, lock_a)  # cached, same lock
+    b, lock_b = rl.load_llama(f, 1024, 2, slot="condense")
+    c, _ = rl.load_llama(f, 2048, 2)
+    assert len(made) == 3 and b is not a and c is not a and lock_b is not lock_a
+    assert a.args == (str(f.resolve()), 1024, 2)
+    assert rl.load_llama(f, 1024, 0)[0].args[2] >= 1  # 0 threads = all cores, never llama.cpp's half
+    rl.unload_all()
+    assert all(x.closed for x in made) and rl._LLAMA_CACHE == {}
 
 
 class _FakeLlama:
