@@ -54,6 +54,9 @@ _SEP = re.compile(r"[\s\W_]+", re.UNICODE)
 
 _ASKS_NUMBER = re.compile(r"多少|几[个年次项种人名家位所条]?|数量|人数|how many|how much|number")
 _ASKS_TIME = re.compile(r"哪一?年|哪一?天|何时|什么时候|时间|日期|几月|几号|when|what year|date")
+# "包括哪些 / 是什么 / 具体…" asks for content: prefer sentences that define or enumerate
+_ASKS_CONTENT = re.compile(r"包括|哪些|哪几|是什么|什么是|具体|指什么|内容|what are|what is|which")
+_HAS_CONTENT = re.compile(r"就是|是指|即|包括|分别是|分别为|主要有|[:：]|、.+、")
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+[个名人项家所条次万亿元%]")
 _HAS_DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}[-/.]\d{1,2}|[一二〇○零]{4}年")
 # Text that talks to an AI assistant rather than about the world (zh-Hans after normalisation).
@@ -153,6 +156,7 @@ class Scorer:
         qn = normalize(self.question)
         want_num = bool(_ASKS_NUMBER.search(qn))
         want_time = bool(_ASKS_TIME.search(qn))
+        want_content = bool(_ASKS_CONTENT.search(qn))
         out: list[Candidate] = []
         block_cov = {p.n: self.block_coverage(p) for p in self.passages}
         for rank, (p, a, b, grams) in enumerate(self.sentences):
@@ -164,6 +168,8 @@ class Scorer:
                 score += 0.08
             if want_time and _HAS_DATE.search(sn):
                 score += 0.1
+            if want_content and _HAS_CONTENT.search(sn):
+                score += 0.08
             if len(s) > 160:  # long run-on sentences dilute the answer
                 score -= 0.05 * min(3.0, len(s) / 160 - 1)
             if len(_SEP.sub("", sn)) < 6:
@@ -254,20 +260,47 @@ def extract(
     chosen = [best]
     by_n = {p.n: p for p in passages}
     text = best.text.rstrip()
-    if text.endswith(("：", ":", "？", "?")) and max_sentences > 1:
-        p = by_n[best.passage]
-        nxt = [s for s in split_sentences(p.text) if s[0] >= best.end]
-        if nxt:
-            a, b = nxt[0]
+    p = by_n[best.passage]
+    following = [s for s in split_sentences(p.text) if s[0] >= best.end]
+    if text.endswith(("：", ":", "？", "?")) and max_sentences > 1 and following:
+        a, b = following.pop(0)
+        chosen.append(Candidate(p.n, a, b, p.text[a:b], best.score, best.coverage))
+    # an enumeration ("一是…。二是…。三是…。") continues in the next sentences: keep it whole
+    last = chosen[-1].text
+    k = _enum_index(last)
+    if k or re.search(r"[:：]\s*(一是|第一|其一|首先|[（(]?[一1][)）、.．])", last):
+        k = k or 1
+        for a, b in following:
+            nk = _enum_index(p.text[a:b])
+            if nk != k + 1 or sum(len(c.text) for c in chosen) > 2 * max_chars:
+                break
             chosen.append(Candidate(p.n, a, b, p.text[a:b], best.score, best.coverage))
+            k = nk
     pieces: list[str] = []
     for c in chosen:
         s = re.sub(r"\s+", " ", c.text).strip()
-        if len(s) > max_chars:
+        if len(s) > max_chars and len(chosen) == 1:
             s = s[:max_chars].rstrip() + "…"
         pieces.append(s)
     answer = "".join(pieces) + f"【{best.passage}】"
     return answer, chosen
+
+
+_CN_NUM = "一二三四五六七八九十"
+_ENUM = re.compile(r"^\s*(?:([一二三四五六七八九十])是|其([一二三四五六七八九十])|第([一二三四五六七八九十])[,，、是]|[（(]([一二三四五六七八九十1-9])[)）]|([一二三四五六七八九十1-9])[、.．])")
+
+
+def _enum_index(sentence: str) -> int:
+    """Position of an enumeration item at the sentence start, or 0.
+
+    >>> _enum_index("二是巡回宣讲。"), _enum_index("（三）阵地宣传"), _enum_index("2、建立档案"), _enum_index("会议召开")
+    (2, 3, 2, 0)
+    """
+    m = _ENUM.match(sentence)
+    if not m:
+        return 0
+    g = next(x for x in m.groups() if x)
+    return int(g) if g.isdigit() else _CN_NUM.index(g) + 1
 
 
 # ---------------------------------------------------------------- follow-up condensing

@@ -103,7 +103,8 @@ def _layout(answers: Sequence[Answer]):
 
 def _source_line(s: Source) -> str:
     c = s.citation
-    parts = [f"《{c.title}》" if c.title else c.doc_id]
+    title = c.title.strip()
+    parts = [(title if title.startswith("《") else f"《{title}》") if title else c.doc_id]
     if c.section:
         parts[0] += " › " + " › ".join(c.section)
     if s.date:

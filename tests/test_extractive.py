@@ -94,3 +94,13 @@ def test_passage_numbers_follow_rank():
     ps = passages("干部职工")
     assert [p.n for p in ps] == list(range(1, len(ps) + 1))
     assert all(isinstance(p, Passage) for p in ps)
+
+
+def test_enumeration_is_kept_whole():
+    from rag.types import Chunk, Hit
+
+    text = "我们重点抓了以下三个方面宣传：一是媒体宣传。二是巡回宣讲。三是阵地宣传。此外还召开了座谈会。"
+    c = Chunk("e#0", "e", 0, "简报", (), text, 0, len(text))
+    out, chosen = extract("重点抓了哪三个方面宣传？", [Passage.from_hit(1, Hit(c, 1.0, 1))])
+    assert out == "我们重点抓了以下三个方面宣传：一是媒体宣传。二是巡回宣讲。三是阵地宣传。【1】"
+    assert len(chosen) == 3
