@@ -326,12 +326,19 @@ def _items(clean: str, demoted: set[int]) -> list[_Item]:
     texts = [clean[a:b] for a, b in lines]
     items: list[_Item] = []
     seen_titles: list[str] = []  # unnumbered one-line headings of the current article
+    in_fence = False
     i = 0
     n = len(lines)
     while i < n:
         a, b = lines[i]
         s = texts[i]
         if not s.strip():
+            i += 1
+            continue
+        if s.startswith(("```", "~~~")) or in_fence:  # Markdown code: "# comment" is no heading
+            if s.startswith(("```", "~~~")):
+                in_fence = not in_fence
+            items.append(_Item("body", a, b, line=i))
             i += 1
             continue
         hm = heading_marker(s) if i not in demoted else None

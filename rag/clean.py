@@ -392,6 +392,30 @@ def _split_glued(s: str, offs: array, end: int) -> list[tuple[str, array, int]]:
     return out
 
 
+def _front_matter(text: str) -> tuple[int, dict]:
+    r"""Markdown YAML front matter (`---` … `---` at the very top): (where the body starts, its
+    simple `key: value` pairs). No front matter: (0, {}).
+
+    >>> _front_matter("---\ntitle: 报告\ndate: 2021-03-04\n---\n正文")
+    (35, {'title': '报告', 'date': '2021-03-04'})
+    """
+    if not text.startswith("---"):
+        return 0, {}
+    lines = text.split("\n", 80)
+    if lines[0].strip() != "---":
+        return 0, {}
+    pos = len(lines[0]) + 1
+    fm: dict = {}
+    for ln in lines[1:80]:
+        if ln.strip() in ("---", "..."):
+            return pos + len(ln) + 1, fm
+        m = re.match(r"^([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$", ln)
+        if m:
+            fm[m.group(1).lower()] = m.group(2).strip("\"'")
+        pos += len(ln) + 1
+    return 0, {}
+
+
 def _title_like(s: str) -> bool:
     from rag.chunking import heading_marker, is_bullet, is_label_line
 
@@ -416,15 +440,31 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
     meta: dict = {}
     gap = False
     after_editor = False
+    in_fence = False
     pos = 0
     n = len(text)
+    if fmt == "markdown":
+        pos, fm = _front_matter(text)
+        if fm.get("title") and not title_hint:
+            title_hint = fm["title"]
+        if fm.get("date") and parse_date(fm["date"]):
+            meta["date"] = parse_date(fm["date"])
+        if fm.get("author"):
+            meta["author"] = fm["author"]
     while pos <= n:
         nl = text.find("\n", pos)
         if nl < 0:
             nl = n
         raw = text[pos:nl]
         s = raw.strip(_WS + "\r")
-        if not s:
+        if fmt == "markdown" and s.startswith(("```", "~~~")):
+            in_fence = not in_fence
+        if in_fence or (fmt == "markdown" and s.startswith(("```", "~~~"))):
+            if s:  # code is kept as it is: no repairs, no boilerplate rules, never joined
+                lead = len(raw) - len(raw.lstrip(_WS + "\r"))
+                lines.append(_Line(s, array("i", range(pos + lead, pos + lead + len(s))), nl, True))
+            gap = True
+        elif not s:
             gap = True
         else:
             lead = len(raw) - len(raw.lstrip(_WS + "\r"))

@@ -575,3 +575,19 @@ def test_shuffled_seed_lines_keep_all_invariants():
             missing = "".join(ch for j, ch in enumerate(line) if doc.offsets[pos + j] not in covered and not ch.isspace())
             pos += len(line) + 1
             assert not missing or _bare(missing) in _bare(heads), (k, line[:30], missing)
+
+
+def test_markdown_front_matter_and_code_fences(tmp_path):
+    from rag.ingest import load_file
+
+    p = tmp_path / "guide.md"
+    p.write_text(
+        "---\ntitle: 部署指南\ndate: 2021-03-04\n---\n\n## 安装\n\n先安装依赖，\n再运行脚本。\n\n```bash\n# 安装依赖\npip install -e .\n```\n\n## 使用\n\n运行命令即可。\n",
+        encoding="utf-8",
+    )
+    doc = load_file(p)
+    assert doc.title == "部署指南" and doc.metadata["date"] == "2021-03-04"
+    assert "title:" not in doc.clean
+    chunks = chunk_document(doc)
+    assert [c.section for c in chunks] == [("安装",), ("使用",)]
+    assert chunks[0].text == "先安装依赖，再运行脚本。\n```bash\n# 安装依赖\npip install -e .\n```"
