@@ -246,6 +246,62 @@ def test_is_refusal():
     assert not is_refusal("现有干部职工68人【1】。")
 
 
+# ---- the CLI (rag ask / rag report) over the stand-in KB
+
+
+@pytest.fixture()
+def cli_kb(monkeypatch):
+    kb = StandInKB()
+    monkeypatch.setattr(Assistant, "open", classmethod(lambda cls, kb_=None, config=None, llm=None: Assistant(kb, cfg(), llm=llm)))
+    return kb
+
+
+def test_cli_ask_text_streams_then_lists_sources(cli_kb, capsys):
+    from rag.cli import main
+
+    assert main(["ask", "甘肃煤田地质局现有多少干部职工？", "--llm", "extractive"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("现有干部职工68人") and "来源：" in out
+    assert "“现有干部职工68 人,其中党员32 人。”" in out  # the original characters
+
+
+def test_cli_ask_json(cli_kb, capsys):
+    import json
+
+    from rag.cli import main
+
+    assert main(["ask", "安達市委哪一年成立了領導小組？", "--llm", "extractive", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert set(d) >= {"question", "answer", "refused", "citations", "hits", "timings", "model"}
+    assert "2005" in d["answer"] and d["citations"][0]["doc_id"] == "a"
+
+
+def test_cli_ask_refusal_lists_closest_passages(cli_kb, capsys):
+    from rag.cli import main
+
+    assert main(["ask", "火星探测器是哪一年发射的？", "--llm", "extractive"]) == 0
+    out = capsys.readouterr().out
+    assert "根据现有资料无法回答该问题。" in out and "最接近的段落" in out
+
+
+def test_cli_ask_empty_question_is_a_clear_error(cli_kb, capsys):
+    from rag.cli import main
+
+    assert main(["ask", "  ", "--llm", "extractive"]) == 2
+    assert "the question is empty" in capsys.readouterr().err
+
+
+def test_cli_report(cli_kb, tmp_path, capsys):
+    from rag.cli import main
+
+    qf = tmp_path / "q.txt"
+    qf.write_text("甘肃煤田地质局现有多少干部职工？\n火星探测器是哪一年发射的？\n", encoding="utf-8")
+    out = tmp_path / "r.md"
+    assert main(["report", str(qf), "-o", str(out), "--llm", "extractive"]) == 0
+    md = out.read_text(encoding="utf-8")
+    assert md.count("## ") == 3 and "[^1]:" in md and "根据现有资料无法回答该问题" in md
+
+
 # ---- end to end with the real local model (CI runs `rag models install` first)
 
 
