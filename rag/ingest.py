@@ -378,8 +378,8 @@ def _read_docx(data: bytes, name: str) -> tuple[str, str, dict]:
             if not t:
                 continue
             style = (p.style.name if p.style is not None else "") or ""
-            m = re.match(r"(?i)heading\s*(\d)", style)
-            if style.lower() == "title":
+            m = re.match(r"(?i)(?:heading|标题|標題)\s*(\d)", style)
+            if style.strip().lower() in ("title", "标题", "標題"):
                 if not title_hint:
                     title_hint = t
                 lines.append(t)
