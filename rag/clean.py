@@ -15,6 +15,8 @@ What is removed or repaired, by general rules (none of them names a particular s
 - The head of the page: the date/source line (`2010-11-26 16:40:32 來源:東北網 作者:`) and the
   title line above it become metadata (date, datetime, source_name, author) and leave the body;
   a `——副标题` line right after the title joins the title.
+- Markdown: YAML front matter becomes metadata (title, date, author); fenced code is kept as it
+  is (no repairs, never joined).
 
 Whitespace runs inside a line collapse to one space; lines are trimmed; blank lines disappear
 (the clean text has one paragraph/heading per line). Every kept or substituted character maps to

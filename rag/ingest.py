@@ -12,9 +12,12 @@ Big5 bytes read as GB18030 decode without error but give rare characters — thi
 Latin-1 …). Nothing is decoded with errors="replace": an undecodable file is an error, never
 mojibake.
 
-`Document.text` is the decoded file text for .txt/.md; for .html/.docx/.pdf it is the text
-extracted from the file (block elements → lines, HTML/DOCX headings → Markdown `#` lines), since
-those files have no character stream a user could point into. Offsets are into `Document.text`.
+`Document.text` is the decoded file text for .txt/.md (CRLF kept, so offsets match the file);
+for .html/.docx/.pdf it is the text extracted from the file (block elements → lines, HTML/DOCX
+headings → Markdown `#` lines, table rows → `a | b`; HTML navigation/header/footer/scripts and
+PDF running headers/footers left out), since those files have no character stream a user could
+point into. Offsets are into `Document.text`. Placeholder properties that authoring tools fill in
+("untitled", "python-docx", "anonymous") are not taken for a title or author.
 
 Deliberate compromise: a file is read and decoded in one go (a 50 MB file costs a few hundred MB
 transiently); files above `MAX_BYTES` are refused with a message instead of exhausting memory.
