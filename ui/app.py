@@ -388,7 +388,8 @@ def index_uploads(
         dest = dest_dir / orig
         try:
             shutil.copyfile(p, dest)
-            rep = kb.add_paths([dest], progress=False)
+            # progress=True: its tqdm bars (chunking, embedding) show in the page via track_tqdm
+            rep = kb.add_paths([dest], progress=progress is not None)
         except RagError as e:
             lines.append(("error", orig, str(e)))
             continue
