@@ -672,10 +672,10 @@ def chunk_orig_span(chunk: Chunk, i: int, j: int) -> tuple[int, int]:
 def chunk_document(doc: Document, cfg: ChunkConfig | None = None) -> list[Chunk]:
     """Chunks of one document (see module doc). Ids are `f"{doc.doc_id}#{n}"`, n from 0."""
     cfg = cfg or ChunkConfig()
-    if cfg.max_tokens < 8:
+    if cfg.max_tokens < 16:
         from rag.errors import ConfigError
 
-        raise ConfigError(f"chunk.max_tokens={cfg.max_tokens} is too small (use ≥ 64)")
+        raise ConfigError(f"chunk.max_tokens={cfg.max_tokens} is too small: use at least 16 (default 320)")
     clean = doc.clean
     chunks: list[Chunk] = []
     for sec in parse_sections(clean):

@@ -204,7 +204,7 @@ _OCR_CHARS = re.compile("[" + "".join(OCR_CHAR_FIXES) + "]")
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]|[\ue000-\uf8ff]")  # + private-use glyphs
 _LOW9_QUOTES = re.compile("[\u201a\u201b]")  # ‚ ‛ used by OCR for “ ”
 _LOW9_RUN = re.compile("\u201e(?:[ \u3000]*\u201e)+[ \u3000]*")  # „ „ „„ : an OCR'd ellipsis
-_WS_RUN = re.compile(f"[{_WS}]{{2,}}|[\t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c]")
+_WS_RUN = re.compile(f"[{_WS}\r]{{2,}}|[\t\r\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c]")
 _HAS_CJK = re.compile(r"[\u3400-\u9fff]")
 # a page footer ("-1-") glued to the last line of a page, or a header glued to the next
 _GLUED_PAGE_NUM = re.compile(r"(?<=[\u3400-\u9fff，。、”])\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*$|^\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*(?=[\u3400-\u9fff])")

@@ -591,3 +591,10 @@ def test_markdown_front_matter_and_code_fences(tmp_path):
     chunks = chunk_document(doc)
     assert [c.section for c in chunks] == [("安装",), ("使用",)]
     assert chunks[0].text == "先安装依赖，再运行脚本。\n```bash\n# 安装依赖\npip install -e .\n```"
+
+
+def test_bad_limits_are_a_clear_error(capsys):
+    from rag.cli import main
+
+    assert main(["chunk", str(SEEDS / "001_75b9d2d6f7b67755.txt"), "--max-tokens", "4"]) == 2
+    assert "max_tokens=4 is too small" in capsys.readouterr().err
