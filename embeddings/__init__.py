@@ -9,6 +9,22 @@ from embeddings.base import Encoder, FakeEncoder
 __all__ = ["Encoder", "FakeEncoder", "load_encoder"]
 
 
+_LAZY = {  # light names importable from the package without pulling in their modules up front
+    "VectorCache": "embeddings.cache",
+    "CachedEncoder": "embeddings.cache",
+    "encode_passages_cached": "embeddings.cache",
+    "install_e5": "embeddings.install",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'embeddings' has no attribute {name!r}")
+
+
 def load_encoder(cfg=None, models_dir=None):
     """Process-wide encoder for `cfg` (an EmbedConfig or a model name)."""
     from embeddings.encoder import load_encoder as _load  # heavy imports stay lazy

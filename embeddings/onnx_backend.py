@@ -8,9 +8,10 @@ The export wraps the BERT encoder together with mean pooling and L2 normalisatio
 takes `input_ids`, `attention_mask` and returns unit `sentence_embedding` rows — the same
 computation as the sentence-transformers folder (Transformer → mean Pooling → Normalize).
 
-Files, inside the model folder: `onnx/model.onnx` (fp32), `onnx/model_int8.onnx` (dynamic int8
-weights), `onnx/onnx_info.json` (which file the `auto` backend uses, and the cosine of each
-against the fp32 torch model, measured at export time). The export is atomic (temp folder,
+Files, inside the model folder: `onnx/model_int8.onnx` (dynamic int8 weights; the fp32 export
+`onnx/model.onnx` is kept only if int8 fails the check), `onnx/onnx_info.json` (which file the
+`auto` backend uses, and the cosine of each against the fp32 torch model, measured at export
+time). The export is atomic (temp folder,
 then rename) and skipped when present.
 """
 
@@ -155,10 +156,12 @@ def _cosines(folder: Path, files: list[Path], threads: int) -> dict[str, float]:
     return out
 
 
-def ensure_onnx_export(folder: str | Path, log: Callable[[str], None] = print, force: bool = False) -> Path | None:
+def ensure_onnx_export(folder: str | Path, log: Callable[[str], None] = print, force: bool = False,
+                       keep_fp32: bool = False) -> Path | None:
     """Export `folder` (a sentence-transformers BERT folder) to ONNX fp32 + int8 unless done.
     Returns the file the `auto` backend will use, or None when the export is impossible here
-    (onnx/onnxruntime missing), in which case the torch backend is used."""
+    (onnx/onnxruntime missing), in which case the torch backend is used. The fp32 file (470 MB)
+    is kept only when it is the one used (int8 failed the cosine check) or `keep_fp32`."""
     folder = Path(folder)
     if not force and find_onnx_model(folder) is not None:
         return find_onnx_model(folder)
@@ -175,6 +178,8 @@ def ensure_onnx_export(folder: str | Path, log: Callable[[str], None] = print, f
         _quantize_int8(fp32, int8)
         cos = _cosines(folder, [fp32, int8], threads=os.cpu_count() or 1)
         default = "model_int8.onnx" if cos["model_int8.onnx"] >= MIN_COSINE else "model.onnx"
+        if default != "model.onnx" and not keep_fp32:
+            fp32.unlink()
         info = {"version": ONNX_VERSION, "default": default, "min_cosine_vs_torch_fp32": cos,
                 "opset": 17, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (tmp / "onnx_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
