@@ -96,7 +96,7 @@ class AnswerConfig:
     support_threshold: float = 0.35  # citation support below this is flagged unsupported
     condense: bool = True  # rewrite follow-ups into standalone questions
     refuse_feature: str = "block"  # retrieval-evidence feature compared with refuse_threshold (rag.extractive.evidence_features)
-    local_context_tokens: int = 700  # evidence budget for the in-process model: prompt ingestion (~55-110 tok/s) is its first-token latency; blocks are cut to their question-relevant sentences
+    local_context_tokens: int = 500  # evidence budget for the in-process model (cl100k; ≈320 Qwen tokens): prompt ingestion (~55-110 tok/s) is its first-token latency, so blocks are cut to their question-relevant sentences; see benchmarks/results/answering.md
 
 
 @dataclass
