@@ -265,6 +265,10 @@ def is_label_line(line: str) -> bool:
     return bool(_LABEL.match(line)) and not line.startswith(("http:", "https:"))
 
 
+# photo captions and by-lines are short and unpunctuated too, but never headings
+_CAPTION = re.compile(r"^[（(]?\s*(?:图[为片\d:：]|圖[為片\d:：]|▲|△|↑|本报记者|本報記者|记者\s|記者\s|通讯员|通訊員|摄影|攝影)")
+
+
 def is_title_candidate(line: str) -> bool:
     """Could `line` be a short title line (without numbering)? At most MAX_HEADING characters, at
     least two letters, no sentence punctuation, not ending in a continuing mark, not a bullet or
@@ -280,7 +284,7 @@ def is_title_candidate(line: str) -> bool:
     clauses = re.split(r"[，,]", line)
     if len(clauses) > 1 and len(clauses[-1].strip()) <= 3:
         return False  # "…委员会办公室，办公室": a sentence cut short, not a title
-    if is_bullet(line) or is_label_line(line):
+    if is_bullet(line) or is_label_line(line) or _CAPTION.match(line):
         return False
     if len(re.findall(r"[\u3400-\u9fffA-Za-z]", line)) < 2:
         return False
