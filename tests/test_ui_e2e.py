@@ -533,5 +533,13 @@ def test_chat_in_a_real_browser(live_app, browser, tmp_path):
     _assert_no_injection(page)
     page.shot("05-xss-document-inert")
 
+    # ---- a second browser session shares the knowledge bases but nothing of this conversation
+    other = Page(browser, live_app.url)
+    assert other.bubbles() == 0 and other.pg.locator("#sources .src-empty").count() == 1
+    other.tab("文档 Documents")
+    assert "qingsong_water_2025" in other.pg.locator("#docs-table").inner_text()
+    other.pg.close()
+
     assert page.external == [], f"the page fetched from outside the server: {page.external}"
+    assert other.external == [], other.external
     assert not [e for e in page.errors if "xss" in e.lower()], page.errors

@@ -669,21 +669,23 @@ def build_app(cfg: Config, services: Services | None = None) -> Any:
             q = (q or "").strip()
             st = _ensure(st)
             if not q:
-                yield q, st["messages"], render.status_html("请输入问题", busy=False), gr.skip(), st, gr.skip()
+                yield q, st["messages"], render.status_html("请输入问题", busy=False), gr.skip(), st, gr.skip(), gr.skip()
                 return
-            final_panel = gr.skip()
+            first = True
             for st, stat, pnl in run_turn(services, st, q, settings_of(kb, be, mdl, k, md)):
-                final_panel = pnl if pnl is not None else gr.skip()
-                yield "", st["messages"], stat, final_panel, st, gr.skip()
+                # the feedback box belongs to an earlier answer: fold it away on a new question
+                fb = gr.Group(visible=False) if first else gr.skip()
+                first = False
+                yield "", st["messages"], stat, pnl if pnl is not None else gr.skip(), st, gr.skip(), fb
             try:
                 path = write_report(st)
             except Exception as e:
                 log.warning("report export failed: %s", e)
                 path = None
-            yield "", st["messages"], gr.skip(), gr.skip(), st, gr.DownloadButton(value=path, interactive=path is not None)
+            yield "", st["messages"], gr.skip(), gr.skip(), st, gr.DownloadButton(value=path, interactive=path is not None), gr.skip()
 
         ask_inputs = [question, state, kb_dd, backend, model, topk, mode]
-        ask_outputs = [question, chatbot, status, panel, state, export]
+        ask_outputs = [question, chatbot, status, panel, state, export, fb_box]
         ask_evt = gr.on(
             triggers=[question.submit, send.click],
             fn=on_ask,
