@@ -441,7 +441,7 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
     lines: list[_Line] = []
     meta: dict = {}
     gap = False
-    after_editor = False
+    editor_at: int | None = None  # index in `lines` of the first line after "责任编辑：…"
     in_fence = False
     pos = 0
     n = len(text)
@@ -474,20 +474,33 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
             s, offs = repair_line(s, offs)
             for s, offs, end in _split_glued(s, offs, nl):
                 kind = boilerplate_kind(s, fmt) if s else "blank"
-                if kind is None and after_editor and len(s) <= 40 and not _SENT_INSIDE.search(s):
-                    kind = "link-list"  # after "责任编辑：…" come link lists, not the article
                 if kind is None:
                     lines.append(_Line(s, offs, end, gap))
                     gap = False
                 elif kind == "editor":
                     m = _EDITOR.match(s)
-                    after_editor = after_editor or bool(m and m.group(1) in _EDITOR_ROLES)
+                    if editor_at is None and m and m.group(1) in _EDITOR_ROLES:
+                        editor_at = len(lines)
                     if m and m.group(2) and "editor" not in meta and m.group(1) in ("责任编辑", "責任編輯", "责编", "責編"):
                         meta["editor"] = m.group(2)
                     gap = True
                 elif kind != "page-number":  # page numbers sit inside broken sentences: no gap
                     gap = True
         pos = nl + 1
+
+    if editor_at is not None and editor_at >= len(lines) / 2:
+        # an editor line in the second half of the page ends the article: what follows and is
+        # not a sentence is a related-links list or a ranking box (an editor line near the top,
+        # as some sites have, does not make the article's headings disappear)
+        tail, dropped = [], False
+        for ln in lines[editor_at:]:
+            if len(ln.text) > 40 or _SENT_INSIDE.search(ln.text):
+                ln.gap = ln.gap or dropped
+                tail.append(ln)
+                dropped = False
+            else:
+                dropped = True
+        lines[editor_at:] = tail
 
     title, title_span = _take_head(lines, meta, title_hint)
 

@@ -324,3 +324,19 @@ def test_site_blurb_sentence_removed():
     assert_offsets(text, res)
     # a sentence about a web site that is not a blurb stays
     assert "本站点" in clean_text("全县已建成党建网站100个，本站点访问量居全市第一。").clean
+
+
+def test_editor_line_at_the_top_keeps_the_headings():
+    text = (
+        "关于加强基层组织建设的调查\n"
+        "责任编辑：张三\n"
+        "一、基本情况\n"
+        "全县共有党员三万人。\n"
+        "二、存在问题\n"
+        "一些支部活动不经常。\n"
+        "三、几点建议\n"
+        "要加强培训。\n"
+    )
+    res = clean_text(text)
+    assert res.metadata["editor"] == "张三"
+    assert "二、存在问题" in res.clean and "三、几点建议" in res.clean
