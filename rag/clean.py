@@ -112,7 +112,11 @@ def parse_dateline(line: str) -> dict | None:
 # boilerplate lines
 
 _WS = " \t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c"
-_BREADCRUMB_HEAD = re.compile(r"^[(（\[]?\s*(?:您|你)?\s*(?:当前|當前|目前|现在|現在)?\s*(?:的|所在)?\s*(?:所在)?\s*位置\s*[:：]")
+# "您当前的位置：" "当前位置：" "所在位置：" (a bare "位置：…" is content: a place's location)
+_BREADCRUMB_HEAD = re.compile(
+    r"^[(（\[]?\s*(?:(?:您|你)\s*(?:的)?\s*(?:当前|當前|目前|现在|現在)?|当前|當前|目前|现在|現在|所在)"
+    r"\s*(?:的|所在)?\s*(?:所在)?\s*位置\s*[:：]"
+)
 _CRUMB_SEP = re.compile(r"\s*(?:>>?|＞|›|»)\s*")  # not →: "申请→审核→批准" is content
 _HOME = re.compile(r"^(?:首页|首頁|主页|主頁|网站首页|網站首頁|home)$", re.I)
 # the value must look like names ("王凌霞", "王静、李四"), so "审核：由县委组织部负责。" stays content
@@ -146,7 +150,10 @@ _WIDGET_WORDS = (
 )
 _WIDGET_LINE = re.compile(rf"^(?:{_WIDGET_WORDS})+$")
 _WIDGET_SEPS = re.compile(r"[\s|｜·•/、,，:：\-_\[\]【】()（）]+")
-_FOLLOW = re.compile(r"^(?:关注|關注|订阅|訂閱)\S{1,10}$")
+# "关注东北网" "关注我们" "订阅公众号" — but not a heading like "关注民生"
+_FOLLOW = re.compile(
+    r"^(?:关注|關注|订阅|訂閱)(?:我们|我們|本站|本网|本網|\S{0,8}(?:网|網|号|號|微博|微信|公众号|公眾號|客户端|客戶端|App|APP|频道|頻道))$"
+)
 _PREV_NEXT = re.compile(r"^(?:上一篇|下一篇|上一條|下一條|上一条|下一条)\s*[:：]")
 
 

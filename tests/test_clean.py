@@ -44,6 +44,9 @@ def assert_offsets(text: str, res) -> None:
         ("您當前的位置 : 東北網 \xa0>\xa0 東北網黑龍江 \xa0>\xa0 黑龍江綜合", "breadcrumb"),
         ("您当前的位置：首页 > 新闻中心", "breadcrumb"),
         ("当前位置：首页", "breadcrumb"),
+        ("所在位置：首页 > 要闻", "breadcrumb"),
+        ("关注我们", "widget"),
+        ("订阅公众号", "widget"),
         ("首页 > 国内新闻", "breadcrumb"),
         ("新闻 » 社会 » 正文", "breadcrumb"),
         ("搜 索", "widget"),
@@ -91,6 +94,8 @@ def test_boilerplate_lines(line, kind):
         "群众申请→村委会审核→乡镇审批",
         "审核：由县委组织部负责，报县委常委会审定。",
         "上篇：理论基础",
+        "位置：位于县城东南部，距县城41千米",
+        "关注民生",
     ],
 )
 def test_content_lines_are_not_boilerplate(line):
