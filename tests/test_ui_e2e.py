@@ -239,6 +239,49 @@ def test_example_questions_from_evalset_or_titles(tmp_path):
     assert example_questions(cfg, "other", svc) == ["《年度报告》主要讲了什么？"]
 
 
+def test_build_app_constructs_with_this_gradio(tmp_path):
+    gr = pytest.importorskip("gradio")
+    from ui.app import build_app, launch_kwargs
+
+    svc, _, kbs = _services(tmp_path)
+    kbs["seeds"] = FakeKB()
+    demo = build_app(svc.cfg, svc)
+    assert isinstance(demo, gr.Blocks)
+    kw = launch_kwargs(svc.cfg)
+    assert kw["max_file_size"] == "20mb" and "a.cite" in kw["head"] and ".src-card" in kw["css"]
+    # no web fonts: every theme font is a plain system font name and the CSS imports nothing
+    theme = kw["theme"]
+    assert all(type(f) is str for f in [*theme._font, *theme._font_mono])
+    assert "@import" not in theme._get_theme_css() and "googleapis" not in theme._get_theme_css()
+
+
+def test_rag_chat_indexes_the_seeds_on_first_start(tmp_path):
+    from rag.commands.chat import ensure_kb
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("甲文件\n\n甲在一九九九年成立。它有三个部门。", encoding="utf-8")
+    (seeds / "b.txt").write_text("乙文件\n\n乙在二〇〇五年成立。", encoding="utf-8")
+    cfg = Config(paths=PathsConfig(home=str(tmp_path / "home"), seeds_dir=str(seeds)))
+    cfg.embed.model = "fake"
+    cfg.embed.cache = False
+    import io
+
+    out = io.StringIO()
+    assert "chunks" in ensure_kb(cfg, out=out)
+    assert "first start: indexing 2 seed files" in out.getvalue()
+    from rag.kb import KnowledgeBase, list_kbs
+
+    assert list_kbs(cfg) == ["seeds"]
+    assert sorted(d.doc_id for d in KnowledgeBase.open("seeds", cfg).documents()) == ["a", "b"]
+    # second start: nothing is re-indexed
+    out2 = io.StringIO()
+    assert ensure_kb(cfg, out=out2).startswith("knowledge base 'seeds': 2 documents") and out2.getvalue() == ""
+    # another missing name is created empty, not filled with the seeds
+    other = cfg.replace(paths={"kb": "mine"})
+    assert "new and empty" in ensure_kb(other, out=io.StringIO())
+
+
 def test_parse_auth():
     from ui.app import parse_auth
 
