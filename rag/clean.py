@@ -58,6 +58,7 @@ _DATE_RE = re.compile(
 _FIELD_RE = re.compile(
     r"(来源|來源|稿源|出处|出處|作者|记者|記者|时间|時間|发布|發布|發佈|发表|發表|日期|浏览|瀏覽|点击|點擊|阅读|閱讀|编辑|編輯|字号|字號)"
 )
+_FIELD_PAIR = re.compile(r"\S{0,4}?" + _FIELD_RE.pattern + r"\S{0,3}?\s*[:：]\s*[^\s|｜，,。；;]*")
 _SOURCE_RE = re.compile(r"(?:来源|來源|稿源|出处|出處)\s*[:：]\s*([^\s|｜]*)")
 _AUTHOR_RE = re.compile(r"(?:作者|记者|記者)\s*[:：]\s*([^\s|｜]*)")
 
@@ -85,11 +86,13 @@ def parse_dateline(line: str) -> dict | None:
         return None
     m = _DATE_RE.search(line)
     fields = _FIELD_RE.findall(line)
-    if m:
-        rest = (line[: m.start()] + line[m.end() :]).strip()
-        if not fields and len(rest) > 6:
-            return None
-    elif len(set(fields)) < 2 or not re.search(r"[:：]", line):
+    if not m and len(set(fields)) < 2:
+        return None
+    # what is left without the date and the "label: value" pairs must be (almost) nothing,
+    # else this is a sentence that happens to mention a date ("2010年6月28日，…时间安排如下")
+    rest = line[: m.start()] + " " + line[m.end() :] if m else line
+    rest = _FIELD_PAIR.sub(" ", rest)
+    if len(re.sub(r"[\s|｜/·•,，;；\-—_()（）\[\]【】]", "", rest)) > 6:
         return None
     meta: dict = {}
     if m:

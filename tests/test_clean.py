@@ -345,3 +345,15 @@ def test_editor_line_at_the_top_keeps_the_headings():
     res = clean_text(text)
     assert res.metadata["editor"] == "张三"
     assert "二、存在问题" in res.clean and "三、几点建议" in res.clean
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2010年6月28日，局党委召开会议，时间安排如下",
+        "来源：据统计，作者认为情况良好",
+        "2009年，财政拨付302万元为全县村干部兑现工资",
+    ],
+)
+def test_sentences_with_dates_are_not_date_lines(line):
+    assert parse_dateline(line) is None
