@@ -286,6 +286,8 @@ def is_title_candidate(line: str) -> bool:
         return False  # "…委员会办公室，办公室": a sentence cut short, not a title
     if is_bullet(line) or is_label_line(line) or _CAPTION.match(line):
         return False
+    if "|" in line or line.startswith(("```", "~~~")):
+        return False  # a table row, a code fence
     if len(re.findall(r"[\u3400-\u9fffA-Za-z]", line)) < 2:
         return False
     if heading_marker(line) is not None:

@@ -599,3 +599,9 @@ def test_bad_limits_are_a_clear_error(capsys):
 
     assert main(["chunk", str(SEEDS / "001_75b9d2d6f7b67755.txt"), "--max-tokens", "4"]) == 2
     assert "max_tokens=4 is too small" in capsys.readouterr().err
+
+
+def test_table_rows_are_not_titles():
+    doc = make_doc("一、人员名单\n单位 | 人数\n城关镇 | 12\n合计人数为十二人，均已到岗。\n")
+    (c,) = chunk_document(doc)
+    assert c.section == ("一、人员名单",) and c.text.startswith("单位 | 人数\n城关镇 | 12")
