@@ -105,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
     from rag.evaluate import harness as H
     from rag.evaluate import report as R
 
-    console = Console()
-    err = Console(stderr=True)
+    # wide enough for metric names when output goes to a file or CI log (rich assumes 80 columns)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     configs = None
     limit = args.limit
     sample = args.sample

@@ -809,6 +809,7 @@ def aggregate(rows, configs: Sequence[RunConfig], es: EvalSet, chunk_rel, doc_re
                 "contains": _mean_key(aa, "contains"),
                 "list_coverage": _mean_key(aa, "list_coverage"),
                 "n": len(aa),
+                "n_list": sum(1 for r in aa if (r.get("scores") or {}).get("list_coverage") is not None),
             }
             m["citation"] = {
                 "precision": _mean_key(nonref, "citation_precision"),
@@ -817,6 +818,7 @@ def aggregate(rows, configs: Sequence[RunConfig], es: EvalSet, chunk_rel, doc_re
                 "cites_evidence": _mean_key(aa, "cites_evidence"),
                 "grounded": M.mean(float(bool(r.get("grounded"))) for r in nonref),
                 "n_answers": len(nonref),
+                "n_evidence": sum(1 for r in aa if (r.get("scores") or {}).get("cites_evidence") is not None),
             }
             judged = [r["judge"] for r in aa if r.get("judge") is not None]
             if any("judge" in r for r in aa):
@@ -898,17 +900,44 @@ def read_baseline(path: Path) -> dict[str, Any]:
     return b
 
 
+def tolerances(m: Mapping[str, Any], default: float = DEFAULT_TOLERANCE, flips: float = 1.5) -> dict[str, float]:
+    """Per-metric tolerance from the number of questions behind it: max(default, flips / n), so
+    with the default 1.5 one question changing its outcome passes and two fail. A mean over 39
+    unanswerable questions moves 1/39 = 0.026 per question, more than a flat 0.02 would allow.
+
+    >>> tolerances({"answer": {"f1": 0.5, "n": 200}, "refusal": {"refusal_accuracy": 0.3, "n_unanswerable": 30}})
+    {'default': 0.02, 'refusal.refusal_accuracy': 0.05}
+    """
+    def n_for(key: str) -> int | None:
+        parts = key.split(".")
+        g = parts[0]
+        if g == "retrieval":
+            return (m.get("retrieval", {}).get(parts[1]) or {}).get("n")
+        if g == "retrieval_sweep":
+            return ((m.get("retrieval_sweep", {}).get(parts[1]) or {}).get(parts[2]) or {}).get("n")
+        if g == "answer":
+            return (m.get("answer") or {}).get("n_list" if parts[1] == "list_coverage" else "n")
+        if g == "citation":
+            return (m.get("citation") or {}).get("n_evidence" if parts[1] == "cites_evidence" else "n_answers")
+        if g == "refusal":
+            return (m.get("refusal") or {}).get("n_unanswerable" if parts[1] == "refusal_accuracy" else "n_answerable")
+        return None
+
+    out: dict[str, float] = {"default": default}
+    for key in flat_metrics(m):
+        n = n_for(key)
+        if n and flips / n > default:
+            out[key] = round(flips / n, 3)
+    return out
+
+
 def write_baseline(path: Path, run: EvalRun, command: str, tolerance: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Write the run's (single configuration's) scores as the baseline at `path`. Tolerances are
+    derived from question counts (`tolerances`) unless given."""
     if len(run.configs) != 1:
         raise EvalError("--update-baseline needs a single configuration (not --compare)")
     rc = run.configs[0]
     m = run.metrics["configs"][rc.name]
-    old_tol = {}
-    if path.exists():
-        try:
-            old_tol = json.loads(path.read_text(encoding="utf-8")).get("tolerance") or {}
-        except json.JSONDecodeError:
-            old_tol = {}
     b = {
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -918,7 +947,7 @@ def write_baseline(path: Path, run: EvalRun, command: str, tolerance: Mapping[st
                    "embed_model": run.info["config"]["embed"]["model"]},
         "n_questions": m["n"],
         "metrics": flat_metrics(m),
-        "tolerance": dict(tolerance or old_tol or {"default": DEFAULT_TOLERANCE}),
+        "tolerance": dict(tolerance or tolerances(m)),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(b, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
