@@ -366,6 +366,9 @@ class Assistant:
         text = re.sub(r"^(改写后的问题|问题|standalone question)\s*[:：]\s*", "", text, flags=re.I).strip("“”\"' ")
         if not text or len(text) > 3 * len(question) + 200:
             return condense_heuristic(question, history)
+        if normalize_answer(text) == normalize_answer(question) and needs_context(question):
+            # the model echoed a follow-up that cannot stand alone: fall back to the heuristic
+            return condense_heuristic(question, history)
         return text
 
     def budget(self, question: str, backend: str) -> int:

@@ -156,6 +156,13 @@ def test_follow_up_is_condensed_before_retrieval_with_the_model():
     assert ans.text == "其中党员32人【1】。" and ans.grounded
 
 
+def test_echoed_follow_up_falls_back_to_the_heuristic():
+    kb = StandInKB()
+    llm = FakeChatModel(responses=["其中党员有多少？", "其中党员32人【1】。"], cycle=False)
+    ans = Assistant(kb, cfg(), llm=llm).answer("其中党员有多少？", [("甘肃煤田地质局现有多少干部职工？", "")], llm_backend="fake")
+    assert "甘肃" in kb.queries[0] and ans.standalone_question == kb.queries[0]
+
+
 def test_first_turn_is_not_condensed():
     kb = StandInKB()
     llm = FakeChatModel(responses=["现有干部职工68人【1】。"])
