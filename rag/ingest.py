@@ -164,6 +164,17 @@ def decode_bytes(data: bytes, name: str = "input") -> tuple[str, str]:
         if n >= 4 and score < 0.85:
             raise IngestError(f"{name}: starts like UTF-16 text but decodes to garbage; binary file?")
         return text, "utf-16"
+    if b"\x00" in data[:65536] and len(data) % 2 == 0:
+        # UTF-16 without a byte-order mark (some Windows tools): NULs in every other byte
+        for enc in ("utf-16-le", "utf-16-be"):
+            try:
+                text = data.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            score, n = plausibility(text[:200000])
+            printable = sum(1 for c in text[:20000] if c.isprintable() or c in "\r\n\t") / max(1, min(len(text), 20000))
+            if printable > 0.98 and (n == 0 or score >= 0.85):
+                return text, enc
     _check_binary(data, name)
     if data.startswith(codecs.BOM_UTF8):
         try:

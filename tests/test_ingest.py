@@ -30,6 +30,7 @@ SIMP = "这是简体中文的报告。党组织建设扎实推进，创先争优
         (TRAD, "big5", "big5"),
         (TRAD, "gb18030", "gb18030"),  # traditional characters in a GB file
         (SIMP, "utf-16", "utf-16"),
+        (SIMP, "utf-16-le", "utf-16-le"),  # no BOM
     ],
 )
 def test_encodings_detected(tmp_path, content, codec, expected):
