@@ -26,6 +26,7 @@ transiently); files above `MAX_BYTES` are refused with a message instead of exha
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import hashlib
 import io
 import logging
@@ -603,10 +604,12 @@ def _walk(folder: Path) -> list[Path]:
 
 def iter_documents(paths: Sequence[str | Path] | str | Path) -> Iterator[Document | IngestFailure]:
     """Yield a Document or an IngestFailure per file; folders are walked (sorted, supported
-    suffixes only). Ids are relative to the folder given (or the file's own folder)."""
+    suffixes only). Ids are relative to the folder given (or the file's own folder); an id
+    already given out in this call is qualified by the folder's name (`b/report`)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     seen: set[str] = set()
+    ids: set[str] = set()
     for given in paths:
         g = Path(given)
         if g.is_dir():
@@ -622,7 +625,19 @@ def iter_documents(paths: Sequence[str | Path] | str | Path) -> Iterator[Documen
                 continue
             seen.add(key)
             try:
-                yield load_file(f, root=root, source=str(f))
+                doc = load_file(f, root=root, source=str(f))
+                if doc.doc_id in ids:
+                    # two folders given with the same relative names: the later one is
+                    # qualified by its folder's name (deterministic for the same arguments)
+                    new_id = f"{root.resolve().name}/{doc.doc_id}"
+                    k = 2
+                    while new_id in ids:
+                        new_id = f"{root.resolve().name}/{doc.doc_id}~{k}"
+                        k += 1
+                    log.warning("doc id %s is taken; %s gets %s", doc.doc_id, f, new_id)
+                    doc = dataclasses.replace(doc, doc_id=new_id)
+                ids.add(doc.doc_id)
+                yield doc
             except IngestError as e:
                 log.info("%s", e)  # reported to the caller as an IngestFailure
                 yield IngestFailure(str(f), _strip_name(str(e), str(f)))

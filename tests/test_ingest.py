@@ -420,3 +420,13 @@ def test_html_source_line_breaks_inside_chinese_text(tmp_path):
     p.write_text("<html><body><h1>标题</h1><p>党的基层组织\n    建设扎实推进，\n覆盖面扩大。 Next\nline.</p></body></html>", encoding="utf-8")
     doc = load_file(p)
     assert doc.clean == "党的基层组织建设扎实推进，覆盖面扩大。 Next line."
+
+
+def test_same_relative_names_in_two_folders_get_distinct_ids(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "report.txt").write_text(SIMP, encoding="utf-8")
+    docs, failures = load_paths([tmp_path / "a", tmp_path / "b"])
+    assert not failures
+    assert [d.doc_id for d in docs] == ["report", "b/report"]
+    assert [d.doc_id for d in load_paths([tmp_path / "a", tmp_path / "b"])[0]] == ["report", "b/report"]
