@@ -152,3 +152,61 @@ def test_auto_attribution_of_uncited_sentence():
     text, cites = resolve("现有干部职工68人，其中党员32人。", hits_for("a#0", "b#0"), attribute_uncited=True)
     assert text == "现有干部职工68人，其中党员32人【2】。"
     assert cites[0].metadata["auto"] is True and cites[0].supported
+
+
+# ---- context packing and compression (rag.prompts)
+
+
+def _doc_chunks(n=5, sent="第{i}段讲述了安达市委第{i}项工作的具体做法和成效。"):
+    from rag.types import Chunk
+
+    out = []
+    for i in range(n):
+        t = sent.format(i=i) * 3
+        out.append(Chunk(f"d#{i}", "d", i, "简报", ("正文",), t, i * 100, i * 100 + len(t)))
+    return out
+
+
+def test_pack_merges_adjacent_and_bridges_a_one_chunk_gap():
+    cs = _doc_chunks()
+    by = {c.chunk_id: c for c in cs}
+    hits = [Hit(cs[2], 0.9, 1), Hit(cs[0], 0.8, 2), Hit(cs[3], 0.7, 3)]
+    (p,) = pack(hits, 5000, get_chunk=by.get)
+    # 2 and 3 are adjacent; 0 is two away from 2, so chunk 1 is fetched to bridge the gap
+    assert [c.n for c, _ in p.parts] == [0, 1, 2, 3]
+    assert p.hit.rank == 1 and p.chunk.metadata["merged"] == ["d#0", "d#1", "d#2", "d#3"]
+    assert (p.chunk.start, p.chunk.end) == (cs[0].start, cs[3].end)
+    # without a KB to fetch from, the gap stays: two blocks, numbered by best rank
+    ps = pack(hits, 5000)
+    assert [[c.n for c, _ in q.parts] for q in ps] == [[2, 3], [0]]
+
+
+def test_pack_respects_the_token_budget():
+    from rag.chunking import count_tokens
+    from rag.prompts import render_evidence
+
+    cs = _doc_chunks()
+    hits = [Hit(c, 1.0 - i / 10, i + 1) for i, c in enumerate(cs[::2])]  # non-adjacent: 3 blocks
+    full = pack(hits, 10_000)
+    assert len(full) == 3
+    budget = count_tokens(render_evidence(full[:2])) + 5
+    ps = pack(hits, budget)
+    assert len(ps) == 2 and count_tokens(render_evidence(ps)) <= budget
+    # a first block larger than the budget is cut at a sentence end, not dropped
+    (p,) = pack(hits[:1], 60)
+    assert p.text and p.text.endswith("。") and len(p.text) < len(cs[0].text)
+
+
+def test_compress_keeps_relevant_sentences_within_budget():
+    from rag.chunking import count_tokens
+    from rag.prompts import compress, render_evidence
+    from rag.types import Chunk
+
+    filler = "这是一段与问题无关的背景介绍文字。" * 12
+    text = filler + "全局现有干部职工68人，其中党员32人。" + filler
+    c = Chunk("b#0", "b", 0, "甘肃煤田地质局", (), text, 0, len(text))
+    ps = [Passage.from_hit(1, Hit(c, 1.0, 1))]
+    shown = compress("全局有多少干部职工？", ps, 120)
+    assert "全局现有干部职工68人" in shown[1] and "……" in shown[1]
+    assert count_tokens(render_evidence(ps, shown)) <= 130
+    assert compress("全局有多少干部职工？", ps, 10_000) == {}  # fits: nothing shortened
