@@ -211,7 +211,8 @@ OCR_CHAR_FIXES = {
     "\u2003": " ",
 }
 _OCR_CHARS = re.compile("[" + "".join(OCR_CHAR_FIXES) + "]")
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]|[\ue000-\uf8ff]")  # + private-use glyphs
+# zero-width characters, private-use glyphs of symbol fonts, stray control characters
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\x00-\x08\x0e-\x1f\x7f]|[\ue000-\uf8ff]")
 _LOW9_QUOTES = re.compile("[\u201a\u201b]")  # ‚ ‛ used by OCR for “ ”
 _LOW9_RUN = re.compile("\u201e(?:[ \u3000]*\u201e)+[ \u3000]*")  # „ „ „„ : an OCR'd ellipsis
 _WS_RUN = re.compile(f"[{_WS}\r]{{2,}}|[\t\r\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c]")

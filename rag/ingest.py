@@ -537,6 +537,8 @@ def load_file(path: str | Path, root: str | Path | None = None, source: str | No
         raise IngestError(f"{name}: the file is empty")
     meta: dict = {}
     title_hint = ""
+    if suffix == ".txt" and re.match(rb"(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html[\s>])", data[:512], re.I):
+        suffix = ".html"  # a web page saved as .txt: read it as the HTML it is
     if suffix in TEXT_SUFFIXES:
         text, encoding = decode_bytes(data, name)
         fmt = "markdown" if suffix in {".md", ".markdown"} else "text"

@@ -430,3 +430,18 @@ def test_same_relative_names_in_two_folders_get_distinct_ids(tmp_path):
     assert not failures
     assert [d.doc_id for d in docs] == ["report", "b/report"]
     assert [d.doc_id for d in load_paths([tmp_path / "a", tmp_path / "b"])[0]] == ["report", "b/report"]
+
+
+def test_web_page_saved_as_txt_is_read_as_html(tmp_path):
+    p = tmp_path / "page.txt"
+    p.write_text(HTML.format(charset="utf-8"), encoding="utf-8")
+    doc = load_file(p)
+    assert doc.metadata["format"] == "html" and doc.title == "学习长沙经验 做好基层党建工作"
+    assert "<p>" not in doc.clean and "不应出现" not in doc.clean
+
+
+def test_stray_control_characters_are_dropped(tmp_path):
+    p = tmp_path / "ctrl.txt"
+    p.write_text(SIMP * 3000 + "党组织\x07建设\x1b。\n", encoding="utf-8")  # after the 64 KB sniffed head
+    doc = load_file(p)
+    assert doc.clean.endswith("党组织建设。")
