@@ -51,7 +51,7 @@ from rag.types import Chunk, Document
 
 #: Changes whenever the rules here or in rag.clean change what chunks a file gives; an index
 #: can store it beside the ChunkConfig to know when unchanged files must be re-chunked.
-CHUNKER_VERSION = "2026-11-25.2"
+CHUNKER_VERSION = "2026-11-25.3"
 
 # ---------------------------------------------------------------------------------------------
 # tokens and sentences
