@@ -88,3 +88,13 @@ def test_top_k_ties_and_positive_only():
     assert top_k(s, 10) == [(1, 3.0), (4, 3.0), (0, 1.0), (2, 1.0)]  # zero scores dropped
     assert top_k(s, 10, positive_only=False)[-1] == (3, 0.0)
     assert top_k(np.array([]), 3) == [] and top_k(s, 0) == []
+
+
+def test_query_drops_interrogatives_but_never_everything():
+    from rag.bm25 import tokenize_query
+
+    q = tokenize_query("請問創先爭優活動是什麼時候開始的？")  # traditional: folded first
+    assert "创先" in q and "开始" in q
+    assert not any("什么" in t or "请问" in t for t in q)
+    assert "什么" in tokenize("什么是创先争优")  # documents keep them
+    assert tokenize_query("是什么？") == tokenize("是什么？")  # nothing else left: keep the words
