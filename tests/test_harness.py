@@ -142,6 +142,8 @@ def test_fake_llm_answers_and_errors_are_recorded(env):
     from rag.llm import FakeChatModel
 
     tmp, cfg, es_path = env
+    # the model must be asked every question (q6 crashes it), so no refusal before the model
+    cfg = cfg.replace(answer={"refuse_threshold": 0.0})
 
     def respond(messages):
         text = "\n".join(str(m.content) for m in messages)
@@ -189,7 +191,13 @@ def test_resume_after_interruption(env):
     with pytest.raises(KeyboardInterrupt):
         H.run_eval(es_path, cfg, llm="extractive", out_dir=out, progress=False, on_question=stop_after_three, sweep_modes=("bm25",))
     assert len((out / "results.jsonl").read_text(encoding="utf-8").splitlines()) == 3
-    assert not (out / "metrics.json").exists()
+    # the interruption left a partial report of the three questions done
+    partial = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert partial["partial"] == {"questions_scored": 3, "questions_planned": 6}
+    assert partial["configs"]["extractive/hybrid/k5"]["n"] == 3
+    assert "**Partial run**: 3 of 6" in (out / "report.md").read_text(encoding="utf-8")
+    again = H.report_only(out)  # scoring what is there asks nothing and agrees
+    assert again.metrics["configs"] == partial["configs"]
     # a half-written last line (killed mid-write) is ignored and redone
     with open(out / "results.jsonl", "a", encoding="utf-8") as f:
         f.write('{"config": "extractive/hybrid/k5", "qid": "q4", "quest')
@@ -197,7 +205,7 @@ def test_resume_after_interruption(env):
     run = H.run_eval(es_path, cfg, llm="extractive", out_dir=out, progress=False, on_question=lambda rc, q, r: seen.append(q), sweep_modes=("bm25",))
     assert seen == ["q4", "q5", "q6"]
     assert sorted(r["qid"] for r in run.rows) == ["q1", "q2", "q3", "q4", "q5", "q6"]
-    assert run.metrics["configs"]["extractive/hybrid/k5"]["n"] == 6
+    assert run.metrics["configs"]["extractive/hybrid/k5"]["n"] == 6 and "partial" not in run.metrics
     # the same folder with other settings is refused rather than mixed
     with pytest.raises(H.EvalError, match="other settings"):
         H.run_eval(es_path, cfg, llm="extractive", mode="bm25", out_dir=out, progress=False)

@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also ask the configured chat LLM (llm.backend: local/openai) whether each answer agrees with the reference; "
                    "reported separately as LLM-as-judge, never part of a baseline")
     p.add_argument("--export", metavar="FILE.md", help="also copy the report (and its plots) to FILE.md, e.g. benchmarks/results/eval_seeds.md")
+    p.add_argument("--report-only", action="store_true",
+                   help="with --resume DIR (or --out DIR): score and report what the run folder holds, asking nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -123,6 +125,19 @@ def run(args: argparse.Namespace) -> int:
         limit = prev.get("limit")
         sample = prev.get("sample")
         out = args.resume
+    if args.report_only:
+        folder = args.resume or args.out
+        if not folder:
+            raise H.EvalError("--report-only needs the run folder: --resume DIR or --out DIR")
+        run_ = H.report_only(folder, evalset)
+        console.print(R.summary_table(run_.metrics))
+        if run_.info.get("partial"):
+            p_ = run_.info["partial"]
+            err.print(f"[yellow]partial run: {p_['questions_scored']} of {p_['questions_planned']} questions scored[/]")
+        console.print(f"report: {run_.out_dir / 'report.md'}")
+        if args.export:
+            console.print(f"exported: {R.export_report(run_.out_dir, Path(args.export))}")
+        return 0
     if not evalset:
         raise H.EvalError("give an evaluation set folder (e.g. evalsets/seeds) or --resume DIR")
     es_path = Path(evalset)

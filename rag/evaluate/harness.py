@@ -531,8 +531,8 @@ def run_eval(
     on_question: Callable[[RunConfig, str, dict[str, Any]], None] | None = None,
 ) -> EvalRun:
     """Run the evaluation and write the report folder. `on_question(config, qid, row)` is called
-    after each question is written (progress hooks; tests interrupt a run from it)."""
-    from rag.evaluate import report as R
+    after each question is written (progress hooks; tests interrupt a run from it). Interrupted
+    (Ctrl-C), it writes a partial report of the questions done and re-raises."""
 
     es = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset, cfg)
     if configs is None:
@@ -553,6 +553,7 @@ def run_eval(
         "sample": sample,
         "n_questions": len(qids),
         "judge": bool(judge_model),
+        "sweep_modes": list(sweep_modes),
     }
     run_json = out / "run.json"
     if run_json.exists() and results.exists():
@@ -628,19 +629,69 @@ def run_eval(
                         bar.update(1)
                     if on_question:
                         on_question(rc, qid, row)
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+            bar = None
+        if any(True for _ in done):
+            try:
+                finalize(out, es, configs, qids, done, info, sweep_modes, partial=True)
+                print(f"interrupted: partial report in {out}; continue with `rag eval --resume {out}`", file=sys.stderr)
+            except Exception as e:  # never hide the interruption behind a reporting error
+                log.warning("partial report failed: %s", e)
+        raise
     finally:
         if bar:
             bar.close()
 
-    rows = [done[(c.name, q)] for c in configs for q in qids if (c.name, q) in done]
-    metrics = aggregate(rows, configs, es, chunk_rel, doc_rel, sweep_modes)
-    metrics["index"] = {"n_documents": len(es.corpus), "n_chunks": len(corpus.kb.chunks), "build_seconds": info["index"]["seconds"],
-                        "unlocated_evidence": len(problems)}
+    return finalize(out, es, configs, qids, done, info, sweep_modes)
+
+
+def finalize(out: Path, es: EvalSet, configs: Sequence[RunConfig], qids: Sequence[str], done: Mapping[tuple[str, str], dict],
+             info: dict[str, Any], sweep_modes: Sequence[str] = MODES, partial: bool = False) -> EvalRun:
+    """Aggregate the rows, write metrics.json, run.json and the report. A partial run (interrupted,
+    or --report-only before the end) is scored on the questions finished in every configuration,
+    so the columns of a comparison stay comparable, and says so."""
+    from rag.evaluate import report as R
+
+    finished = [q for q in qids if all((c.name, q) in done for c in configs)]
+    if partial or len(finished) < len(qids):
+        partial = True
+        info["partial"] = {"questions_scored": len(finished), "questions_planned": len(qids)}
+        qids = finished
+    else:
+        info.pop("partial", None)
+    rows = [done[(c.name, q)] for c in configs for q in qids]
+    metrics = aggregate(rows, configs, es, {}, {}, sweep_modes)
+    idx = info.get("index") or {}
+    metrics["index"] = {"n_documents": len(es.corpus), "n_chunks": idx.get("n_chunks"), "build_seconds": idx.get("seconds"),
+                        "unlocated_evidence": len(info.get("evidence_problems") or [])}
+    if partial:
+        metrics["partial"] = info["partial"]
     info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    run_json.write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    (out / "run.json").write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
     R.write_report(out, info, metrics, rows, configs)
-    return EvalRun(out, configs, rows, metrics, info)
+    return EvalRun(out, list(configs), rows, metrics, info)
+
+
+def report_only(out_dir: str | Path, evalset: str | Path | EvalSet | None = None, cfg: Config | None = None) -> EvalRun:
+    """Score and report what an (unfinished) run folder holds, without asking anything."""
+    out = Path(out_dir)
+    rj, res = out / "run.json", out / "results.jsonl"
+    if not rj.exists() or not res.exists():
+        raise EvalError(f"{out} holds no run (run.json and results.jsonl are needed)")
+    info = json.loads(rj.read_text(encoding="utf-8"))
+    st = info["settings"]
+    if isinstance(evalset, EvalSet):
+        es = evalset
+    else:
+        es = load_evalset(evalset or st["evalset"], cfg)
+    configs = [RunConfig(**c) for c in st["configs"]]
+    done = {k: r for k, r in _load_rows(res).items() if _is_done(r) or r.get("answer") is not None or r.get("retrieved")}
+    qids = question_order(es, st.get("limit"), st.get("sample"))
+    sweep = tuple(st.get("sweep_modes") or MODES)
+    return finalize(out, es, configs, qids, done, info, sweep)
 
 
 def _is_done(row: Mapping[str, Any] | None) -> bool:

@@ -234,6 +234,10 @@ def render_markdown(info: Mapping[str, Any], metrics: Mapping[str, Any], rows: S
     cfg = info.get("config") or {}
     names = list(metrics["configs"])
     L: list[str] = [f"# Evaluation: {metrics.get('evalset')}", ""]
+    if info.get("partial"):
+        p = info["partial"]
+        L += [f"**Partial run**: {p['questions_scored']} of {p['questions_planned']} questions finished in every "
+              "configuration; only those are scored.", ""]
     L += [
         f"- command: `{info.get('command', '')}`",
         f"- date: {info.get('finished') or info.get('started')}",
