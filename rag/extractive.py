@@ -68,14 +68,18 @@ _INJECTION = re.compile(
 
 
 def terms(text: str) -> list[str]:
-    """Question terms: bigrams of the normalised text with question/function words cut out.
-    A lone CJK character between cuts is kept as a unigram; English words are kept whole.
+    """Question terms: the normalised question is cut at question/function words, segmented
+    with jieba, and each remaining word contributes its character bigrams (a one-character word
+    itself). Bigrams never cross a word boundary: "实施/的/六学/措施" must not yield "学措",
+    which no passage writing 『六學』措施 contains. English words are kept whole.
 
     >>> terms("安達市委實施了哪些措施？")
-    ['安达', '达市', '市委', '委实', '实施', '措施']
+    ['安达', '市委', '实施', '措施']
     >>> terms("How many members?")
     ['members']
     """
+    import jieba
+
     t = normalize(text)
     t = _QWORD_RE.sub(" ", t)
     out: list[str] = []
@@ -86,14 +90,34 @@ def terms(text: str) -> list[str]:
             if seg not in _QWORD_EN and (len(seg) > 1 or seg.isdigit()):
                 out.append(seg)
             continue
-        if len(seg) == 1:
-            out.append(seg)
-        else:
-            out.extend(seg[i : i + 2] for i in range(len(seg) - 1))
+        # runs of one-character words are names jieba does not know (宝/泰/隆, 六/学): join them
+        words: list[str] = []
+        run = ""
+        for w in jieba.lcut(seg, HMM=False):
+            w = w.strip()
+            if len(w) == 1 and w not in _FILLER:
+                run += w
+                continue
+            if run:
+                words.append(run)
+                run = ""
+            if w and w not in _FILLER:
+                words.append(w)
+        if run:
+            words.append(run)
+        for w in words:
+            if len(w) == 1:
+                out.append(w)
+            else:
+                out.extend(w[i : i + 2] for i in range(len(w) - 1))
     seen: dict[str, None] = {}
     for g in out:
         seen.setdefault(g)
     return list(seen)
+
+
+# Words that say how to answer, not what about (they rarely occur in the answering sentence).
+_FILLER = frozenset("具体 具体是 主要 分别 情况 方面 内容 包括 包含 指 叫 名字 称为 一共 共 总共 现 现在 目前 当时".split())
 
 
 def _grams(text: str) -> set[str]:

@@ -16,8 +16,11 @@ def passages(question, k=3):
 
 
 def test_terms_drop_question_words_and_fold_script():
-    # 哪 / 一年 are question words; 成立 survives; traditional folds to simplified
-    assert terms("安達市委哪一年成立？") == ["安达", "达市", "市委", "成立"]
+    # 哪 / 一年 are question words; 成立 survives; traditional folds to simplified; jieba cuts
+    # 安达/市委, and bigrams never cross a word boundary (no "达市")
+    assert terms("安達市委哪一年成立？") == ["安达", "市委", "成立"]
+    # a run of one-character words (六/学) is a name jieba does not know: kept together
+    assert "六学" in terms("安达市实施的六学措施是什么") and "学措" not in terms("安达市实施的六学措施是什么")
 
 
 def test_coverage_hand_computed():
