@@ -215,7 +215,11 @@ class BuildStats:
 
 
 def _chunker_settings(cfg) -> dict[str, Any]:
-    return dataclasses.asdict(cfg.chunk)
+    """The chunker's settings and its rule version: a rule change re-chunks every document on the
+    next `rag index` (vectors of unchanged chunk texts still come from the cache)."""
+    from rag.chunking import CHUNKER_VERSION
+
+    return {**dataclasses.asdict(cfg.chunk), "version": CHUNKER_VERSION}
 
 
 def corpus_hash(docs: Sequence[Mapping[str, Any]], chunker: Mapping[str, Any], model: str) -> str:
