@@ -211,7 +211,7 @@ def panel_for(state: dict[str, Any]) -> str:
         if a is not None:
             body = render.sources_html(a, i)
         elif t.get("error"):
-            body = render.refusal_html(t.get("hits", ()), i, refused=True) if t.get("hits") else ""
+            body = render.evidence_html(t.get("hits", ()), i, done=True)
         else:
             body = render.evidence_html(t.get("hits", ()), i)
         blocks.append((i, t["question"], body))

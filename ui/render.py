@@ -330,12 +330,14 @@ def refusal_html(hits: Sequence[Hit], turn: int, *, refused: bool = True, limit:
     return f'<div class="refusal">{head}</div>{cards}'
 
 
-def evidence_html(hits: Sequence[Hit], turn: int) -> str:
-    """While the answer streams: the numbered passages handed to the model."""
+def evidence_html(hits: Sequence[Hit], turn: int, *, done: bool = False) -> str:
+    """The numbered passages handed to the model: while the answer streams, or (done=True)
+    for a turn that ended without an answer (stopped, failed)."""
     if not hits:
-        return '<div class="muted">正在检索…</div>'
+        return '<div class="muted">没有检索到段落</div>' if done else '<div class="muted">正在检索…</div>'
+    head = f"检索到的 {len(hits)} 个段落：" if done else f"模型正在阅读以下 {len(hits)} 个段落："
     cards = "".join(hit_card(h, turn, i) for i, h in enumerate(hits, 1))
-    return f'<div class="muted">模型正在阅读以下 {len(hits)} 个段落：</div>{cards}'
+    return f'<div class="muted">{head}</div>{cards}'
 
 
 def turn_block(turn: int, question: str, body: str, *, open_: bool) -> str:
