@@ -134,8 +134,9 @@ def _e5_available() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not _e5_available(), reason="multilingual-e5-small not built: run `rag models install`")
 def test_seed_question_same_top_passages_in_both_scripts(tmp_path, monkeypatch):
+    models_dir = load_config().paths.models_dir  # the installed models, before RAG_HOME moves
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("RAG_MODELS_DIR", load_config().paths.models_dir)
+    monkeypatch.setenv("RAG_MODELS_DIR", models_dir)
     cfg = load_config()
     kb = KnowledgeBase.open("seeds", cfg, create=True)
     report = kb.add_paths([ROOT / "seeds"], progress=False)
