@@ -164,30 +164,44 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--backends", default="extractive,local:qwen2.5-0.5b,local:qwen2.5-1.5b")
     ap.add_argument("--out", default="benchmarks/results/answering.md")
-    ap.add_argument("--quality", default="", help="optional JSON file with per-backend quality from `rag eval` to include")
+    ap.add_argument("--quality", default="", help="optional Markdown file with answer quality per backend (from `rag eval`) to include")
+    ap.add_argument("--render-only", action="store_true", help="re-render the .md from the saved .json (e.g. after recalibrating)")
     args = ap.parse_args()
 
-    from rag.kb import KnowledgeBase
-
     cfg = load_config()
-    kb = KnowledgeBase.open(cfg.paths.kb, cfg)
-    es = load_beir(args.evalset)
-    questions = pick_questions(es, args.n)
-    load0 = os.getloadavg()
-    results = []
-    for spec in [s.strip() for s in args.backends.split(",") if s.strip()]:
-        print(f"{spec}…", flush=True)
-        results.append(run_backend(spec, cfg, kb, questions))
-    ptok = prompt_tokens(cfg, kb, questions) if any(s.startswith("local") for s in args.backends.split(",")) else {}
-    load1 = os.getloadavg()
-    sums = [summarize(r) for r in results]
-    Path(args.out).with_suffix(".json").write_text(
-        json.dumps({"summary": sums, "results": results, "loadavg": [load0, load1], "prompt_tokens": ptok}, ensure_ascii=False, indent=1), encoding="utf-8"
-    )
+    js = Path(args.out).with_suffix(".json")
+    if args.render_only:
+        saved = json.loads(js.read_text(encoding="utf-8"))
+        sums, results, (load0, load1), ptok = saved["summary"], saved["results"], saved["loadavg"], saved["prompt_tokens"]
+        command = saved.get("command", "")
+        questions = [(r["id"], r["question"]) for r in results[0]["rows"]] if results else []
+    else:
+        from rag.kb import KnowledgeBase
+
+        kb = KnowledgeBase.open(cfg.paths.kb, cfg)
+        es = load_beir(args.evalset)
+        questions = pick_questions(es, args.n)
+        load0 = os.getloadavg()
+        results = []
+        partial = js.with_suffix(".partial.json")
+        for spec in [s.strip() for s in args.backends.split(",") if s.strip()]:
+            print(f"{spec}…", flush=True)
+            results.append(run_backend(spec, cfg, kb, questions))
+            # keep what is measured even if a later (slower) backend is interrupted
+            partial.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
+        ptok = prompt_tokens(cfg, kb, questions) if any(s.startswith("local") for s in args.backends.split(",")) else {}
+        load1 = os.getloadavg()
+        sums = [summarize(r) for r in results]
+        command = "python3 " + " ".join(sys.argv)
+        js.write_text(
+            json.dumps({"command": command, "summary": sums, "results": results, "loadavg": [load0, load1], "prompt_tokens": ptok},
+                       ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
     lines = [
         "# Answering: latency, refusal calibration, quality",
         "",
-        f"Command: `python3 {' '.join(sys.argv)}` (prompt {PROMPT_VERSION}; {platform.machine()}, {os.cpu_count()} cores; "
+        f"Command: `{command}` (prompt {PROMPT_VERSION}; {platform.machine()}, {os.cpu_count()} cores; "
         f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end — the machine is shared with other jobs, so "
         "these are upper bounds). Evidence budget: "
         f"{cfg.answer.context_tokens} tokens (extractive/openai), {cfg.answer.local_context_tokens} for the local model; "

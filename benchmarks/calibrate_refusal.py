@@ -36,6 +36,9 @@ from rag.extractive import condense_heuristic, evidence_features  # noqa: E402
 from rag.prompts import pack  # noqa: E402
 
 
+MARGIN = 0.03  # dev balanced-accuracy gain needed to prefer a feature over "block"
+
+
 def split(ids: list[str], labels: dict[str, bool]) -> tuple[list[str], list[str]]:
     dev, test = [], []
     for lab in (True, False):
@@ -127,8 +130,12 @@ def main() -> int:
             "test_zh_only": metrics(scores, labels, [i for i in test if langs[i] != "en"], thr),
             "test_no_refusal": metrics(scores, labels, test, 0.0),
         }
-    # the feature the assistant should use: best balanced accuracy on the dev half (never the test half)
-    sel = max(result["features"], key=lambda f: (result["features"][f]["dev"]["balanced_accuracy"], f == "block"))
+    # the feature the assistant should use, decided on the dev half only (never the test half):
+    # the simplest one ("block") unless another beats it on dev by a clear margin — with ~20
+    # unanswerable questions per half, smaller differences are noise
+    F = result["features"]
+    best = max(F, key=lambda f: F[f]["dev"]["balanced_accuracy"])
+    sel = best if F[best]["dev"]["balanced_accuracy"] >= F["block"]["dev"]["balanced_accuracy"] + MARGIN else "block"
     result["selected"] = {"refuse_feature": sel, "refuse_threshold": result["features"][sel]["threshold"]}
     result["per_question"] = {
         i: {"answerable": labels[i], "lang": langs[i], **{f: round(feats[f][i], 4) for f in feats}} for i in ids

@@ -352,20 +352,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     la0 = os.getloadavg()
     results, quals = {}, {}
-    for name in [] if args.no_speed else names:
-        print(f"{name}: speed", flush=True)
-        results[name] = speed(name, models_dir, args.repeats, args.max_tokens, args.threads)
+    cmd = "nice python3 benchmarks/llm_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    def write(final: bool) -> str:
+        # written after every stage: on a busy shared machine a long run still leaves results
+        la1 = " ".join(f"{x:.2f}" for x in os.getloadavg()) + ("" if final else " (run incomplete)")
+        text = render(results, quals, args, cmd.strip(), (" ".join(f"{x:.2f}" for x in la0), la1))
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+        return text
+
+    # the answer trial first: it is what the choice of the default model rests on
     if not args.no_quality:
         for prompt in [p.strip() for p in args.prompts.split(",") if p.strip()]:
             for name in names:
                 print(f"{name}: answer trial, {prompt} prompt", flush=True)
                 quals[f"{name} / {prompt}"] = quality(name, models_dir, args.threads, prompt)
-    la1 = os.getloadavg()
-    cmd = "nice python3 benchmarks/llm_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = render(results, quals, args, cmd.strip(), (" ".join(f"{x:.2f}" for x in la0), " ".join(f"{x:.2f}" for x in la1)))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(text)
+                write(False)
+    for name in [] if args.no_speed else names:
+        print(f"{name}: speed", flush=True)
+        results[name] = speed(name, models_dir, args.repeats, args.max_tokens, args.threads)
+        write(False)
+    print(write(True))
     return 0
 
 
