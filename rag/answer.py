@@ -255,6 +255,11 @@ class _TextSource:
         return text
 
 
+def _kind(backend: str) -> str:
+    """`local:qwen2.5-0.5b` → `local`."""
+    return backend.partition(":")[0]
+
+
 class Assistant:
     """Question answering over one knowledge base. Create with `Assistant.open(...)`."""
 
@@ -281,32 +286,43 @@ class Assistant:
     # ------------------------------------------------------------ models
 
     def backend(self, llm_backend: str | None = None) -> str:
-        b = (llm_backend or self.cfg.llm.backend or "").strip().lower()
-        if b not in BACKENDS:
-            raise ConfigError(f"unknown LLM backend {b!r}; choose one of: {', '.join(BACKENDS)}")
-        return b
+        """The backend spec for a call: `local`, `openai`, `extractive`, `fake`, or `BACKEND:MODEL`
+        (e.g. `local:qwen2.5-0.5b`) to use another model than the configured one for this call
+        only — the eval harness compares models side by side this way."""
+        b = (llm_backend or self.cfg.llm.backend or "").strip()
+        kind, _, model = b.partition(":")
+        kind = kind.lower()
+        if kind not in BACKENDS:
+            raise ConfigError(f"unknown LLM backend {kind!r}; choose one of: {', '.join(BACKENDS)} (optionally BACKEND:MODEL)")
+        if model and kind == "extractive":
+            raise ConfigError("the extractive backend takes no model")
+        return f"{kind}:{model}" if model else kind
+
+    def _model_of(self, backend: str) -> str:
+        return backend.partition(":")[2] or self.cfg.llm.model
 
     def chat_model(self, backend: str) -> Any:
         """The chat model for `backend` (loaded once and reused), or None for extractive."""
-        if backend == "extractive":
+        kind = _kind(backend)
+        if kind == "extractive":
             return None
         if self._llm_override is not None:
             return self._llm_override
-        key = (backend, self.cfg.llm.model)
+        key = (kind, self._model_of(backend))
         with self._models_lock:
             if key not in self._models:
                 from rag.llm import get_chat_model
 
-                llm_cfg = dataclasses.replace(self.cfg.llm, backend=backend)
+                llm_cfg = dataclasses.replace(self.cfg.llm, backend=kind, model=key[1])
                 self._models[key] = get_chat_model(llm_cfg, self.cfg.paths.models_dir)
             return self._models[key]
 
     def model_name(self, backend: str) -> str:
-        if backend == "extractive":
+        if _kind(backend) == "extractive":
             return "extractive"
         if self._llm_override is not None:
             return str(getattr(self._llm_override, "model_name", None) or type(self._llm_override).__name__)
-        return f"{backend}:{self.cfg.llm.model}"
+        return f"{_kind(backend)}:{self._model_of(backend)}"
 
     # ------------------------------------------------------------ embeddings (cross-language)
 
@@ -374,7 +390,7 @@ class Assistant:
     def budget(self, question: str, backend: str) -> int:
         """Evidence token budget: the configured one, capped so prompt + answer fit n_ctx."""
         b = self.cfg.answer.context_tokens
-        if backend == "local":
+        if _kind(backend) == "local":
             from rag.chunking import count_tokens
             from rag.prompts import SYSTEM_PROMPT
 
@@ -426,7 +442,7 @@ class Assistant:
         timings: dict[str, float] = {}
         lang = answer_language(q)
         standalone = q
-        if hist and cfg.condense and (backend != "extractive" or needs_context(q)):
+        if hist and cfg.condense and (_kind(backend) != "extractive" or needs_context(q)):
             yield Status("condense", "改写追问为独立问题")
             tc = time.perf_counter()
             standalone = self.condense(q, hist, backend)
@@ -449,7 +465,7 @@ class Assistant:
             first = time.perf_counter() - t0
             yield Token(raw)
             raw_parts.append(raw)
-        elif backend == "extractive":
+        elif _kind(backend) == "extractive":
             raw, _ = extract(standalone, passages, similarity=self._sentence_similarity() if lang == "en" else None)
             if not raw:
                 raw, refused = REFUSAL[lang], True
@@ -461,7 +477,7 @@ class Assistant:
             raw_parts.append(raw)
         else:
             model = self.chat_model(backend)
-            budget = self.cfg.answer.local_context_tokens if backend == "local" else None
+            budget = self.cfg.answer.local_context_tokens if _kind(backend) == "local" else None
             msgs = to_langchain(answer_messages(standalone, passages, lang, budget))
             try:
                 for chunk in model.stream(msgs):
@@ -493,7 +509,7 @@ class Assistant:
                 text_source=self.text_source,
                 # an English answer over Chinese passages shares no bigrams: embeddings judge it
                 similarity=self._pair_similarity() if lang == "en" else None,
-                attribute_uncited=backend != "extractive",
+                attribute_uncited=_kind(backend) != "extractive",
             )
             if is_refusal(shown) and not grounded(citations):
                 refused, text, citations = True, REFUSAL[lang], []

@@ -230,7 +230,20 @@ def test_unknown_backend_and_mode():
         a.ask("问题", llm_backend="gpt-9")
     with pytest.raises(ConfigError, match="mode"):
         a.ask("问题", mode="magic")
+    with pytest.raises(ConfigError, match="no model"):
+        a.ask("问题", llm_backend="extractive:big")
     assert issubclass(QuestionError, RagError)
+
+
+def test_backend_with_a_model_for_one_call():
+    """`local:qwen2.5-0.5b` picks another model for this call only; the configured one is untouched."""
+    a, _ = assistant()
+    assert a.backend("Local:qwen2.5-0.5b") == "local:qwen2.5-0.5b"
+    assert a.model_name(a.backend("local:qwen2.5-0.5b")) == "local:qwen2.5-0.5b"
+    assert a.model_name(a.backend("local")) == f"local:{a.cfg.llm.model}"
+    a2 = Assistant(StandInKB(), cfg())  # no override: the fake chat model comes from the config
+    evs = list(a2.ask("甘肃煤田地质局现有多少干部职工？", llm_backend="fake:any-name"))
+    assert isinstance(evs[-1], Final) and evs[-1].answer.model == "fake:any-name"
 
 
 def test_model_failure_becomes_a_rag_error():

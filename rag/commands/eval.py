@@ -28,6 +28,13 @@ a BEIR folder is used as it is.
 """
 
 
+def _llm_spec(value: str) -> str:
+    kind = value.partition(":")[0].strip().lower()
+    if kind not in ("extractive", "local", "openai", "fake"):
+        raise argparse.ArgumentTypeError(f"unknown backend {kind!r}: choose extractive, local, openai or fake (optionally BACKEND:MODEL)")
+    return value.strip()
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
@@ -39,14 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_common(p)
     p.add_argument("evalset", nargs="?", metavar="EVALSET", help="evaluation set folder, e.g. evalsets/seeds")
-    p.add_argument("--llm", choices=["extractive", "local", "openai", "fake"], help="answer backend (default: the configured one)")
+    p.add_argument("--llm", type=_llm_spec, metavar="BACKEND[:MODEL]",
+                   help="answer backend: extractive | local | openai | fake, optionally with a model, e.g. local:qwen2.5-0.5b "
+                   "(default: the configured one)")
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default: the configured one)")
     p.add_argument("--k", type=int, metavar="N", help="passages retrieved per question")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions (plus the questions they follow up)")
     p.add_argument("--sample", type=int, metavar="N", help="N questions spread evenly over the set (deterministic), plus the questions they follow up")
     p.add_argument("--out", metavar="DIR", help="report folder (default runs/<set>-<timestamp>/); rerunning into it resumes")
     p.add_argument("--compare", action="append", metavar="AXIS=V1,V2",
-                   help="compare configurations side by side: mode=bm25,dense,hybrid | llm=extractive,local | k=3,5,8 (repeatable: cartesian product)")
+                   help="compare configurations side by side: mode=bm25,dense,hybrid | llm=extractive,local:qwen2.5-0.5b,local:qwen2.5-1.5b | k=3,5,8 (repeatable: cartesian product)")
     p.add_argument("--retrieval-only", action=argparse.BooleanOptionalAction, default=None,
                    help="score retrieval without answering (fast; the default for DRCD/CMRC)")
     p.add_argument("--check", action="store_true", help="exit 1 when a score falls below the baseline by more than its tolerance")
@@ -168,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args, retrieve={"k": k, "mode": mode})
     if args.llm or bc.get("llm"):
-        cfg = cfg.replace(llm={"backend": llm})
+        kind, _, model = llm.partition(":")
+        cfg = cfg.replace(llm={"backend": kind, **({"model": model} if model else {})})
     if configs is None:
         configs = H.make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=bool(retrieval_only), compare=args.compare)
     if args.check:
