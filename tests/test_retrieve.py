@@ -41,11 +41,13 @@ def test_modes_record_ranks_and_scores(kb):
     de = kb.search(q, k=3, mode="dense")
     assert de[0].ranks == {"dense": 1} and set(de[0].scores) == {"dense"}
     assert de[0].score == pytest.approx(de[0].scores["dense"])
+    kb.cfg.retrieve.fusion, kb.cfg.retrieve.rrf_k = "rrf", 60
+    kb.cfg.retrieve.w_dense = kb.cfg.retrieve.w_bm25 = 1.0
     hy = kb.search(q, k=3, mode="hybrid")
     top = hy[0]
     assert top.chunk.chunk_id == "b#1" and top.ranks == {"dense": 1, "bm25": 1}
     assert set(top.scores) == {"dense", "bm25"} and top.scores["bm25"] == pytest.approx(bm[0].score)
-    assert top.score == pytest.approx(1 / 61 + 1 / 61)  # default RRF k=60, equal weights
+    assert top.score == pytest.approx(1 / 61 + 1 / 61)  # RRF k=60, equal weights: rank 1 in both
     # every hit carries both retrievers' exact scores even where one did not rank it
     assert all(set(h.scores) == {"dense", "bm25"} for h in hy)
 
@@ -66,10 +68,12 @@ def test_traditional_and_simplified_question_same_hits(kb):
 
 
 def test_convex_fusion_and_bad_settings(kb):
-    kb.cfg.retrieve.fusion = "convex"
+    kb.cfg.retrieve.fusion, kb.cfg.retrieve.norm = "convex", "minmax"
     kb.cfg.retrieve.w_dense, kb.cfg.retrieve.w_bm25 = 0.3, 0.7
     hits = kb.search("iPhone 15 售价多少", k=3)
-    assert hits[0].chunk.chunk_id == "c#0" and hits[0].score == pytest.approx(1.0)  # top on both → 0.3 + 0.7
+    assert hits[0].chunk.chunk_id == "c#0" and hits[0].score == pytest.approx(1.0)  # top on both → 0.3·1 + 0.7·1
+    kb.cfg.retrieve.norm = "zscore"  # the default: same winner, score = Σ w·(s − mean)/std
+    assert kb.search("iPhone 15 售价多少", k=3)[0].chunk.chunk_id == "c#0"
     kb.cfg.retrieve.fusion = "magic"
     with pytest.raises(ConfigError):
         kb.search("问题")
