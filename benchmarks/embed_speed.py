@@ -172,7 +172,7 @@ def main() -> int:
 
     paras, _ = drcd(Path(args.drcd))
     _, lens = speed_passages(paras, args.n, args.lo, args.hi)
-    results = {}
+    results, skipped = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for b in args.backends.split(","):
             cmd = [sys.executable, __file__, "--worker", b, "--tmp", tmp] + [
@@ -184,6 +184,8 @@ def main() -> int:
             line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
             if r.returncode or not line:
                 print(f"  {b} failed:\n{r.stderr[-2000:]}", file=sys.stderr)
+                last = [x for x in r.stderr.strip().splitlines() if x.strip()][-1:] or [f"exit {r.returncode}"]
+                skipped[b] = last[0][:300]
                 continue
             res = json.loads(line[0][7:])
             res["speed_vecs"] = np.load(Path(tmp) / f"{b}-speed.npy")
@@ -212,7 +214,7 @@ def main() -> int:
             row["r1"], row["r5"] = r[1], r[5]
             row["nq"] = len(res["recall_gold"])
         rows.append(row)
-    md = render(rows, args, lens)
+    md = render(rows, args, lens, skipped)
     print(md)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -220,7 +222,7 @@ def main() -> int:
     return 0
 
 
-def render(rows, args, lens) -> str:
+def render(rows, args, lens, skipped=None) -> str:
     cmd = "nice python3 benchmarks/embed_speed.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if v is not None and k not in ("worker", "tmp", "drcd"))
@@ -258,6 +260,8 @@ def render(rows, args, lens) -> str:
                      f"{r['peak_rss_mb']:.0f} | {cos} | {rr} |")
     if rows and "nq" in rows[0]:
         lines += ["", f"({rows[0]['nq']} questions.)"]
+    for b, why in (skipped or {}).items():
+        lines += ["", f"Not measured: {b} — {why}"]
     lines += ["", "The machine is shared with other jobs while this runs (other helpers' tests and builds), so "
               "absolute numbers vary run to run; the script runs under `nice` and repeats each measurement. "
               "Compare backends within one run.", ""]
