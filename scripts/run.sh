@@ -16,8 +16,18 @@ install_python() {
     log "installing torch 2.13.0 (CPU)"
     "$PY" -m pip install torch==2.13.0
   fi
+  # llama.cpp is compiled for a portable x86-64-v3 CPU (AVX2/FMA/F16C), not -march=native: on
+  # hosts that advertise AVX-512/AMX, the native build's AMX kernels crash with a general
+  # protection fault on the first multi-token decode (seen on this project's machines), and CI
+  # machines are not the machine that built the wheel. Speeds of this build: benchmarks/results/llm.md.
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
   log "installing the project and its dependencies (llama-cpp-python compiles once, ~7 min)"
   "$PY" -m pip install -e ".[local,test]"
+  # a llama-cpp-python built natively before (or taken from pip's wheel cache) is rebuilt once
+  if "$PY" -c 'import llama_cpp,sys; i=llama_cpp.llama_print_system_info().decode(); sys.exit(0 if ("AMX_INT8 = 1" in i or "AVX512 = 1" in i) else 1)' 2>/dev/null; then
+    log "rebuilding llama-cpp-python without native AVX-512/AMX kernels (~7 min)"
+    "$PY" -m pip install --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==0.3.36"
+  fi
 }
 
 install_models() {
