@@ -288,15 +288,19 @@ def test_local_default_model_answers_in_chinese_with_citation():
     """CI runs `rag models install` first: a missing model is a failure here, not a skip."""
     import os
 
+    from rag.prompts import SYSTEM_PROMPT
+
     cfg = load_config(env={k: v for k, v in os.environ.items() if k in ("RAG_HOME", "RAG_MODELS_DIR")})
     llm_cfg = LLMConfig(backend="local", model=cfg.llm.model, max_tokens=48, temperature=0.0)
     model = get_chat_model(llm_cfg, cfg.paths.models_dir)  # ModelNotInstalled fails the test
     msgs = [
-        SystemMessage("你是严谨的文档问答助手，只依据给定资料回答，每句话末尾用【n】标出所依据段落的编号。"),
+        # the project's own system prompt: its worked example shows the marker format (a bare
+        # "用【n】标出" instruction was copied literally as 【n】 by the 1.5B model)
+        SystemMessage(SYSTEM_PROMPT),
         HumanMessage(
             "<资料>\n【1】中央确定2012年为基层组织建设年，是深化创先争优活动的重要举措。\n"
             "【2】天津市各级党组织紧紧围绕打造新滨海、建设新天津的活动主题开展工作。\n</资料>\n"
-            "问题：中央确定哪一年为基层组织建设年？\n请用中文回答，并标注【n】。"
+            "问题：中央确定哪一年为基层组织建设年？"
         ),
     ]
     pieces = [c.content for c in model.stream(msgs)]
