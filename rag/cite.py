@@ -133,6 +133,8 @@ def statements(text: str) -> list[Statement]:
     [('乙是二', (1,)), ('丙是三', (2, 3))]
     >>> [(s.text, s.numbers) for s in statements("成立于2010年。【2】")]
     [('成立于2010年', (2,))]
+    >>> [(s.text, s.numbers) for s in statements("成立于2010年【1】。【2】")]
+    [('成立于2010年', (1,)), ('成立于2010年', (2,))]
     """
     marks = parse_markers(text)
     groups: list[list[Marker]] = []
@@ -156,6 +158,10 @@ def statements(text: str) -> list[Statement]:
                 break
         while seg_start < seg_end and text[seg_start] in _TRIM:
             seg_start += 1
+        if seg_start >= seg_end and out:
+            # only punctuation since the previous group ("关键【1】。【2】"): the marker adds a
+            # source to the previous statement instead of citing an empty one
+            seg_start, seg_end = out[-1].start, out[-1].end
         out.append(Statement(text[seg_start:seg_end], seg_start, seg_end, gs, ge, tuple(g)))
         prev_end = ge
     return out
@@ -454,11 +460,14 @@ def resolve(
     >>> c = Chunk("d#0", "d", 0, "标题", (), "该局现有干部职工68人。", 0, 12)
     >>> resolve("干部职工68人[1]，另有[7]。", [Hit(c, 1.0, 1)])[0]
     '干部职工68人【1】，另有。'
+    >>> resolve("现有干部职工68人【1】。【1】", [Hit(c, 1.0, 1)])[0]
+    '现有干部职工68人【1】。'
     """
     ps = _as_passages(passages)
     by_n = {p.n: p for p in ps}
     out: list[str] = []
     cites: list[Citation] = []
+    seen: set[tuple[int, int, int]] = set()
     pos = 0
     for st in statements(text):
         out.append(text[pos : st.group_start])
@@ -467,6 +476,9 @@ def resolve(
             p = by_n.get(n)
             if p is None:
                 continue  # out of range: dropped silently (a model hallucinating a source)
+            if (n, st.start, st.end) in seen:
+                continue  # the same source repeated for the same statement ("…【1】。【1】")
+            seen.add((n, st.start, st.end))
             c = cite_one(n, st.text, p, threshold=threshold, text_source=text_source, similarity=similarity)
             cites.append(c)
             if c.supported:
@@ -484,6 +496,7 @@ def resolve(
         shown, extra = _attribute(shown, ps, threshold=threshold, text_source=text_source)
         cites.extend(extra)
     return shown, cites
+
 
 
 def _attribute(

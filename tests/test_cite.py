@@ -7,7 +7,7 @@ import pytest
 from _answer_kb import ORIG_A, ORIG_B, StandInKB, fixture_chunks
 from rag.cite import Passage, align, merge_text, parse_markers, resolve, statements, support
 from rag.prompts import pack
-from rag.types import Hit
+from rag.types import Chunk, Hit
 
 
 def hits_for(*ids):
@@ -210,3 +210,14 @@ def test_compress_keeps_relevant_sentences_within_budget():
     assert "全局现有干部职工68人" in shown[1] and "……" in shown[1]
     assert count_tokens(render_evidence(ps, shown)) <= 130
     assert compress("全局有多少干部职工？", ps, 10_000) == {}  # fits: nothing shortened
+
+
+def test_a_marker_repeated_after_the_final_stop_is_shown_once():
+    # seen with the 1.5B model: "…可持续发展的关键【1】。【1】"; one statement, one marker
+    c = Chunk("d#0", "d", 0, "标题", (), "生产安全是公司可持续发展的关键。", 0, 16)
+    shown, cites = resolve("生产安全是公司可持续发展的关键【1】。【1】", [Hit(c, 1.0, 1)])
+    assert shown == "生产安全是公司可持续发展的关键【1】。"
+    assert cites and all(x.supported for x in cites)
+    # a marker after a stop that starts a new sentence is left alone
+    two = resolve("关键【1】。公司可持续发展【1】。", [Hit(c, 1.0, 1)])[0]
+    assert two == "关键【1】。公司可持续发展【1】。"
