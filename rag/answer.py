@@ -255,6 +255,23 @@ class _TextSource:
         return text
 
 
+def parse_backend(spec: str) -> tuple[str, str]:
+    """`BACKEND[:MODEL]` → (backend, model or ""); ConfigError for an unknown backend.
+
+    >>> parse_backend(" Local:qwen2.5-0.5b ")
+    ('local', 'qwen2.5-0.5b')
+    >>> parse_backend("extractive")
+    ('extractive', '')
+    """
+    kind, _, model = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind not in BACKENDS:
+        raise ConfigError(f"unknown LLM backend {kind!r}; choose one of: {', '.join(BACKENDS)} (optionally BACKEND:MODEL)")
+    if model and kind == "extractive":
+        raise ConfigError("the extractive backend takes no model")
+    return kind, model
+
+
 def _kind(backend: str) -> str:
     """`local:qwen2.5-0.5b` → `local`."""
     return backend.partition(":")[0]
@@ -289,13 +306,7 @@ class Assistant:
         """The backend spec for a call: `local`, `openai`, `extractive`, `fake`, or `BACKEND:MODEL`
         (e.g. `local:qwen2.5-0.5b`) to use another model than the configured one for this call
         only — the eval harness compares models side by side this way."""
-        b = (llm_backend or self.cfg.llm.backend or "").strip()
-        kind, _, model = b.partition(":")
-        kind = kind.lower()
-        if kind not in BACKENDS:
-            raise ConfigError(f"unknown LLM backend {kind!r}; choose one of: {', '.join(BACKENDS)} (optionally BACKEND:MODEL)")
-        if model and kind == "extractive":
-            raise ConfigError("the extractive backend takes no model")
+        kind, model = parse_backend(llm_backend or self.cfg.llm.backend or "")
         return f"{kind}:{model}" if model else kind
 
     def _model_of(self, backend: str) -> str:

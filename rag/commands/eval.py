@@ -29,10 +29,14 @@ a BEIR folder is used as it is.
 
 
 def _llm_spec(value: str) -> str:
-    kind = value.partition(":")[0].strip().lower()
-    if kind not in ("extractive", "local", "openai", "fake"):
-        raise argparse.ArgumentTypeError(f"unknown backend {kind!r}: choose extractive, local, openai or fake (optionally BACKEND:MODEL)")
-    return value.strip()
+    from rag.answer import parse_backend
+    from rag.errors import ConfigError
+
+    try:
+        kind, model = parse_backend(value)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return f"{kind}:{model}" if model else kind
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -177,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args, retrieve={"k": k, "mode": mode})
     if args.llm or bc.get("llm"):
-        kind, _, model = llm.partition(":")
+        from rag.answer import parse_backend
+
+        kind, model = parse_backend(llm)
         cfg = cfg.replace(llm={"backend": kind, **({"model": model} if model else {})})
     if configs is None:
         configs = H.make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=bool(retrieval_only), compare=args.compare)
