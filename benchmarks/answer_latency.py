@@ -198,6 +198,7 @@ def main() -> int:
                        ensure_ascii=False, indent=1),
             encoding="utf-8",
         )
+        partial.unlink(missing_ok=True)  # the full results are in the .json now
     lines = [
         "# Answering: latency, refusal calibration, quality",
         "",

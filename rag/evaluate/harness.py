@@ -633,7 +633,7 @@ def run_eval(
         if bar:
             bar.close()
             bar = None
-        if any(True for _ in done):
+        if done:
             try:
                 finalize(out, es, configs, qids, done, info, sweep_modes, partial=True)
                 print(f"interrupted: partial report in {out}; continue with `rag eval --resume {out}`", file=sys.stderr)
@@ -662,7 +662,7 @@ def finalize(out: Path, es: EvalSet, configs: Sequence[RunConfig], qids: Sequenc
     else:
         info.pop("partial", None)
     rows = [done[(c.name, q)] for c in configs for q in qids]
-    metrics = aggregate(rows, configs, es, {}, {}, sweep_modes)
+    metrics = aggregate(rows, configs, es, sweep_modes)
     idx = info.get("index") or {}
     metrics["index"] = {"n_documents": len(es.corpus), "n_chunks": idx.get("n_chunks"), "build_seconds": idx.get("seconds"),
                         "unlocated_evidence": len(info.get("evidence_problems") or [])}
@@ -833,7 +833,7 @@ def _mean_key(rows: Iterable[Mapping[str, Any]], key: str) -> float | None:
     return M.mean((r.get("scores") or {}).get(key) for r in rows)
 
 
-def aggregate(rows, configs: Sequence[RunConfig], es: EvalSet, chunk_rel, doc_rel, sweep_modes=MODES) -> dict[str, Any]:
+def aggregate(rows, configs: Sequence[RunConfig], es: EvalSet, sweep_modes=MODES) -> dict[str, Any]:
     """metrics.json: per configuration, retrieval (chunk/doc, its own mode and the sweep), answer,
     citation, refusal and latency summaries, plus per-document and per-type breakdowns."""
     out: dict[str, Any] = {"evalset": es.name, "configs": {}}
