@@ -174,6 +174,40 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One statement of an answer, after the claim check (rag.claims).
+
+    `start`/`end`: its span in `Answer.text` (markers excluded). `status`:
+    - "verified": its answer-bearing content (numbers with units, years, names, quoted terms,
+      list items, the words it adds beyond the question) is in the cited passage;
+    - "unverified": something it asserts is not in any cited passage (`missing` says what), or
+      it cites nothing checkable. Renderers show it visibly differently, never with a ✓.
+    `numbers`: the passages 【n】 that back it (verified) or that it cited (unverified).
+    """
+
+    text: str
+    start: int
+    end: int
+    status: str  # "verified" | "unverified"
+    numbers: tuple[int, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    @property
+    def verified(self) -> bool:
+        return self.status == "verified"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "status": self.status,
+            "numbers": list(self.numbers),
+            "missing": list(self.missing),
+        }
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str
@@ -184,6 +218,8 @@ class Answer:
     model: str
     standalone_question: str = ""  # the condensed question used for retrieval (multi-turn)
     grounded: bool = True  # False when no valid citation backs the answer
+    claims: tuple[Claim, ...] = ()  # the answer's statements with their check (empty for refusals)
+    refusal_reason: str = ""  # what the documents lack, when refused and it can be named
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,6 +229,8 @@ class Answer:
             "refused": self.refused,
             "grounded": self.grounded,
             "citations": [c.to_dict() for c in self.citations],
+            "claims": [c.to_dict() for c in self.claims],
+            "refusal_reason": self.refusal_reason,
             "hits": [h.to_dict() for h in self.hits],
             "timings": dict(self.timings),
             "model": self.model,
