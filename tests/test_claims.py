@@ -1,0 +1,104 @@
+"""The claim checker (rag.claims) on hand-made cases: what a user quoting into a report must
+never see marked as checked, and paraphrases that must still pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.claims import check_claim, is_truncated, list_items, missing_constraints, quantities, question_constraints
+
+# A traditional-script passage (as the scraped pages are) and a simplified one.
+HANT = (
+    "寶泰隆煤化工公司組建於2003年，現有員工3000名，其中黨員412名。公司黨委書記焦雲同志"
+    "提出了『三帶』要求：帶頭致富、帶領致富、帶動致富。"
+)
+HANS = "2009年，该村有党员32人。村党支部书记王建国带领群众修建了3条公路和1座桥。局内设8个股室，现有干部职工68人。"
+
+CASES = [
+    # (statement, passage, question, supported?, reason) — each with why in the comment
+    # correct paraphrase: 于2003年组建 vs 組建於2003年 (script + word order differ; year matches)
+    ("宝泰隆公司于2003年组建", HANT, "宝泰隆公司是哪一年组建的？", True, ""),
+    # correct, counter paraphrased: 3000名员工 vs 員工3000名 (名 = 名); traditional statement too
+    ("公司現有3000名員工", HANT, "宝泰隆公司有多少员工？", True, ""),
+    ("该局有干部职工68名", HANS, "该局有多少干部职工？", True, ""),  # 68名 ~ 68人: both person counters
+    # wrong year: 2004 is nowhere in the passage
+    ("宝泰隆公司于2004年组建", HANT, "宝泰隆公司是哪一年组建的？", False, "missing content"),
+    # near miss: the figure exists for 2009, the statement claims 2010
+    ("2010年该村有党员32人", HANS, "2010年该村有多少党员？", False, "missing content"),
+    # wrong unit: 68 is a count of people, not of 股室 (个)
+    ("局内设68个股室", HANS, "局内设几个股室？", False, "missing content"),
+    # wrong magnitude: 3000万 is not 3000
+    ("公司有员工3000万名", HANT, "宝泰隆公司有多少员工？", False, "missing content"),
+    # fabricated list: the three items occur nowhere (all words of the topic, as a model writes them)
+    ("三带是指带头学习、带领创新、带动发展", HANT, "『三带』是指什么？", False, "missing content"),
+    # one fabricated item among real ones is enough to fail
+    ("三带是带头致富、带领致富、带动就业", HANT, "『三带』是指什么？", False, "missing content"),
+    # the real list passes, in simplified script against the traditional passage
+    ("三带是带头致富、带领致富、带动致富", HANT, "『三带』是指什么？", True, ""),
+    # a name swapped: the secretary is 焦雲, not 李明
+    ("公司党委书记是李明", HANT, "宝泰隆公司党委书记是谁？", False, "missing content"),
+    ("公司党委书记是焦云同志", HANT, "宝泰隆公司党委书记是谁？", True, ""),
+    # a statement that only repeats the question carries nothing to check
+    ("宝泰隆公司党委书记是谁", HANT, "宝泰隆公司党委书记是谁？", False, "restates the question"),
+    # truncated statements are never answers
+    ("『三带』要求包括：", HANT, "『三带』是指什么？", False, "truncated"),
+    ("The party secretary of the company is.", HANT, "Who is the party secretary?", False, "truncated"),
+    # quoted term that the passage does not have
+    ("公司提出了『五带头』要求", HANT, "公司提出了什么要求？", False, "missing content"),
+    # Chinese numerals against Arabic ones: 三条公路 = 3条公路
+    ("村里修建了三条公路和一座桥", HANS, "该村修建了什么？", True, ""),
+]
+
+
+@pytest.mark.parametrize("statement,passage,question,ok,reason", CASES, ids=[c[0][:14] for c in CASES])
+def test_claim_table(statement, passage, question, ok, reason):
+    c = check_claim(statement, passage, question)
+    assert c.supported is ok, c
+    assert c.reason == reason, c
+    if not ok and reason == "missing content":
+        assert c.missing, "a failed claim says what is missing"
+
+
+def test_missing_items_are_named():
+    c = check_claim("宝泰隆公司于2004年组建", HANT, "宝泰隆公司是哪一年组建的？")
+    assert c.missing == ("2004年",)
+    c = check_claim("三带是带头致富、带领致富、带动就业", HANT, "『三带』是指什么？")
+    assert c.missing == ("带动就业",)
+
+
+def test_english_statement_needs_its_numbers_and_similarity():
+    q = "When was the Baotailong company founded?"
+    # no similarity callback: a number found in the passage is what can be checked
+    assert check_claim("It was founded in 2003.", HANT, q).supported
+    assert not check_claim("It was founded in 2005.", HANT, q).supported
+    # with a similarity callback, a statement without numbers is judged by it
+    assert check_claim("It was formed by merging companies.", HANT, q, similarity=lambda a, b: 0.8).supported
+    assert not check_claim("It makes cars.", HANT, q, similarity=lambda a, b: 0.1).supported
+
+
+def test_quantities_units_and_scripts():
+    # 員工3000余名 → 3000 persons; 二〇〇三年 → 2003 (year); 百分之二十五 → 25 %
+    got = [(q.value, q.unit) for q in quantities("員工3000余名，二〇〇三年成立，占百分之二十五")]
+    assert got == [(3000.0, "person"), (2003.0, "year"), (25.0, "%")]
+
+
+def test_truncation_rules():
+    assert is_truncated("主要有：")
+    assert is_truncated("它的主要业务是")
+    assert not is_truncated("它的主要业务是煤化工。")
+    assert not is_truncated("The company was founded in 2003.")
+
+
+def test_list_items_cut_the_lead_in():
+    assert list_items("六学包括：带头学、系统学、促进学") == ["带头学", "系统学", "促进学"]
+    assert list_items("带头致富、带领致富") == []  # two parts: not an enumeration to check item by item
+
+
+def test_question_constraints_for_near_misses():
+    # the asked year is absent: the passages answer another year's question
+    assert missing_constraints("2010年该村有多少党员？", [HANS]) == ["2010年"]
+    assert missing_constraints("2009年该村有多少党员？", [HANS]) == []
+    # a quoted term asked about that no passage has (traditional passage, simplified question)
+    assert missing_constraints("『五带头』是指什么？", [HANT]) == ["五带头"]
+    assert missing_constraints("『三带』是指什么？", [HANT]) == []
+    assert question_constraints("该局有多少干部职工？") == []
