@@ -13,8 +13,22 @@ Method (deliberately simple and explainable):
   prefers sentences with numbers, a "哪一年/何时" question sentences with dates), minus a penalty
   for rhetorical questions and for text that addresses an AI (prompt-injection attempts are data
   to quote at most, never a preferred answer).
+- Asked attributes (`rag.attributes`): when the question's shape asks for a value of a known
+  type next to a noun ("多少名员工", "面积多大", "哪一年成立", "书记是谁", "在哪里召开"), a
+  sentence holding such a value next to that noun ("員工3000名", "職工591人") gains a large
+  bonus, enough to beat a sentence that names more of the question's topic but holds no such
+  value (the company's founding sentence); a value of the type elsewhere in the sentence gains a
+  little. Both are scaled by the passage's coverage relative to the best passage, so a value in
+  an off-topic passage does not outrank the topic. The answer stays a verbatim sentence.
 - A sentence that ends with "：" or is itself a question announces its answer in the next
   sentence, which is then appended.
+
+`Candidate.asked_value` tells the answer stage whether the quoted sentence holds the asked value:
+None — the question asks for no recognised attribute; True — it holds a value of the asked type
+next to the asked noun; False — it does not (the passages probably lack the answer: `extract`
+still returns its best sentence, and the refusal decision may weigh this). For an answer of
+several sentences check `any(c.asked_value for c in chosen)`, or call
+`rag.attributes.has_asked_value(question, answer_text)` on the returned text.
 
 The same weighted coverage, per passage, is the retrieval-evidence score the answer stage uses
 to decide refusals (`evidence_score`), for every backend.
@@ -31,6 +45,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from rag.attributes import asked_attribute, match_level
 from rag.cite import Passage, split_sentences
 from rag.textnorm import normalize, question_language
 
@@ -153,6 +168,16 @@ class Candidate:
     text: str
     score: float
     coverage: float
+    asked_value: bool | None = None  # holds the value the question asks for (None: asks none); module doc
+
+
+# Bonus for the asked value next to the asked noun (level 2) / of the asked type elsewhere (1).
+# 0.75 equals the weight of a sentence's own coverage: within one passage a sentence holding the
+# value is not outranked by one that only names more of the topic ("青山县…召开常委会…" vs "会议在
+# 县文化中心召开"). A question naming no noun makes any value of the type level 2, and "number"
+# (no unit known) matches any numeral: weaker evidence, smaller bonus.
+_ASKED_BONUS = {2: 0.75, 1: 0.1, 0: 0.0}
+_ASKED_BONUS_ANY = 0.3
 
 
 class Scorer:
@@ -172,6 +197,11 @@ class Scorer:
         df = Counter(t for *_, g in self.sentences for t in self.q_terms if t in g)
         self.idf = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in self.q_terms}
         self.default_idf = math.log(1 + n)
+        self.attribute = asked_attribute(question)
+
+    def asked_value(self, sentence: str) -> bool | None:
+        """Does `sentence` hold the asked value next to the asked noun (None: nothing asked)?"""
+        return None if self.attribute is None else match_level(self.attribute, sentence) == 2
 
     def block_coverage(self, p: Passage) -> float:
         return coverage(self.q_terms, self.block_grams[p.n], self.idf, self.default_idf)
@@ -183,7 +213,8 @@ class Scorer:
         want_content = bool(_ASKS_CONTENT.search(qn))
         out: list[Candidate] = []
         block_cov = {p.n: self.block_coverage(p) for p in self.passages}
-        for rank, (p, a, b, grams) in enumerate(self.sentences):
+        top_block = max(block_cov.values(), default=0.0)
+        for p, a, b, grams in self.sentences:
             s = p.text[a:b]
             sn = normalize(s)
             cov = coverage(self.q_terms, grams, self.idf, self.default_idf)
@@ -194,6 +225,11 @@ class Scorer:
                 score += 0.1
             if want_content and _HAS_CONTENT.search(sn):
                 score += 0.08
+            level = match_level(self.attribute, s) if self.attribute else None
+            if level and top_block > 0:
+                weak = not self.attribute.nouns or self.attribute.kind == "number"
+                bonus = _ASKED_BONUS_ANY if level == 2 and weak else _ASKED_BONUS[level]
+                score += bonus * block_cov[p.n] / top_block
             if len(s) > 160:  # long run-on sentences dilute the answer
                 score -= 0.05 * min(3.0, len(s) / 160 - 1)
             if len(_SEP.sub("", sn)) < 6:
@@ -201,7 +237,7 @@ class Scorer:
             if _INJECTION.search(sn):
                 score *= 0.2
             score -= 0.01 * (p.n - 1)  # gentle preference for better-ranked passages
-            out.append(Candidate(p.n, a, b, s, score, cov))
+            out.append(Candidate(p.n, a, b, s, score, cov, None if level is None else level == 2))
         out.sort(key=lambda c: (-c.score, c.passage, c.start))
         return out
 
@@ -269,26 +305,35 @@ def extract(
     """
     sc = Scorer(question, passages)
     cands = sc.candidates()
-    if (not cands or cands[0].coverage <= 0) and similarity is not None and sc.sentences:
+    by_n = {p.n: p for p in passages}
+
+    def grounded(c: Candidate) -> bool:
+        # the asked value next to a synonym of the asked noun ("職工591人" for 员工) may share no
+        # question term itself: its passage must then share one
+        return c.coverage > 0 or bool(c.asked_value and sc.block_coverage(by_n[c.passage]) > 0)
+
+    if (not cands or not grounded(cands[0])) and similarity is not None and sc.sentences:
         # no lexical overlap (e.g. an English question over Chinese passages): rank by embeddings
         texts = [p.text[a:b] for p, a, b, _ in sc.sentences]
         sims = list(similarity(question, texts))
         cands = sorted(
-            (Candidate(p.n, a, b, p.text[a:b], float(v) - 0.01 * (p.n - 1), float(v))
+            (Candidate(p.n, a, b, p.text[a:b], float(v) - 0.01 * (p.n - 1), float(v), sc.asked_value(p.text[a:b]))
              for (p, a, b, _), v in zip(sc.sentences, sims) if not _INJECTION.search(normalize(p.text[a:b]))),
             key=lambda c: (-c.score, c.passage, c.start),
         )
-    if not cands or cands[0].coverage <= 0:
+    if not cands or not grounded(cands[0]):
         return "", []
     best = cands[0]
     chosen = [best]
-    by_n = {p.n: p for p in passages}
     text = best.text.rstrip()
     p = by_n[best.passage]
     following = [s for s in split_sentences(p.text) if s[0] >= best.end]
+
+    def then(a: int, b: int) -> Candidate:  # a sentence quoted after `best`, scored as part of it
+        return Candidate(p.n, a, b, p.text[a:b], best.score, best.coverage, sc.asked_value(p.text[a:b]))
+
     if text.endswith(("：", ":", "？", "?")) and max_sentences > 1 and following:
-        a, b = following.pop(0)
-        chosen.append(Candidate(p.n, a, b, p.text[a:b], best.score, best.coverage))
+        chosen.append(then(*following.pop(0)))
     # an enumeration ("一是…。二是…。三是…。") continues in the next sentences: keep it whole
     last = chosen[-1].text
     k = _enum_index(last)
@@ -298,7 +343,7 @@ def extract(
             nk = _enum_index(p.text[a:b])
             if nk != k + 1 or sum(len(c.text) for c in chosen) > 2 * max_chars:
                 break
-            chosen.append(Candidate(p.n, a, b, p.text[a:b], best.score, best.coverage))
+            chosen.append(then(a, b))
             k = nk
     pieces: list[str] = []
     for c in chosen:
