@@ -26,9 +26,10 @@ Compromise: all of this is line-level heuristics on plain text. Where OCR merged
 the middle of a paragraph, or a title line reads like a sentence, the structure is missed and
 the text simply stays in the enclosing section.
 
-Packing: a section's body is split into sentences (`split_sentences`) and packed greedily into
-chunks of at most `max_tokens` tiktoken cl100k tokens (headings excluded; they travel in
-`Chunk.section` and `Chunk.embed_text`), each next chunk repeating the last `overlap_sentences`
+Packing: a section's body is split into sentences (`rag.text.sentences`; `split_sentences` and
+`sentence_spans` are re-exported here) and packed greedily into chunks of at most `max_tokens`
+tiktoken cl100k tokens (headings excluded; they travel in `Chunk.section` and
+`Chunk.embed_text`), each next chunk repeating the last `overlap_sentences`
 whole sentences. A sentence longer than `max_tokens` is cut at clause marks (，、：), then by
 tokens. A final fragment under `min_tokens` merges with its neighbour in the same section (or
 takes sentences from it). Chunk ids are `doc_id#n` in document order: the same document and
@@ -47,6 +48,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from rag.config import ChunkConfig
+from rag.text.sentences import sentence_spans, split_sentences  # noqa: F401  (re-exported: the shared splitter)
 from rag.types import Chunk, Document
 
 #: Changes whenever the rules here or in rag.clean change what chunks a file gives; an index
@@ -54,15 +56,7 @@ from rag.types import Chunk, Document
 CHUNKER_VERSION = "2026-11-25.3"
 
 # ---------------------------------------------------------------------------------------------
-# tokens and sentences
-
-# Sentence ends: Chinese 。！？；… and ASCII !?; (an ASCII '.' only when followed by whitespace
-# and preceded by a letter, so "1.5万" and "1.选准载体" are not cut). Closing quotes/brackets
-# after the end stay with the sentence; trailing spaces too. A newline always ends a sentence.
-_CLOSERS = "”’」』）)】》〉〕\"'］]"
-_SENT_RE = re.compile(
-    r"(?:[。！？；…!?;]+|(?<=[A-Za-z])\.(?=\s))[" + re.escape(_CLOSERS) + r"]*[ \t\u3000\xa0]*\n*|\n+"
-)
+# tokens
 
 
 @lru_cache(maxsize=4)
@@ -87,42 +81,6 @@ def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
     if not text:
         return 0
     return len(_encoding(encoding).encode_ordinary(text))
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split at Chinese/ASCII sentence ends and newlines; `"".join(result) == text` always, so
-    spans follow from the lengths.
-
-    >>> split_sentences("他说：“好。”然后走了！\\n第二行")
-    ['他说：“好。”', '然后走了！\\n', '第二行']
-    """
-    out: list[str] = []
-    pos = 0
-    for m in _SENT_RE.finditer(text):
-        end = m.end()
-        if end > pos:
-            out.append(text[pos:end])
-            pos = end
-    if pos < len(text):
-        out.append(text[pos:])
-    return out
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each sentence of `split_sentences(text)`, trailing whitespace excluded;
-    whitespace-only pieces are skipped."""
-    spans = []
-    pos = 0
-    for piece in split_sentences(text):
-        a, b = pos, pos + len(piece)
-        pos = b
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            spans.append((a, b))
-    return spans
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from rag.cite import statements
+from rag.text.markers import statements
 from rag.textnorm import t2s
 from rag.types import Answer, Citation
-
-_MARK = re.compile(r"【(\d+)】")
 
 
 @dataclass(frozen=True)

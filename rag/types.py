@@ -129,6 +129,53 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """A numbered evidence block 【n】: one chunk, or adjacent chunks of one document merged in
+    reading order. `parts[i] = (chunk, offset)`: chunk i's text starts at `text[offset:]`
+    (overlapping sentences between neighbours are kept once, so offsets are exact).
+    `hit` is the block as one Hit (for display and the Evidence event)."""
+
+    n: int
+    hit: Hit
+    parts: tuple[tuple[Chunk, int], ...]
+    text: str
+
+    @classmethod
+    def from_hit(cls, n: int, hit: Hit) -> "Passage":
+        return cls(n, hit, ((hit.chunk, 0),), hit.chunk.text)
+
+    @property
+    def chunk(self) -> Chunk:
+        return self.hit.chunk
+
+    def locate(self, pos: int) -> tuple[Chunk, int]:
+        """The chunk holding character `pos` of `text`, and `pos` relative to that chunk's text."""
+        best = self.parts[0]
+        for ch, off in self.parts:
+            if off <= pos:
+                best = (ch, off)
+        ch, off = best
+        return ch, pos - off
+
+
+def merge_text(a: str, b: str, max_overlap: int = 400) -> tuple[str, int]:
+    """Join two consecutive chunk texts, dropping the overlap (a suffix of `a` repeated at the
+    start of `b`, as the chunker's sentence overlap makes). Returns (joined, offset of b).
+
+    >>> merge_text("一句。二句。", "二句。三句。")
+    ('一句。二句。三句。', 3)
+    >>> merge_text("甲。", "乙。")
+    ('甲。\\n乙。', 3)
+    """
+    lim = min(len(a), len(b), max_overlap)
+    for k in range(lim, 0, -1):
+        if a.endswith(b[:k]):
+            if k >= 2 or not b[:k].strip():
+                return a + b[k:], len(a) - k
+    return a + "\n" + b, len(a) + 1
+
+
+@dataclass(frozen=True)
 class Citation:
     """What an answer's 【n】 marker points to, after checking.
 
@@ -220,6 +267,7 @@ class Answer:
     grounded: bool = True  # False when no valid citation backs the answer
     claims: tuple[Claim, ...] = ()  # the answer's statements with their check (empty for refusals)
     refusal_reason: str = ""  # what the documents lack, when refused and it can be named
+    diagnostics: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)  # what the refusal decision used
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,6 +279,7 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "claims": [c.to_dict() for c in self.claims],
             "refusal_reason": self.refusal_reason,
+            "diagnostics": dict(self.diagnostics),
             "hits": [h.to_dict() for h in self.hits],
             "timings": dict(self.timings),
             "model": self.model,

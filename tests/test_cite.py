@@ -154,6 +154,20 @@ def test_auto_attribution_of_uncited_sentence():
     assert cites[0].metadata["auto"] is True and cites[0].supported
 
 
+def test_auto_attribution_marker_stays_on_its_line():
+    # the added marker goes before the statement's 。, not after the line break that follows it
+    # (where statements() would read it as citing the next line)
+    text, _ = resolve("现有干部职工68人，其中党员32人。\n另外一句。", hits_for("a#0", "b#0"), attribute_uncited=True)
+    assert text == "现有干部职工68人，其中党员32人【2】。\n另外一句。"
+
+
+def test_defused_markers_in_a_document_are_not_citations():
+    from rag.prompts import defuse
+
+    doc = "见【1】、[2]、［3］、【1]、【1,2】与【1-3】。"
+    assert parse_markers(defuse(doc)) == []
+
+
 # ---- context packing and compression (rag.prompts)
 
 

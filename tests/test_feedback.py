@@ -50,6 +50,8 @@ def store(tmp_path):
 
 def test_strip_markers():
     assert strip_markers("关键在县一级【1】，另见【2、3】。") == "关键在县一级，另见。"
+    # the one marker grammar (rag.text.markers): ranges and square brackets too
+    assert strip_markers(" 关键【1-3】在[2]县一级。 ") == "关键在县一级。"
 
 
 def test_record_upserts_per_answer_and_keeps_comment(store):

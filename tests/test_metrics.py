@@ -222,6 +222,13 @@ def test_split_statements():
     assert s == ["第一句。【1】", "第二句！", "第三句。【2】【3】"]
 
 
+def test_markers_follow_the_citation_grammar():
+    # ranges, lists and square brackets read as rag.cite reads them (rag.text.markers)
+    assert M.strip_markers("甲【1-3】乙[2]丙【1，4】。") == "甲乙丙。"
+    assert M._markers("甲【1-3】乙[2]丙【1，4】。") == [1, 2, 3, 2, 1, 4]
+    assert M.split_statements("第一句。【1-2】第二句。") == ["第一句。【1-2】", "第二句。"]
+
+
 def test_quote_in_a_heading_maps_to_the_chunk_below_it():
     # chunkers keep headings out of the chunk span and carry them in the heading path:
     # text = 标题\n一、总体要求\n正文… ; the quote 一、总体要求 (3..9) lies in no chunk span

@@ -171,6 +171,15 @@ def test_streaming_markers_link_to_evidence_by_position():
     assert "typing" in out
 
 
+def test_streaming_raw_marker_forms_link_like_the_citation_parser_reads_them():
+    # raw model text may use any form rag.cite accepts; each number links, shown canonical
+    hits = [hit(chunk(i, f"段落{i}。"), i + 1) for i in range(3)]
+    out = render.streaming_message_html("甲[1]，乙【2-3】", turn=0, hits=hits)
+    p = assert_safe(out)
+    assert [a["href"] for t, a in p.tags if t == "a"] == ["#src-0-1", "#src-0-2", "#src-0-3"]
+    assert "".join(p.text).startswith("甲【1】，乙【2】【3】")
+
+
 @pytest.mark.parametrize("payload", XSS)
 def test_answer_text_cannot_inject(payload):
     c1 = chunk(0, "甲。")

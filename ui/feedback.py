@@ -21,7 +21,6 @@ threads, and Gradio runs handlers on a thread pool); WAL mode keeps writers from
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
 import zipfile
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.evalsets import write_jsonl
+from rag.text.markers import strip_markers as _strip
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -53,12 +53,10 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 """
 
-_MARKER = re.compile(r"【\s*\d{1,3}(?:\s*[,，、;；]\s*\d{1,3})*\s*】")
-
-
 def strip_markers(text: str) -> str:
-    """Answer text without its citation markers. `strip_markers("是甲【1】。")` → `"是甲。"`."""
-    return _MARKER.sub("", text or "").strip()
+    """Answer text without its citation markers (the grammar of `rag.text.markers`), trimmed.
+    `strip_markers("是甲【1】。")` → `"是甲。"`."""
+    return _strip(text or "").strip()
 
 
 def _as_dict(answer: Any) -> dict[str, Any]:

@@ -28,6 +28,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rag.text.markers import canonical, parse_markers
+from rag.text.match import find_quote  # the one quote matcher (also part of this module's API)
 from rag.types import Answer, Chunk, Citation, Hit
 
 # Characters that Markdown / GFM / KaTeX renderers give meaning to; as numeric entities they
@@ -57,11 +59,6 @@ _QUOTE_ENTITIES = {'"': "&quot;", "'": "&#x27;"}
 _TABLE = str.maketrans({**_HTML_ENTITIES, **_MD_ENTITIES})
 _TABLE_Q = str.maketrans({**_HTML_ENTITIES, **_QUOTE_ENTITIES, **_MD_ENTITIES})
 
-# 【1】, 【1,2】, 【1、3】, 【 2 】 — full-width brackets as the prompts ask for. Lists are split so
-# each number links on its own.
-MARKER_RE = re.compile(r"【\s*(\d{1,3}(?:\s*[,，、;；]\s*\d{1,3})*)\s*】")
-
-
 def esc(text: Any, quote: bool = False) -> str:
     """Escape any text for HTML (and neutralise Markdown/template syntax).
 
@@ -79,11 +76,6 @@ def _paragraphs(escaped: str) -> str:
     s = s.replace("\r\n", "\n")
     s = re.sub(r"\n{3,}", "\n\n", s)
     return s.replace("\n", "<br>")
-
-
-def marker_numbers(group: str) -> list[int]:
-    """Numbers inside one marker body. `marker_numbers("1、3")` → `[1, 3]`."""
-    return [int(x) for x in re.findall(r"\d+", group)]
 
 
 def _cite_title(c: Citation) -> str:
@@ -122,16 +114,16 @@ def answer_html(
     text = (text or "").strip()
     out: list[str] = []
     pos = 0
-    for m in MARKER_RE.finditer(text):
-        out.append(_paragraphs(esc(text[pos : m.start()])))
-        for n in marker_numbers(m.group(1)):
+    for m in parse_markers(text):  # every form the citation parser accepts; lists link per number
+        out.append(_paragraphs(esc(text[pos : m.start])))
+        for n in m.numbers:
             if n in by_n:
                 cls = "cite cite-weak" if n in weak else "cite"
                 tip = by_n[n] + (" · 引用支持度低 (weak support)" if n in weak else "")
-                out.append(f'<a class="{cls}" href="#src-{turn}-{n}" title="{esc(tip, quote=True)}">【{n}】</a>')
+                out.append(f'<a class="{cls}" href="#src-{turn}-{n}" title="{esc(tip, quote=True)}">{canonical([n])}</a>')
             else:
-                out.append(f'<span class="cite-missing" title="没有对应的段落 (no such passage)">【{n}】</span>')
-        pos = m.end()
+                out.append(f'<span class="cite-missing" title="没有对应的段落 (no such passage)">{canonical([n])}</span>')
+        pos = m.end
     out.append(_paragraphs(esc(text[pos:])))
     return "".join(out)
 
@@ -170,55 +162,7 @@ def streaming_message_html(text: str, turn: int, hits: Sequence[Hit]) -> str:
 # ---------------------------------------------------------------- passages and highlighting
 
 
-_WS = re.compile(r"\s+")
-
-
-def _squeeze_map(s: str, fold: bool) -> tuple[str, list[int]]:
-    """`s` without whitespace (optionally folded to the matching form) and, per kept
-    character, its index in `s`. Folding is per character so positions stay aligned."""
-    from rag.textnorm import normalize
-
-    chars: list[str] = []
-    idx: list[int] = []
-    for i, ch in enumerate(s):
-        if ch.isspace():
-            continue
-        if fold:
-            f = normalize(ch)
-            ch = f if len(f) == 1 else ch
-        chars.append(ch)
-        idx.append(i)
-    return "".join(chars), idx
-
-
-def find_quote(passage: str, quote: str) -> tuple[int, int] | None:
-    """Where `quote` sits in `passage` as a [start, end) span, or None.
-
-    Exact match first; then ignoring whitespace (OCR and HTML line breaks inside sentences);
-    then also ignoring script and width (a quote in simplified, a passage in traditional).
-    Trailing sentence punctuation of the quote is optional.
-
-    >>> find_quote("甲乙。丙 丁。", "丙丁。")
-    (3, 7)
-    >>> find_quote("東北網報道。", "东北网报道")
-    (0, 5)
-    """
-    q = (quote or "").strip()
-    if not q or not passage:
-        return None
-    i = passage.find(q)
-    if i >= 0:
-        return i, i + len(q)
-    for fold in (False, True):
-        ps, pidx = _squeeze_map(passage, fold)
-        for qq in (q, q.rstrip("。！？!?；;，,.")):
-            qs, _ = _squeeze_map(qq, fold)
-            if not qs:
-                continue
-            j = ps.find(qs)
-            if j >= 0:
-                return pidx[j], pidx[j + len(qs) - 1] + 1
-    return None
+# `find_quote(passage, quote)` (imported above from rag.text.match) places the quote.
 
 
 def highlight(passage: str, quote: str) -> tuple[str, bool]:
@@ -285,7 +229,7 @@ def citation_card(c: Citation, chunk: Chunk | None, turn: int) -> str:
     cls = "src-card" if c.supported else "src-card weak"
     return (
         f'<article class="{cls}" id="src-{turn}-{c.n}">'
-        f'<header><span class="src-n">【{c.n}】</span><span class="src-title">{esc(title)}</span>{support}</header>'
+        f'<header><span class="src-n">{canonical([c.n])}</span><span class="src-title">{esc(title)}</span>{support}</header>'
         f"{_section_line(section)}{_meta_line(meta, source, c.chunk_id)}"
         f'<div class="src-text">{body}</div>{stmt}</article>'
     )
@@ -298,7 +242,7 @@ def hit_card(h: Hit, turn: int, n: int, *, cid_prefix: str = "src") -> str:
     score = f'<span class="sup" title="{esc(ranks, quote=True)}">score {h.score:.3f}</span>'
     return (
         f'<article class="src-card hit" id="{cid_prefix}-{turn}-{n}">'
-        f'<header><span class="src-n">【{n}】</span><span class="src-title">{esc(c.title or c.doc_id)}</span>{score}</header>'
+        f'<header><span class="src-n">{canonical([n])}</span><span class="src-title">{esc(c.title or c.doc_id)}</span>{score}</header>'
         f"{_section_line(c.section)}{_meta_line(c.metadata or {}, c.source, c.chunk_id)}"
         f'<div class="src-text">{_paragraphs(esc(c.text))}</div></article>'
     )

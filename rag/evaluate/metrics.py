@@ -21,6 +21,10 @@ one token; punctuation and whitespace dropped), then
 Citations are rechecked independently of the answering module's own `supported` flag with a
 lexical support score (`lexical_support`), because an evaluation that trusts the system's
 self-assessment measures nothing; the self-reported figure is reported beside it.
+
+Markers, sentences, quote location and bigram recall come from `rag.text` (shared with the
+citation stage, so both read an answer the same way); `strip_markers` and `locate_quote` are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ import unicodedata
 import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
+from rag.text.grams import overlap
+from rag.text.markers import MARKER_RE, parse_markers, strip_markers
+from rag.text.match import locate_quote
+from rag.text.sentences import sentence_spans
 from rag.textnorm import normalize, normalize_answer
 
 __all__ = [
@@ -183,52 +191,35 @@ def list_coverage(prediction: str, items: Sequence[str | Sequence[str]]) -> floa
 
 # ----------------------------------------------------------------------------- citations
 
-_MARKER = re.compile(r"【\s*(\d+)\s*】|\[\s*(\d+)\s*\]")
-
-
-def strip_markers(text: str) -> str:
-    """Remove 【n】 / [n] citation markers.
-
-    >>> strip_markers("北京【1】【2】。")
-    '北京。'
-    """
-    return _MARKER.sub("", text)
+# `strip_markers` is re-exported from rag.text.markers (the one marker grammar).
 
 
 def _markers(text: str) -> list[int]:
-    return [int(a or b) for a, b in _MARKER.findall(text)]
+    return [n for m in parse_markers(text) for n in m.numbers]
 
 
-_SENT_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)(?=\s)|\n+")
+# A marker group right after a sentence end ("第一句。【1】") belongs to the sentence before it.
+_GROUP = rf"(?:{MARKER_RE.pattern})+"
+_AFTER_END = re.compile(rf"(?P<end>[。！？!?；;])\s*(?P<group>{_GROUP})")
+_BEFORE_END = re.compile(rf"(?P<group>{_GROUP})(?P<end>[。！？!?；;])$")
 
 
 def split_statements(text: str) -> list[str]:
-    """Answer statements: Chinese sentences (rag.chunking.split_sentences when present), each
+    """Answer statements: Chinese sentences (`rag.text.sentences.sentence_spans`), each
     keeping its trailing citation markers; pieces without any content token are dropped.
 
     >>> split_statements("会议在北京召开。【1】参会者有三百人【2】。")
     ['会议在北京召开。【1】', '参会者有三百人。【2】']
     """
-    try:
-        from rag.chunking import split_sentences  # the shared Chinese sentence splitter
-    except ImportError:  # pragma: no cover - before the chunker exists
-        split_sentences = None
     # markers written after the sentence end belong to the sentence before them
-    glued = re.sub(r"([。！？!?；;])\s*((?:【\s*\d+\s*】)+)", r"\2\1", text)
-    pieces = split_sentences(glued) if split_sentences else [s for s in _SENT_END.split(glued)]
+    glued = _AFTER_END.sub(lambda m: m["group"] + m["end"], text)
     out = []
-    for s in pieces:
-        s = s.strip()
-        if s and answer_tokens(strip_markers(s)):
+    for a, b in sentence_spans(glued):
+        s = glued[a:b]
+        if answer_tokens(strip_markers(s)):
             # move the markers back behind the punctuation for readability of reports
-            out.append(re.sub(r"((?:【\s*\d+\s*】)+)([。！？!?；;])$", r"\2\1", s))
+            out.append(_BEFORE_END.sub(lambda m: m["end"] + m["group"], s))
     return out
-
-
-def _bigrams(tokens: Sequence[str]) -> set[tuple[str, ...]]:
-    if len(tokens) < 2:
-        return {tuple(tokens)} if tokens else set()
-    return {(tokens[i], tokens[i + 1]) for i in range(len(tokens) - 1)}
 
 
 def lexical_support(statement: str, passage: str) -> float:
@@ -239,13 +230,9 @@ def lexical_support(statement: str, passage: str) -> float:
     >>> # statement bigrams: 会议 议在 在北 北京 京召 召开 (6); in passage: 会议 北京 召开 (3) → 3/6
     """
     st = answer_tokens(strip_markers(statement))
-    if not st:
-        return 0.0
-    pt = answer_tokens(passage)
     if len(st) == 1:  # a one-token statement: is the token in the passage at all
-        return float(st[0] in pt)
-    s, p = _bigrams(st), _bigrams(pt)
-    return len(s & p) / len(s)
+        return float(st[0] in answer_tokens(passage))
+    return overlap(strip_markers(statement), passage, units=answer_tokens)
 
 
 def _get(c: Any, key: str, default: Any = None) -> Any:
@@ -379,50 +366,7 @@ def mean(values: Iterable[float | None]) -> float | None:
 # ----------------------------------------------------------------------------- chunk qrels
 
 
-def _squeeze(text: str, fold: bool) -> tuple[str, list[int]]:
-    """Text without whitespace (optionally script/width-folded per character), with the index of
-    each kept character in the original."""
-    chars, idx = [], []
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            continue
-        if fold:
-            f = normalize(ch)
-            if len(f) != 1:
-                f = ch.lower()
-            ch = f
-        chars.append(ch)
-        idx.append(i)
-    return "".join(chars), idx
-
-
-def locate_quote(text: str, quote: str, start: int | None = None) -> tuple[int, int] | None:
-    """The [start, end) span of `quote` in `text`.
-
-    Tries the recorded `start`, then an exact search, then a search that ignores whitespace
-    (line breaks in OCR text), then one that also folds script and width. None if absent.
-
-    >>> locate_quote("甲乙丙丁乙丙", "乙丙", start=4), locate_quote("甲乙丙丁", "乙丙")
-    ((4, 6), (1, 3))
-    >>> locate_quote("第一\\n章 總則", "第一章总则")
-    (0, 7)
-    """
-    if not quote:
-        return None
-    if start is not None and 0 <= start and text[start : start + len(quote)] == quote:
-        return start, start + len(quote)
-    i = text.find(quote)
-    if i >= 0:
-        return i, i + len(quote)
-    for fold in (False, True):
-        t, idx = _squeeze(text, fold)
-        q, _ = _squeeze(quote, fold)
-        if not q:
-            return None
-        j = t.find(q)
-        if j >= 0:
-            return idx[j], idx[j + len(q) - 1] + 1
-    return None
+# `locate_quote` is re-exported from rag.text.match (the one quote matcher).
 
 
 def relevant_chunks(chunks: Iterable[tuple[str, int, int]], span: tuple[int, int]) -> list[str]:
