@@ -34,6 +34,7 @@ from rag.cite import Passage, grounded, resolve, strip_markers
 from rag.config import Config, load_config
 from rag.errors import ConfigError, RagError
 from rag.extractive import condense_heuristic, evidence_score, extract, needs_context
+from rag.evidence import extend_enumerations
 from rag.prompts import (
     PROMPT_VERSION,
     REFUSAL,
@@ -42,6 +43,7 @@ from rag.prompts import (
     pack,
     to_langchain,
 )
+from rag.refusal import is_refusal, pre_check, refusal_text
 from rag.textnorm import cjk_count, normalize_answer, question_language, s2t, t2s
 from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 
@@ -53,12 +55,11 @@ MODES = ("hybrid", "dense", "bm25")
 
 _SCRIPT = {"zh-Hant": "traditional", "zh-Hans": "simplified"}
 
-# What a model says when it declines (matched on the normalised form, any script).
-_REFUSAL_RE = re.compile(
-    r"无法回答|不能回答|无法确定|无法得知|没有(提到|提及|相关|关于|涉及|给出|说明)|未(提到|提及|涉及|说明|给出)"
-    r"|资料中(没有|并未|未)|不包含|do not contain|does not contain|cannot answer|can not answer|no information|not mention"
-)
-
+_UNVERIFIED = {
+    "zh-Hans": "（模型给出的回答无法在资料中核实。）",
+    "zh-Hant": "（模型給出的回答無法在資料中核實。）",
+    "en": "(The model's answer could not be verified against the documents.)",
+}
 
 _ANSWER_LABEL = re.compile(r"^\s*(?:回答|答案|答|Answer)\s*[:：]\s*", re.I)
 
@@ -161,18 +162,6 @@ def to_answer_script(text: str, lang: str) -> str:
         return text
     pieces = re.split(r"(?<=[。！？!?；;，,：:\n])", text)
     return "".join(s2t(p) if any(_simplified_only(c) for c in p) else p for p in pieces)
-
-
-def is_refusal(text: str) -> bool:
-    """Does the model's answer decline? (checked together with the citations by the caller)
-
-    >>> is_refusal("根據現有資料無法回答該問題。"), is_refusal("成立于2010年【1】。")
-    (True, False)
-    """
-    t = normalize_answer(strip_markers(text))
-    if not t:
-        return True
-    return bool(_REFUSAL_RE.search(t)) or bool(_REFUSAL_RE.search(text.lower()))
 
 
 class _TextSource:
@@ -371,6 +360,27 @@ class Assistant:
 
         return sim
 
+    def _passage_similarity(self):
+        """statement × passage → [0, 1]: the best sentence's embedding cosine, rescaled; the
+        passages' sentence vectors are computed once per passage text."""
+        pair = self._encoder()
+        if pair is None:
+            return None
+        enc = pair
+        cache: dict[str, Any] = {}
+
+        def sim(statement: str, passage_text: str) -> float:
+            from rag.cite import split_sentences
+
+            if passage_text not in cache:
+                sents = [passage_text[a:b] for a, b in split_sentences(passage_text)] or [passage_text]
+                cache[passage_text] = enc.encode_passages(sents)
+            q = enc.encode_queries([statement])[0]
+            cos = float((cache[passage_text] @ q).max())
+            return max(0.0, min(1.0, (cos - self.COS_FLOOR) / (self.COS_FULL - self.COS_FLOOR)))
+
+        return sim
+
     # ------------------------------------------------------------ steps
 
     def condense(self, question: str, history: Sequence[tuple[str, str]], backend: str) -> str:
@@ -419,12 +429,14 @@ class Assistant:
             except (KeyError, IndexError, RagError):
                 return None
 
-        return pack(
+        passages = pack(
             hits,
             self.budget(question, backend),
             max_passages=self.cfg.answer.max_passages,
             get_chunk=safe_get,
         )
+        # an enumeration cut by a chunk boundary is completed from the neighbouring chunk
+        return extend_enumerations(passages, safe_get if get_chunk else None)
 
     # ------------------------------------------------------------ the event stream
 
@@ -463,8 +475,10 @@ class Assistant:
         passages = self.retrieve(standalone, k=k, mode=mode, backend=backend)
         timings["retrieve"] = time.perf_counter() - tr
         yield Evidence(tuple(p.hit for p in passages))
-        ev = evidence_score(standalone, passages, getattr(cfg, "refuse_feature", "block"))
-        refused = not passages or ev < cfg.refuse_threshold
+        pre = pre_check(standalone, passages, threshold=cfg.refuse_threshold, feature=cfg.refuse_feature, lang=lang,
+                        use_asked_value=cfg.refuse_asked_value)
+        ev = pre.features.get("evidence", 0.0)
+        refused, reason = pre.refuse, pre.reason
         model_name = self.model_name(backend)
 
         yield Status("generate", "生成回答" if not refused else "资料不足，拒绝回答")
@@ -472,7 +486,7 @@ class Assistant:
         first: float | None = None
         raw_parts: list[str] = []
         if refused:
-            raw = REFUSAL[lang]
+            raw = refusal_text(lang, reason)
             first = time.perf_counter() - t0
             yield Token(raw)
             raw_parts.append(raw)
@@ -510,22 +524,29 @@ class Assistant:
 
         yield Status("cite", "核对引用")
         citations: list = []
+        claims: list = []
         if refused:
-            text = REFUSAL[lang]
+            text = refusal_text(lang, reason)
         else:
-            shown, citations = resolve(
+            from rag.review import review
+
+            shown, citations, claims = review(
                 raw,
                 passages,
-                threshold=cfg.support_threshold,
+                standalone,
                 text_source=self.text_source,
-                # an English answer over Chinese passages shares no bigrams: embeddings judge it
-                similarity=self._pair_similarity() if lang == "en" else None,
-                attribute_uncited=_kind(backend) != "extractive",
+                # an English answer over Chinese passages shares no words: embeddings judge it
+                similarity=self._passage_similarity() if lang == "en" else None,
+                attribute=True,
+                convert=lambda t: to_answer_script(t, lang),
             )
-            if is_refusal(shown) and not grounded(citations):
-                refused, text, citations = True, REFUSAL[lang], []
+            if not any(c.verified for c in claims):
+                # nothing the model said could be verified (or it declined): refuse, saying why
+                model_declined = is_refusal(raw)
+                reason = "" if model_declined else _UNVERIFIED.get(lang, _UNVERIFIED["zh-Hans"])
+                refused, text, citations, claims = True, refusal_text(lang, reason), [], []
             else:
-                text = to_answer_script(shown.strip(), lang)
+                text = shown.strip()
         timings["total"] = time.perf_counter() - t0
         answer = Answer(
             question=q,
@@ -536,7 +557,10 @@ class Assistant:
             timings={k_: round(v, 4) for k_, v in timings.items()},
             model=model_name,
             standalone_question=standalone,
-            grounded=(not refused) and grounded(citations),
+            grounded=(not refused) and any(c.verified for c in claims),
+            claims=tuple(claims),
+            refusal_reason=reason if refused else "",
+            diagnostics={**pre.features, "pre_refused": pre.refuse, "model_declined": bool(not pre.refuse and is_refusal(raw))},
         )
         yield Final(answer)
         log.debug("answered %r with %s (prompt %s, evidence %.3f)", q, model_name, PROMPT_VERSION, ev)

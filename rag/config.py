@@ -97,6 +97,7 @@ class AnswerConfig:
     refuse_threshold: float = 0.81  # calibrated on the seed eval set by benchmarks/calibrate_refusal.py (dev half; held-out accuracy in benchmarks/results/answering.md)
     support_threshold: float = 0.35  # citation support below this is flagged unsupported
     condense: bool = True  # rewrite follow-ups into standalone questions
+    refuse_asked_value: bool = False  # also refuse when the question asks for an attribute no sentence holds (rag.refusal; chosen by benchmarks/calibrate_refusal.py on the dev split)
     refuse_feature: str = "block"  # retrieval-evidence feature compared with refuse_threshold (rag.extractive.evidence_features)
     local_context_tokens: int = 500  # evidence budget for the in-process model (cl100k; ≈320 Qwen tokens): prompt ingestion (~55-110 tok/s) is its first-token latency, so blocks are cut to their question-relevant sentences; see benchmarks/results/answering.md
 

@@ -131,10 +131,23 @@ def test_unsupported_and_out_of_range_citations_are_removed():
     assert all(c.n != 7 for c in ans.citations)
 
 
-def test_answer_without_valid_citation_is_not_grounded():
+def test_answer_that_cannot_be_verified_is_refused_and_says_so():
+    # 张三 occurs in no passage: the only statement is unverified, so nothing is shown as an answer
     a, _ = assistant(["局长是张三。"])
     ans = a.answer("甘肃煤田地质局现有多少干部职工？", llm_backend="fake")
-    assert not ans.refused and not ans.grounded
+    assert ans.refused and not ans.grounded
+    assert "核实" in ans.text and ans.claims == ()
+
+
+def test_unverified_statement_beside_a_verified_one_is_flagged_not_badged():
+    # 68人 is in the passage; 2003年 is not: the second statement is kept but unverified, no marker
+    a, _ = assistant(["现有干部职工68人【1】。该局成立于2003年【1】。"])
+    ans = a.answer("甘肃煤田地质局现有多少干部职工？", llm_backend="fake")
+    assert not ans.refused and ans.grounded
+    assert [(c.status, c.missing) for c in ans.claims] == [("verified", ()), ("unverified", ("2003年",))]
+    assert ans.text == "现有干部职工68人【1】。该局成立于2003年。"
+    k = ans.claims[1]
+    assert ans.text[k.start : k.end] == "该局成立于2003年"
 
 
 # ---- multi-turn

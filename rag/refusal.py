@@ -1,0 +1,159 @@
+"""Answerability: when the assistant must say the documents do not answer, and what it says.
+
+Three signals, combined by `decide` (the threshold is calibrated on the seed set's dev split by
+benchmarks/calibrate_refusal.py, the held-out split reported beside "never refuse"):
+
+1. Retrieval evidence (before generation): the best passage's IDF-weighted coverage of the
+   question's terms (rag.extractive.evidence_score) below `answer.refuse_threshold`.
+2. Question constraints (before generation): what the question pins down — a year, a number
+   with its unit, a quoted term — appears in none of the retrieved passages
+   (rag.claims.missing_constraints). The passages then answer a neighbouring question (the
+   figure for another year, the list of another unit), which a small model happily answers
+   with a citation. The refusal names what is missing and what the documents do have.
+3. The model itself (after generation): it declines, or none of its statements survives the
+   claim check (rag.claims) — an answer that cannot be verified is not shown as one.
+
+Deliberate compromise: a constraint is matched lexically (after script, width and numeral
+folding); a question that writes the year differently from every document ("去年") is not
+caught by rule 2 and is left to rules 1 and 3.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from rag.claims import missing_constraints, quantities, quantity_found
+from rag.prompts import REFUSAL
+from rag.textnorm import cjk_count, normalize_answer
+
+# What a model says when it declines (matched on the normalised form, any script).
+_REFUSAL_RE = re.compile(
+    r"无法回答|不能回答|无法确定|无法得知|没有(提到|提及|相关|关于|涉及|给出|说明)|未(提到|提及|涉及|说明|给出)"
+    r"|资料中(没有|并未|未)|不包含|do not contain|does not contain|cannot answer|can not answer|no information|not mention"
+)
+
+
+def is_refusal(text: str) -> bool:
+    """Does the model's answer decline? (checked together with the citations by the caller)
+
+    >>> is_refusal("根據現有資料無法回答該問題。"), is_refusal("成立于2010年【1】。")
+    (True, False)
+    """
+    from rag.cite import strip_markers
+
+    t = normalize_answer(strip_markers(text))
+    if not t:
+        return True
+    return bool(_REFUSAL_RE.search(t)) or bool(_REFUSAL_RE.search(text.lower()))
+
+
+def _same_kind(constraint: str, passages_text: Sequence[str], limit: int = 3) -> list[str]:
+    """What the passages have in place of a missing constraint: quantities of the same unit
+    (the years they do mention for a missing year)."""
+    cq = quantities(constraint)
+    if not cq or not cq[0].unit:
+        return []
+    out: list[str] = []
+    for t in passages_text:
+        for q in quantities(t):
+            if q.unit == cq[0].unit and not quantity_found(q, cq) and q.text not in out:
+                out.append(q.text)
+    return out[:limit]
+
+
+def describe_missing(missing: Sequence[str], passages_text: Sequence[str], lang: str) -> str:
+    """One sentence naming what the documents lack (and, for a number, what they have).
+
+    >>> describe_missing(["2010年"], ["2009年有党员32人。"], "zh-Hans")
+    '资料中没有提到“2010年”，只提到2009年。'
+    >>> describe_missing(["五个好"], ["无关"], "en")
+    'The documents do not mention “五个好”.'
+    """
+    if not missing:
+        return ""
+    m = missing[0]
+    alt = _same_kind(m, passages_text)
+    if lang == "en":
+        s = f"The documents do not mention “{m}”"
+        return s + (f" (only {', '.join(alt)})." if alt else ".")
+    s = f"资料中没有提到“{m}”"
+    s += f"，只提到{'、'.join(alt)}。" if alt else "。"
+    if lang == "zh-Hant":
+        from rag.textnorm import s2t
+
+        s = s2t(s)
+    return s
+
+
+def refusal_text(lang: str, reason: str = "") -> str:
+    """The refusal sentence in the question's language, with the reason when one is known."""
+    base = REFUSAL.get(lang, REFUSAL["zh-Hans"])
+    return f"{base}{' ' if lang == 'en' else ''}{reason}" if reason else base
+
+
+@dataclass(frozen=True)
+class PreCheck:
+    """The decision before generation: `refuse`, its `reason` (shown to the user, may be ""),
+    and the features it was made from (recorded by the eval harness for calibration)."""
+
+    refuse: bool
+    reason: str = ""
+    features: dict = field(default_factory=dict)
+
+
+def asked_value_found(question: str, passages: Sequence) -> bool | None:
+    """Does any sentence of the passages hold the value the question asks for next to the
+    asked noun (rag.attributes)? None when the question asks for no recognisable attribute."""
+    from rag.attributes import asked_attribute, match_level
+    from rag.cite import split_sentences
+
+    attr = asked_attribute(question)
+    if attr is None:
+        return None
+    return any(match_level(attr, p.text[a:b]) == 2 for p in passages for a, b in split_sentences(p.text))
+
+
+def _asked_reason(question: str, lang: str) -> str:
+    from rag.attributes import asked_attribute
+
+    attr = asked_attribute(question)
+    noun = attr.nouns[0] if attr and attr.nouns else ""
+    if not noun:
+        return ""
+    if lang == "en":
+        return f"The documents do not give the {attr.kind} asked for ({noun})."
+    s = f"资料中没有找到“{noun}”的相关数值或名称。"
+    if lang == "zh-Hant":
+        from rag.textnorm import s2t
+
+        s = s2t(s)
+    return s
+
+
+def pre_check(
+    question: str, passages: Sequence, *, threshold: float, feature: str, lang: str, use_asked_value: bool = False
+) -> PreCheck:
+    """Refuse before generation? (signals 1 and 2 of the module docstring; with
+    `use_asked_value`, also when the question asks for an attribute — a count, a year, a name
+    beside a title — and no sentence holds one next to the asked noun)."""
+    from rag.extractive import evidence_features
+
+    if not passages:
+        return PreCheck(True, "", {"evidence": 0.0, "missing": [], "asked_value": None})
+    feats = evidence_features(question, passages)
+    ev = feats[feature]
+    texts = [p.chunk.heading + "\n" + p.text for p in passages]
+    missing = missing_constraints(question, texts)
+    if lang == "en":  # an English quoted term cannot be matched in Chinese text; numbers and Chinese can
+        missing = [m for m in missing if cjk_count(m) or any(c.isdigit() for c in m)]
+    asked = asked_value_found(question, passages)
+    info = {"evidence": round(ev, 4), "missing": missing, "asked_value": asked, **{f"f_{k}": round(v, 4) for k, v in feats.items()}}
+    if missing:
+        return PreCheck(True, describe_missing(missing, texts, lang), info)
+    if use_asked_value and asked is False:
+        return PreCheck(True, _asked_reason(question, lang), info)
+    if ev < threshold:
+        return PreCheck(True, "", info)
+    return PreCheck(False, "", info)

@@ -1,0 +1,186 @@
+"""Review a generated answer statement by statement: what is shown, what it cites, what is checked.
+
+The model's raw text is split into statements (sentence or clause ends, 。！？；, with a marker
+group that follows the punctuation kept with its statement). Each statement is checked with
+rag.claims.check_claim against every passage it cites (heading included, so "该局" can lean on
+the title) and gets a `Claim`:
+
+- verified: at least one cited passage backs it; only those markers are shown (canonical 【n】);
+- a statement citing nothing, or citing a passage that does not back it, is checked against the
+  other passages and re-attributed to one that backs it (citation flagged `auto`) — small models
+  forget markers and miscount passages;
+- unverified: no passage backs it; shown without markers and flagged, never with a ✓;
+- truncated or empty statements are dropped; a statement that only restates the question is
+  kept as connective text with no claim.
+
+Every checked (statement, passage) pair also yields a `Citation` (supported or not), so the
+eval harness measures citation precision over everything the model cited.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable, Sequence
+
+from rag.cite import Passage, TextSource, cite_one
+from rag.claims import ClaimCheck, check_claim
+from rag.text.markers import canonical, parse_markers, strip_markers
+from rag.types import Citation, Claim
+
+_END = re.compile(r"[。！？!?；;\n]+")
+_TRAIL = "。！？!?；;.\n \t"
+
+
+def debullet(text: str) -> str:
+    """Markers a model used as list bullets ("是：【1】甲【2】乙") become item separators: a
+    marker at the start or after a colon is dropped, one between two items becomes 、 (placed
+    after the marker, which then cites the enumeration as a whole).
+
+    >>> debullet("六学是：【1】带头学【2】系统学【3】促进学。")
+    '六学是：带头学【2】、系统学【3】、促进学。'
+    >>> debullet("现有68人【1】，其中党员32人【2】。")
+    '现有68人【1】，其中党员32人【2】。'
+    """
+    m = _marker_pattern()
+    text = re.sub(r"^\s*(?:" + m + r"\s*)+", "", text)
+    text = re.sub(r"(?<=[:：\n])\s*(?:" + m + r"\s*)+", "", text)
+    return re.sub(r"(?<=[\u3400-\u9fff\w）)”』」])(\s*(?:" + m + r"))\s*(?=[\u3400-\u9fff“『「（(])", r"\1、", text)
+
+
+def pieces(text: str) -> list[str]:
+    """The answer cut after sentence/clause ends; markers right after the punctuation stay with
+    the piece before them.
+
+    >>> pieces("甲是一【1】。乙是二。【2】丙")
+    ['甲是一【1】。', '乙是二。【2】', '丙']
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _END.finditer(text):
+        out.append(text[pos : m.end()])
+        pos = m.end()
+    if pos < len(text):
+        out.append(text[pos:])
+    merged: list[str] = []
+    for p in out:
+        lead = re.match(r"^(\s*(?:" + _marker_pattern() + r")\s*)+", p)
+        if lead and merged:
+            merged[-1] += lead.group(0).strip()
+            p = p[lead.end() :]
+        if p:
+            merged.append(p)
+    return merged
+
+
+def _marker_pattern() -> str:
+    from rag.text.markers import MARKER_RE
+
+    return MARKER_RE.pattern
+
+
+def _check_text(p: Passage) -> str:
+    return p.chunk.heading + "\n" + p.text
+
+
+def review(
+    text: str,
+    passages: Sequence[Passage],
+    question: str,
+    *,
+    text_source: TextSource | None = None,
+    similarity: Callable[[str, str], float] | None = None,
+    attribute: bool = True,
+    convert: Callable[[str], str] = lambda s: s,
+) -> tuple[str, list[Citation], list[Claim]]:
+    """(shown text, citations, claims) for a raw answer; see the module docstring.
+    `convert` puts each statement into the answer's script before it is placed (claim spans
+    are spans of the returned text). `attribute`: look for a backing passage for statements
+    without a valid one.
+
+    >>> from rag.types import Chunk, Hit
+    >>> c = Chunk("d#0", "d", 0, "某局", (), "该局现有干部职工68人。局内设8个股室。", 0, 19)
+    >>> ps = [Passage.from_hit(1, Hit(c, 1.0, 1))]
+    >>> shown, cites, claims = review("该局有干部职工68人【1】。局内设9个股室【1】。另有[7]。", ps, "该局有多少人？")
+    >>> shown  # 9个 is not in the passage: no marker; "另有" stops mid-clause: dropped
+    '该局有干部职工68人【1】。局内设9个股室。'
+    >>> [(k.status, k.missing) for k in claims]
+    [('verified', ()), ('unverified', ('9个',))]
+    """
+    by_n = {p.n: p for p in passages}
+    out: list[str] = []
+    cites: list[Citation] = []
+    claims: list[Claim] = []
+    pos = 0
+    for piece in pieces(debullet(text)):
+        body = strip_markers(piece)
+        content = body.rstrip(_TRAIL).strip()
+        punct = body[len(body.rstrip(_TRAIL)) :].strip(" \t")
+        if not content:
+            continue
+        nums = [n for m in parse_markers(piece) for n in m.numbers if n in by_n]
+        nums = list(dict.fromkeys(nums))
+        checks = {n: check_claim(content, _check_text(by_n[n]), question, similarity=similarity) for n in nums}
+        if any(c.reason == "truncated" for c in checks.values()) or (not checks and _truncated(content, question)):
+            continue  # a statement cut off mid-clause is never shown as an answer
+        ok = [n for n in nums if checks[n].supported]
+        auto: int | None = None
+        if not ok and attribute:
+            auto = _backing(content, passages, question, similarity, exclude=set(nums))
+            if auto is not None:
+                ok = [auto]
+                checks[auto] = check_claim(content, _check_text(by_n[auto]), question, similarity=similarity)
+        for n, chk in checks.items():
+            c = cite_one(n, content, by_n[n], threshold=0.0, text_source=text_source, extra={"auto": True} if n == auto else None)
+            cites.append(dataclasses.replace(c, support=chk.score, supported=chk.supported,
+                                             metadata={**dict(c.metadata), "missing": list(chk.missing), "reason": chk.reason}))
+        shown = convert(content)
+        start = pos + (1 if out and _needs_space(out[-1], shown) else 0)
+        if out and _needs_space(out[-1], shown):
+            out.append(" ")
+        out.append(shown)
+        end = start + len(shown)
+        if ok:
+            out.append(canonical(ok))
+            claims.append(Claim(shown, start, end, "verified", tuple(ok)))
+        elif not (checks and all(c.reason == "restates the question" for c in checks.values())) and not _restates(content, question):
+            missing = _missing(checks)
+            claims.append(Claim(shown, start, end, "unverified", tuple(nums), missing))
+        out.append(punct)
+        pos = sum(len(x) for x in out)
+    return "".join(out), cites, claims
+
+
+def _needs_space(prev: str, nxt: str) -> bool:
+    return bool(prev) and prev[-1:] in ".!?;" and nxt[:1].isascii() and nxt[:1].isalnum()
+
+
+def _missing(checks: dict[int, ClaimCheck]) -> tuple[str, ...]:
+    if not checks:
+        return ()
+    best = max(checks.values(), key=lambda c: c.score)
+    return best.missing
+
+
+def _truncated(content: str, question: str) -> bool:
+    from rag.claims import is_truncated
+
+    return is_truncated(content)
+
+
+def _restates(content: str, question: str) -> bool:
+    return check_claim(content, "", question).reason == "restates the question"
+
+
+def _backing(
+    content: str, passages: Sequence[Passage], question: str, similarity, exclude: set[int]
+) -> int | None:
+    """The passage that best backs an uncited (or wrongly cited) statement, if any does."""
+    best: tuple[float, int] | None = None
+    for p in passages:
+        if p.n in exclude:
+            continue
+        chk = check_claim(content, _check_text(p), question, similarity=similarity)
+        if chk.supported and (best is None or chk.score > best[0]):
+            best = (chk.score, p.n)
+    return best[1] if best else None
