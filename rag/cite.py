@@ -121,10 +121,12 @@ def cite_one(
     text_source: TextSource | None = None,
     similarity: Callable[[str, str], float] | None = None,
     extra: Mapping | None = None,
+    span: tuple[int, int] | None = None,
 ) -> Citation:
-    """Check `statement` against `passage` and build its Citation (quote = best sentence)."""
+    """Check `statement` against `passage` and build its Citation (quote = best sentence, or
+    `passage.text[span[0]:span[1]]` when the caller chose the quote)."""
     score = support(statement, passage.text)
-    a, b, _ = best_sentence(statement, passage.text)
+    a, b = span if span is not None else best_sentence(statement, passage.text)[:2]
     if similarity is not None:
         try:
             score = max(score, float(similarity(strip_markers(statement), passage.text[a:b])))

@@ -235,7 +235,8 @@ def list_items(statement: str) -> list[str]:
     return [p for p in parts if len(_key(p)) >= 2]
 
 
-def _names(text: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def _names(text: str) -> tuple[str, ...]:
     import jieba.posseg as pseg
 
     out: list[str] = []
@@ -244,10 +245,11 @@ def _names(text: str) -> list[str]:
     for w in pseg.lcut(normalize(text)[:400]):
         if w.flag in ("nr", "ns", "nt", "nz") and len(w.word) >= 2 and w.word not in out:
             out.append(w.word)
-    return out
+    return tuple(out)
 
 
-def _content_words(text: str, question: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def _content_words(text: str, question: str) -> tuple[str, ...]:
     import jieba
 
     qk = _key(question)
@@ -260,7 +262,7 @@ def _content_words(text: str, question: str) -> list[str]:
             continue
         if k not in out:
             out.append(k)
-    return out
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- the check

@@ -131,7 +131,9 @@ def review(
                 ok = [auto]
                 checks[auto] = check_claim(content, _check_text(by_n[auto]), question, similarity=similarity)
         for n, chk in checks.items():
-            c = cite_one(n, content, by_n[n], threshold=0.0, text_source=text_source, extra={"auto": True} if n == auto else None)
+            span = quote_span(content, by_n[n].text, question) if chk.supported else None
+            c = cite_one(n, content, by_n[n], threshold=0.0, text_source=text_source,
+                         extra={"auto": True} if n == auto else None, span=span)
             cites.append(dataclasses.replace(c, support=chk.score, supported=chk.supported,
                                              metadata={**dict(c.metadata), "missing": list(chk.missing), "reason": chk.reason}))
         shown = convert(content)
@@ -149,6 +151,32 @@ def review(
         out.append(punct)
         pos = sum(len(x) for x in out)
     return "".join(out), cites, claims
+
+
+def quote_span(statement: str, text: str, question: str, max_window: int = 4) -> tuple[int, int] | None:
+    """The quote for a verified statement: the one sentence of `text` that backs it, else the
+    shortest run of up to `max_window` sentences that does (an enumeration over several
+    sentences), else the sentence holding most of its items. None when `text` has no sentence.
+
+    >>> t = "公司组建于2003年。现有员工3000名。"
+    >>> a, b = quote_span("公司有3000名员工", t, "公司有多少员工？"); t[a:b]
+    '现有员工3000名。'
+    """
+    from rag.cite import split_sentences
+
+    spans = split_sentences(text)
+    if not spans:
+        return None
+    best: tuple[float, int, int] | None = None
+    for w in range(1, min(max_window, len(spans)) + 1):
+        for i in range(len(spans) - w + 1):
+            a, b = spans[i][0], spans[i + w - 1][1]
+            chk = check_claim(statement, text[a:b], question)
+            if chk.supported:
+                return a, b
+            if w == 1 and (best is None or chk.score > best[0]):
+                best = (chk.score, a, b)
+    return (best[1], best[2]) if best else None
 
 
 def _needs_space(prev: str, nxt: str) -> bool:
