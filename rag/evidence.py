@@ -241,10 +241,10 @@ def select(
     passages: Sequence[Passage],
     budget_tokens: int,
     count_tokens: Callable[[str], int] | None = None,
-    min_ratio: float = 0.35,
+    min_ratio: float = 0.5,
 ) -> dict[int, str]:
-    """{passage n: the text the model is shown} within `budget_tokens` (sentence text only;
-    headers are small and fixed). Units (a sentence, or its whole enumeration) are taken best
+    """{passage n: the text the model is shown} within `budget_tokens` (the blocks' headers
+    and sentences, as the old whole-block budget counted them). Units (a sentence, or its whole enumeration) are taken best
     first; the best one always, even past the budget; a unit scoring below `min_ratio` of the
     best is not worth its tokens. A passage with nothing selected maps to "" (the caller leaves
     it out of the prompt). Gaps inside a passage are marked "……".
@@ -268,8 +268,12 @@ def select(
         new = [i for i in u.sentences if i not in chosen[u.passage]]
         if not new:
             continue
-        text = passages_by(passages, u.passage).text
-        cost = sum(count_tokens(text[spans[u.passage][i][0] : spans[u.passage][i][1]]) for i in new)
+        p = passages_by(passages, u.passage)
+        cost = sum(count_tokens(p.text[spans[u.passage][i][0] : spans[u.passage][i][1]]) for i in new)
+        if not chosen[u.passage]:  # the block's header is paid once, when the passage is first used
+            from rag.prompts import block_header
+
+            cost += count_tokens(block_header(p)) + 2
         if used and used + cost > budget_tokens:
             continue
         chosen[u.passage].update(new)
