@@ -47,7 +47,7 @@ _CHINESE = re.compile(r"(?<![哪每几第])([" + _CN_DIGIT + r"]+)" + _APPROX + 
 _PERCENT_CN = re.compile(r"百分之([" + _CN_DIGIT + r"\d.]+)")
 
 _UNIT_CLASS = {"人": "person", "名": "person", "位": "person", "人次": "person", "日": "day", "号": "day",
-               "周年": "year", "年": "year", "年度": "year", "公斤": "kg", "千克": "kg", "千米": "km", "公里": "km"}
+               "周年": "anniversary", "年": "year", "年度": "year", "公斤": "kg", "千克": "kg", "千米": "km", "公里": "km"}
 _MAG_VALUE = {"百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000}
 _CN_VALUE = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
@@ -93,8 +93,12 @@ class Quantity:
     text: str
 
 
-def _unit_class(unit: str) -> str:
-    return _UNIT_CLASS.get(unit, unit)
+def _unit_class(unit: str, value: float | None = None) -> str:
+    """The unit's class; 年 after a number that is no calendar year is a duration ("三年")."""
+    cls = _UNIT_CLASS.get(unit, unit)
+    if cls == "year" and value is not None and not 1000 <= value <= 2200:
+        return "years"
+    return cls
 
 
 def quantities(text: str) -> list[Quantity]:
@@ -117,7 +121,7 @@ def quantities(text: str) -> list[Quantity]:
             continue
         for c in m.group(2) or "":
             v *= _MAG_VALUE[c]
-        found.append((m.start(), Quantity(v, _unit_class(m.group(3) or ""), m.group(0).strip())))
+        found.append((m.start(), Quantity(v, _unit_class(m.group(3) or "", v), m.group(0).strip())))
         taken.append(m.span())
     for m in _CHINESE.finditer(t):
         if any(a <= m.start() < b for a, b in taken):
@@ -125,7 +129,7 @@ def quantities(text: str) -> list[Quantity]:
         v = chinese_int(m.group(1))
         if v is None:
             continue
-        found.append((m.start(), Quantity(float(v), _unit_class(m.group(2)), m.group(0))))
+        found.append((m.start(), Quantity(float(v), _unit_class(m.group(2), v), m.group(0))))
     if not found:  # English number words ("three members")
         for m in re.finditer(r"\b(" + "|".join(_EN_NUM) + r")\b", t):
             found.append((m.start(), Quantity(float(_EN_NUM[m.group(1)]), "", m.group(0))))

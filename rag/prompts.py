@@ -91,17 +91,23 @@ def block_header(p: Passage) -> str:
     return f"【{p.n}】{defuse(head)}" + (f"（{date}）" if date else "")
 
 
-def render_block(p: Passage, text: str | None = None) -> str:
-    return f"{block_header(p)}\n{defuse((p.text if text is None else text).strip())}"
+def render_block(p: Passage, text: str | None = None, script: Callable[[str], str] | None = None) -> str:
+    """`【n】header` and the passage text (or `text`), defused; `script` (e.g. OpenCC t2s)
+    converts what the model reads — the small model reads simplified text best, and answers
+    are put into the question's script afterwards, quotes taken from the original."""
+    conv = script or (lambda t: t)
+    return f"{conv(block_header(p))}\n{conv(defuse((p.text if text is None else text).strip()))}"
 
 
-def render_evidence(passages: Sequence[Passage], shown: dict[int, str] | None = None) -> str:
+def render_evidence(
+    passages: Sequence[Passage], shown: dict[int, str] | None = None, script: Callable[[str], str] | None = None
+) -> str:
     """The evidence between the delimiters; a block whose shown text is "" (nothing selected
     from it, rag.evidence.select) is left out, the others keep their numbers."""
     shown = shown or {}
-    blocks = [render_block(p, shown.get(p.n)) for p in passages if shown.get(p.n, None) != ""]
+    blocks = [render_block(p, shown.get(p.n), script) for p in passages if shown.get(p.n, None) != ""]
     if not blocks and passages:
-        blocks = [render_block(passages[0])]
+        blocks = [render_block(passages[0], None, script)]
     return OPEN + "\n" + "\n\n".join(blocks) + "\n" + CLOSE
 
 
@@ -171,7 +177,7 @@ def compress(
 
 def answer_messages(
     question: str, passages: Sequence[Passage], lang: str, budget_tokens: int | None = None,
-    *, query: str | None = None,
+    *, query: str | None = None, simplified: bool = True,
 ) -> list[tuple[str, str]]:
     """(role, content) pairs: the fixed system prompt, then evidence + question in one user turn.
 
@@ -179,12 +185,17 @@ def answer_messages(
     models) and is *not* inside the delimiters. With `budget_tokens`, the model is shown the
     sentences the answer needs (rag.evidence.select: best sentences, enumerations whole) within
     that budget instead of whole passages; `query` (e.g. the Chinese form of an English
-    question) is what sentences are scored against.
+    question) is what sentences are scored against. With `simplified`, evidence and question
+    are shown in simplified script (OpenCC t2s).
     """
     from rag.evidence import select
 
+    from rag.textnorm import t2s
+
     shown = select(query or question, passages, budget_tokens) if budget_tokens else {}
-    user = f"{render_evidence(passages, shown)}\n问题：{question.strip()}"
+    script = t2s if simplified else None
+    q = t2s(question.strip()) if simplified else question.strip()
+    user = f"{render_evidence(passages, shown, script)}\n问题：{q}"
     hint = _LANG_HINT.get(lang, "")
     if hint:
         user += "\n" + hint

@@ -2,8 +2,8 @@
 
 The model's raw text is split into statements (sentence or clause ends, 。！？；, with a marker
 group that follows the punctuation kept with its statement). Each statement is checked with
-rag.claims.check_claim against every passage it cites (heading included, so "该局" can lean on
-the title) and gets a `Claim`:
+rag.claims.check_claim against the body of every passage it cites (not its heading: a heading
+names a topic, it states no fact) and gets a `Claim`:
 
 - verified: at least one cited passage backs it; only those markers are shown (canonical 【n】);
 - a statement citing nothing, or citing a passage that does not back it, is checked against the
@@ -80,7 +80,9 @@ def _marker_pattern() -> str:
 
 
 def _check_text(p: Passage) -> str:
-    return p.chunk.heading + "\n" + p.text
+    # the passage body only: a heading names the topic, it does not state facts, and a model
+    # that answers a list question with the section heading must not be verified by it
+    return p.text
 
 
 def review(
@@ -124,6 +126,11 @@ def review(
         if any(c.reason == "truncated" for c in checks.values()) or (not checks and _truncated(content, question)):
             continue  # a statement cut off mid-clause is never shown as an answer
         ok = [n for n in nums if checks[n].supported]
+        if not ok and nums:
+            fixed = _drop_list_items(content, checks, by_n, question, similarity)
+            if fixed is not None:
+                content, checks = fixed
+                ok = [n for n in nums if checks[n].supported]
         auto: int | None = None
         if not ok and attribute:
             auto = _backing(content, passages, question, similarity, exclude=set(nums))
@@ -177,6 +184,34 @@ def quote_span(statement: str, text: str, question: str, max_window: int = 4) ->
             if w == 1 and (best is None or chk.score > best[0]):
                 best = (chk.score, a, b)
     return (best[1], best[2]) if best else None
+
+
+def _drop_list_items(content, checks, by_n, question, similarity):
+    """A list statement whose only unbacked parts are some of its items: the items no cited
+    passage has are removed (a fabricated item is never shown as checked) when at least two
+    backed items remain. Returns (new content, new checks) or None.
+
+    >>> from rag.types import Chunk, Hit
+    >>> c = Chunk("d#0", "d", 0, "t", (), "三带即带头致富、带领致富、带动致富。", 0, 18)
+    >>> ps = {1: Passage.from_hit(1, Hit(c, 1.0, 1))}
+    >>> chk = {1: check_claim("三带是抓领导、带头致富、带动致富", c.text, "三带是什么？")}
+    >>> _drop_list_items("三带是抓领导、带头致富、带动致富", chk, ps, "三带是什么？", None)[0]
+    '三带是带头致富、带动致富'
+    """
+    from rag.claims import list_items
+
+    items = list_items(content)
+    if len(items) < 3:
+        return None
+    best = max(checks, key=lambda n: checks[n].score)
+    missing = set(checks[best].missing)
+    if not missing or not missing <= set(items) or len(items) - len(missing) < 2:
+        return None
+    text = content
+    for it in missing:
+        text = re.sub(re.escape(it) + r"\s*[、；;]\s*|\s*[、；;]\s*" + re.escape(it), "", text, count=1)
+    new = {n: check_claim(text, _check_text(by_n[n]), question, similarity=similarity) for n in checks}
+    return (text, new) if any(c.supported for c in new.values()) else None
 
 
 def _needs_space(prev: str, nxt: str) -> bool:
