@@ -21,7 +21,6 @@ folds into benchmarks/results/answering.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -31,21 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.answer import answer_language  # noqa: E402
 from rag.config import load_config  # noqa: E402
-from rag.evalsets import load_beir  # noqa: E402
+from rag.evalsets import dev_split, load_beir  # noqa: E402
 from rag.extractive import condense_heuristic, evidence_features  # noqa: E402
 from rag.prompts import pack  # noqa: E402
 
 
 MARGIN = 0.03  # dev balanced-accuracy gain needed to prefer a feature over "block"
-
-
-def split(ids: list[str], labels: dict[str, bool]) -> tuple[list[str], list[str]]:
-    dev, test = [], []
-    for lab in (True, False):
-        group = sorted((i for i in ids if labels[i] == lab), key=lambda i: hashlib.sha1(i.encode()).hexdigest())
-        dev += group[0::2]
-        test += group[1::2]
-    return dev, test
 
 
 def metrics(scores: dict[str, float], labels: dict[str, bool], ids: list[str], thr: float) -> dict[str, float]:
@@ -110,7 +100,8 @@ def main() -> int:
         for name, v in evidence_features(question, ps).items():
             feats[name][qid] = v
     ids = sorted(labels)
-    dev, test = split(ids, labels)
+    # the split the eval harness reports too; a follow-up goes to the half of its conversation's first turn
+    dev, test = dev_split(ids, labels, {i: es.answers.get(i, {}).get("follow_up_of") for i in ids})
     result: dict = {
         "command": "python3 " + " ".join(sys.argv),
         "evalset": args.evalset,

@@ -13,15 +13,20 @@ when its span contains the quote's span), so labels survive re-chunking.
 `import_squad` turns a SQuAD-format file (DRCD, CMRC 2018, or a user's own) into such a set, as
 pooled open-domain retrieval QA: every paragraph joins one corpus and each question must find
 its own paragraph.
+
+`dev_split` divides a set's questions into a dev half (where thresholds and prompts are tuned)
+and a held-out half (reported beside it): the same deterministic split for the refusal
+calibration (benchmarks/calibrate_refusal.py) and the eval harness's per-split summaries.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -57,6 +62,52 @@ class EvalSet:
 
     def question(self, qid: str) -> str:
         return self.queries[qid]["text"]
+
+
+def _sha1(qid: str) -> str:
+    return hashlib.sha1(qid.encode()).hexdigest()
+
+
+def dev_split(
+    ids: Sequence[str], labels: Mapping[str, bool], follow_up_of: Mapping[str, str | None] | None = None
+) -> tuple[list[str], list[str]]:
+    """(dev, held-out) halves of `ids`, deterministic and stratified by `labels` (answerability):
+    within each label the ids are ordered by the sha1 of the id and alternate dev, held-out, dev…
+
+    A follow-up turn (`follow_up_of[id]` names the question it follows) then goes to the half of
+    the first question of its conversation, so a conversation is never split across the halves.
+    Opening questions keep exactly the half the alternation gave them (the split used by
+    benchmarks/calibrate_refusal.py before follow-ups were grouped), at the cost of halves that
+    can differ in size by the number of follow-ups moved. The split depends on the whole id list:
+    pass every question of the set, then select, so a `--limit` run agrees with the full one.
+
+    >>> labels = {"a": True, "b": True, "c": True, "d": False}   # sha1 order of a, b, c: c, a, b
+    >>> dev_split(["a", "b", "c", "d"], labels)
+    (['c', 'b', 'd'], ['a'])
+    >>> dev_split(["a", "b", "c", "d"], labels, {"b": "a"})     # b follows a: b joins a's half
+    (['c', 'd'], ['a', 'b'])
+    """
+    ids = list(dict.fromkeys(ids))
+    half: dict[str, bool] = {}  # True: dev
+    order: list[str] = []
+    for lab in (True, False):
+        group = sorted((i for i in ids if bool(labels[i]) == lab), key=_sha1)
+        for j, i in enumerate(group):
+            half[i] = j % 2 == 0
+        order += group
+    parents = follow_up_of or {}
+    present = set(ids)
+
+    def root(i: str) -> str:
+        path = [i]
+        while (p := parents.get(path[-1])) and p in present:
+            if p in path:  # a cycle (bad data): its smallest id stands for the conversation
+                return min(path[path.index(p):])
+            path.append(p)
+        return path[-1]
+
+    final = {i: half[root(i)] for i in ids}
+    return [i for i in order if final[i]], [i for i in order if not final[i]]
 
 
 def load_beir(path: str | Path, split: str = "test") -> EvalSet:

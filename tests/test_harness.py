@@ -307,3 +307,129 @@ def test_squad_import_and_on_the_fly_manifest(tmp_path, monkeypatch):
         H.load_evalset(lazy)
     with pytest.raises(H.EvalError):
         H.import_set("squad", tmp_path / "nope.json", tmp_path / "x")
+
+
+# ---------------------------------------------------------------- splits, refusal summary, naive baseline
+
+LABELS = {"q1": True, "q2": True, "q3": True, "q4": True, "q5": False, "q6": False}
+
+
+def test_dev_split_is_deterministic_and_keeps_conversations_whole():
+    from rag.evalsets import dev_split
+
+    ids = list(LABELS)
+    # answerable ids in sha1 order: q3 (7940…), q4 (9a76…), q1 (e041…), q2 (f237…) → dev q3, q1; held-out q4, q2
+    # unanswerable: q6 (0545…), q5 (30b1…) → dev q6; held-out q5
+    assert dev_split(ids, LABELS) == (["q3", "q1", "q6"], ["q4", "q2", "q5"])
+    assert dev_split(list(reversed(ids)), LABELS) == dev_split(ids, LABELS)  # input order does not matter
+    # q4 follows q3: it joins q3's half (dev) instead of the held-out half the alternation gave it;
+    # the opening questions stay where they were
+    assert dev_split(ids, LABELS, {"q4": "q3"}) == (["q3", "q4", "q1", "q6"], ["q2", "q5"])
+    # a third turn (q2 → q4 → q3) follows the first question of the conversation
+    assert dev_split(ids, LABELS, {"q4": "q3", "q2": "q4"}) == (["q3", "q4", "q1", "q2", "q6"], ["q5"])
+    # a parent that is not among the ids leaves the alternation's half; a cycle (bad data) stays together
+    assert dev_split(ids, LABELS, {"q4": "gone"}) == dev_split(ids, LABELS)
+    assert dev_split(ids, LABELS, {"q1": "q2", "q2": "q1"}) == (["q3", "q1", "q2", "q6"], ["q4", "q5"])
+
+
+def _row(qid: str, refused: bool) -> dict:
+    return {"config": "extractive/hybrid/k5", "qid": qid, "question": qid, "answerable": LABELS[qid], "answer": "x",
+            "refused": refused, "type": "fact" if LABELS[qid] else "unanswerable", "relevant_chunks": [], "relevant_docs": [],
+            "retrieved": {}, "hits": [], "scores": {"refused": float(refused)}}
+
+
+def test_summary_by_split_and_never_refuse_accuracy(tmp_path):
+    from rag.evaluate import report as R
+    from rag.evaluate import splits as S
+
+    es = load_beir(make_set(tmp_path / "s"))
+    # the set's halves: q4 follows q3 (see the test above)
+    assert S.split_map(es) == {"q3": "dev", "q4": "dev", "q1": "dev", "q6": "dev", "q2": "heldout", "q5": "heldout"}
+    rows = [_row(q, q in ("q2", "q5")) for q in LABELS]  # refuses q2 (answerable) and q5 (unanswerable)
+    rc = H.RunConfig("extractive", "hybrid", 5)
+    m = H.aggregate(rows, [rc], es, sweep_modes=())["configs"][rc.name]
+    ref = m["refusal"]
+    # all 6: unanswerable q5 refused, q6 not → 0.5; answerable q2 of 4 refused → 0.25; balanced (0.5 + 0.75) / 2;
+    # right decisions: q1, q3, q4 answered + q5 refused = 4 of 6; never refusing: the 4 answerable of 6
+    assert (ref["refusal_accuracy"], ref["false_refusal_rate"], ref["balanced_accuracy"]) == (0.5, 0.25, 0.625)
+    assert ref["accuracy"] == pytest.approx(4 / 6) and ref["never_refuse_accuracy"] == pytest.approx(4 / 6)
+    dev, held = m["by_split"]["dev"]["refusal"], m["by_split"]["heldout"]["refusal"]
+    # dev (q1 q3 q4 q6): nothing refused → 0.0 / 0.0, balanced 0.5, 3 of 4 right = never refusing's 3 of 4
+    assert (dev["refusal_accuracy"], dev["false_refusal_rate"], dev["balanced_accuracy"], dev["accuracy"], dev["never_refuse_accuracy"]) \
+        == (0.0, 0.0, 0.5, 0.75, 0.75)
+    # held-out (q2 q5): both refused → 1.0 / 1.0, balanced 0.5, 1 of 2 right; never refusing 1 of 2
+    assert (held["refusal_accuracy"], held["false_refusal_rate"], held["balanced_accuracy"], held["accuracy"], held["never_refuse_accuracy"]) \
+        == (1.0, 1.0, 0.5, 0.5, 0.5)
+    assert m["by_split"]["dev"]["n"] == 4 and m["by_split"]["heldout"]["n"] == 2
+    metrics = {"evalset": "s", "configs": {rc.name: m}}
+    names, srows = R.summary_rows(metrics)
+    by_label = {r[0]: r[1:] for r in srows if r}
+    assert by_label["refusal balanced accuracy"] == ["0.625"] and by_label["… never refusing, same questions"] == ["0.667"]
+    assert by_label["refusal decision accuracy (all questions)"] == ["0.667"]
+    names, srows = R.summary_rows(R.split_metrics(metrics), R.SPLIT_ROWS)
+    assert names == [f"{rc.name} · all", f"{rc.name} · dev", f"{rc.name} · held-out"]
+    by_label = {r[0]: r[1:] for r in srows if r}
+    assert by_label["questions"] == ["6", "4", "2"]
+    assert by_label["… never refusing, same questions"] == ["0.667", "0.750", "0.500"]
+    assert by_label["refusal balanced accuracy"] == ["0.625", "0.500", "0.500"]
+    # never refusing is a property of the questions: shown, never checked; the halves are not baselined either
+    flat = H.flat_metrics(m)
+    assert "refusal.balanced_accuracy" in flat and "refusal.never_refuse_accuracy" not in flat
+    assert not any("by_split" in k or "dev" in k for k in flat)
+
+
+def test_split_option_runs_one_half(env):
+    from rag.cli import main
+
+    tmp, cfg, es_path = env
+    run = H.run_eval(es_path, cfg, llm="extractive", split="heldout", out_dir=tmp / "held", progress=False, sweep_modes=("bm25",))
+    assert [r["qid"] for r in run.rows] == ["q2", "q5"] and {r["split"] for r in run.rows} == {"heldout"}
+    assert run.info["settings"]["split"] == "heldout" and run.info["settings"]["split_counts"] == {"dev": 0, "heldout": 2}
+    assert list(run.metrics["configs"]["extractive/hybrid/k5"]["by_split"]) == ["heldout"]
+    report = (run.out_dir / "report.md").read_text(encoding="utf-8")
+    assert "Only the held-out half" in report and "## Summary by split" not in report
+    with pytest.raises(H.EvalError, match="other settings"):
+        H.run_eval(es_path, cfg, llm="extractive", split="dev", out_dir=tmp / "held", progress=False)
+    with pytest.raises(H.EvalError, match="unknown split"):
+        H.run_eval(es_path, cfg, llm="extractive", split="test", out_dir=tmp / "x", progress=False)
+    # the CLI: a dev run keeps each follow-up with its parent (q4 after q3)
+    assert main(["eval", str(es_path), "--llm", "extractive", "--split", "dev", "--out", str(tmp / "dev"), "--no-progress"]) == 0
+    rows = [json.loads(x) for x in (tmp / "dev" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["qid"] for r in rows] == ["q1", "q3", "q4", "q6"] and all(r["split"] == "dev" for r in rows)
+
+
+def test_naive_baseline_through_the_harness(env):
+    """`naive:fake` beside the extractive assistant: same questions, same scoring; its rows carry its
+    own chunks (relevance from the same evidence quotes), no citations, refusal from its text."""
+    from rag.llm import FakeChatModel
+
+    tmp, cfg, es_path = env
+
+    def respond(messages):
+        q = str(messages[-1].content)  # the human message: the question
+        return "哈尔滨国际冰雪节创办于1985年。" if "创办" in q else "无法回答。"
+
+    run = H.run_eval(es_path, cfg, compare=["llm=extractive,naive:fake"], chat_model=FakeChatModel(responses=respond),
+                     out_dir=tmp / "naive", progress=False, sweep_modes=("bm25", "hybrid"))
+    assert [c.name for c in run.configs] == ["extractive/hybrid/k5", "naive:fake/dense/k4"]
+    nv = {r["qid"]: r for r in run.rows if r["config"] == "naive:fake/dense/k4"}
+    ex = {r["qid"]: r for r in run.rows if r["config"] == "extractive/hybrid/k5"}
+    assert list(nv) == list(ex) == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    n_chunks = run.info["naive"]["n_chunks"]
+    for r in nv.values():
+        assert r["citations"] == [] and set(r["retrieved"]) == {"dense"} and len(r["hits"]) == min(4, n_chunks)
+        assert all("#lc" in c for quote in r["relevant_chunks"] for c in quote)  # its own chunks' relevance
+        assert r["retrieval_query"] == r["question"]  # no condensation
+    assert nv["q1"]["scores"]["contains"] == 1.0 and not nv["q1"]["refused"]
+    assert nv["q5"]["refused"] and nv["q2"]["refused"] and nv["q2"]["scores"]["contains"] == 0.0
+    m = run.metrics["configs"]["naive:fake/dense/k4"]
+    assert m["retrieval_sweep"] == {} and m["retrieval_seen"]["chunk"]["n"] == 4 and m["citation"]["precision"] is None
+    assert m["refusal"]["refusal_accuracy"] == 1.0 and m["n_rewritten_query"] == 0
+    # the assistant's follow-up was retrieved (and its depth-20 sweep searched) with its condensed question
+    q4 = ex["q4"]
+    assert q4["retrieval_query"] == q4["standalone_question"] != q4["question"]
+    kb = H.build_corpus(load_beir(es_path), cfg, progress=False).kb
+    assert q4["retrieved"]["bm25"] == [h.chunk.chunk_id for h in kb.search(q4["standalone_question"], k=H.DEPTH, mode="bm25")]
+    assert run.metrics["configs"]["extractive/hybrid/k5"]["n_rewritten_query"] >= 1
+    report = (run.out_dir / "report.md").read_text(encoding="utf-8")
+    assert "naive baseline" in report and "## Summary by split" in report and "model's passages" in report

@@ -17,6 +17,9 @@ examples:
   rag eval evalsets/seeds --llm local --limit 20           the real LLM on 20 questions
   rag eval evalsets/seeds --llm extractive --compare mode=bm25,dense,hybrid
   rag eval evalsets/seeds --compare llm=extractive,local   answers side by side
+  rag eval evalsets/seeds --compare llm=local:qwen2.5-1.5b,naive:local:qwen2.5-1.5b --sample 40
+                                                           the assistant beside a plain LangChain RAG on the same model
+  rag eval evalsets/seeds --llm extractive --split heldout only the held-out half (the summary shows all / dev / held-out)
   rag eval evalsets/drcd                                   retrieval-only (the set's default); imports DRCD on the fly
   rag eval evalsets/seeds --llm extractive --check         exit 1 if a score fell below evalsets/seeds/baseline.json
   rag eval --resume runs/seeds-20250101-120000             continue an interrupted run
@@ -29,10 +32,15 @@ a BEIR folder is used as it is.
 
 
 def _llm_spec(value: str) -> str:
+    """`BACKEND[:MODEL]`, or `naive:BACKEND[:MODEL]` for the plain LangChain baseline
+    (rag.evaluate.naive; the prefix is handled here, before rag.answer.parse_backend)."""
     from rag.answer import parse_backend
     from rag.errors import ConfigError
+    from rag.evaluate.naive import is_naive, normalise_spec
 
     try:
+        if is_naive(value):
+            return normalise_spec(value)
         kind, model = parse_backend(value)
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
@@ -57,9 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, metavar="N", help="passages retrieved per question")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions (plus the questions they follow up)")
     p.add_argument("--sample", type=int, metavar="N", help="N questions spread evenly over the set (deterministic), plus the questions they follow up")
+    p.add_argument("--split", choices=["all", "dev", "heldout"], default=None,
+                   help="only the dev or the held-out half of the set (rag.evalsets.dev_split; default all — the report shows "
+                   "every configuration on all / dev / held-out either way); --limit/--sample then select within the half")
     p.add_argument("--out", metavar="DIR", help="report folder (default runs/<set>-<timestamp>/); rerunning into it resumes")
     p.add_argument("--compare", action="append", metavar="AXIS=V1,V2",
-                   help="compare configurations side by side: mode=bm25,dense,hybrid | llm=extractive,local:qwen2.5-0.5b,local:qwen2.5-1.5b | k=3,5,8 (repeatable: cartesian product)")
+                   help="compare configurations side by side: mode=bm25,dense,hybrid | llm=extractive,local:qwen2.5-0.5b,local:qwen2.5-1.5b | k=3,5,8 "
+                   "(repeatable: cartesian product); llm=naive:local:qwen2.5-1.5b adds the plain LangChain RAG baseline (fixed FAISS top 4)")
     p.add_argument("--retrieval-only", action=argparse.BooleanOptionalAction, default=None,
                    help="score retrieval without answering (fast; the default for DRCD/CMRC)")
     p.add_argument("--check", action="store_true", help="exit 1 when a score falls below the baseline by more than its tolerance")
@@ -101,7 +113,7 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _canonical_command(evalset: str, rc, limit: int | None, sample: int | None = None) -> str:
+def _canonical_command(evalset: str, rc, limit: int | None, sample: int | None = None, split: str = "all") -> str:
     parts = ["rag", "eval", evalset]
     if rc.retrieval_only:
         parts += ["--retrieval-only", "--mode", rc.mode, "--k", str(rc.k)]
@@ -111,6 +123,8 @@ def _canonical_command(evalset: str, rc, limit: int | None, sample: int | None =
         parts += ["--limit", str(limit)]
     if sample:
         parts += ["--sample", str(sample)]
+    if split != "all":
+        parts += ["--split", split]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -126,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     configs = None
     limit = args.limit
     sample = args.sample
+    split = args.split
     evalset = args.evalset
     out = args.out
     if args.resume:
@@ -137,13 +152,14 @@ def run(args: argparse.Namespace) -> int:
         configs = [H.RunConfig(**c) for c in prev["configs"]]
         limit = prev.get("limit")
         sample = prev.get("sample")
+        split = prev.get("split") or "all"
         out = args.resume
     if args.report_only:
         folder = args.resume or args.out
         if not folder:
             raise H.EvalError("--report-only needs the run folder: --resume DIR or --out DIR")
         run_ = H.report_only(folder, evalset)
-        console.print(R.summary_table(run_.metrics))
+        _print_summary(console, R, run_.metrics)
         if run_.info.get("partial"):
             p_ = run_.info["partial"]
             err.print(f"[yellow]partial run: {p_['questions_scored']} of {p_['questions_planned']} questions scored[/]")
@@ -170,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
         limit = bc.get("limit")
     if sample is None and "sample" in bc and not args.resume:
         sample = bc.get("sample")
+    if split is None:
+        split = bc.get("split") or "all"
     retrieval_only = args.retrieval_only
     if retrieval_only is None:
         retrieval_only = bc.get("retrieval_only", defaults.get("retrieval_only", False))
@@ -182,13 +200,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args, retrieve={"k": k, "mode": mode})
     if args.llm or bc.get("llm"):
         from rag.answer import parse_backend
+        from rag.evaluate.naive import inner_backend
 
-        kind, model = parse_backend(llm)
+        kind, model = parse_backend(inner_backend(llm) or llm)
         cfg = cfg.replace(llm={"backend": kind, **({"model": model} if model else {})})
     if configs is None:
         configs = H.make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=bool(retrieval_only), compare=args.compare)
     if args.check:
-        H.check_config_matches(baseline, configs[0], limit, sample)
+        H.check_config_matches(baseline, configs[0], limit, sample, split)
     judge_model = None
     if args.judge:
         from rag.llm import get_chat_model
@@ -200,9 +219,9 @@ def run(args: argparse.Namespace) -> int:
     command = " ".join(shlex.quote(a) for a in ["rag", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
     run_ = H.run_eval(
         es_path, cfg, configs=configs, limit=limit, sample=sample, out_dir=out, resume=True,
-        progress=not args.no_progress and sys.stderr.isatty(), command=command, judge_model=judge_model,
+        progress=not args.no_progress and sys.stderr.isatty(), command=command, judge_model=judge_model, split=split,
     )
-    console.print(R.summary_table(run_.metrics))
+    _print_summary(console, R, run_.metrics)
     console.print(f"report: {run_.out_dir / 'report.md'}")
     if args.export:
         console.print(f"exported: {R.export_report(run_.out_dir, Path(args.export))}")
@@ -221,6 +240,13 @@ def run(args: argparse.Namespace) -> int:
                       f"by more than their tolerance")
             status = 1
     if args.update_baseline:
-        b = H.write_baseline(bpath, run_, _canonical_command(str(evalset), run_.configs[0], limit, sample))
+        b = H.write_baseline(bpath, run_, _canonical_command(str(evalset), run_.configs[0], limit, sample, split))
         console.print(f"baseline written: {bpath} ({len(b['metrics'])} metrics)")
     return status
+
+
+def _print_summary(console, R, metrics) -> None:
+    console.print(R.summary_table(metrics))
+    st = R.split_table(metrics)
+    if st is not None:
+        console.print(st)

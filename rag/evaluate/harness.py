@@ -11,10 +11,17 @@ into `metrics.json` and a Markdown report with plots (rag.evaluate.report).
 Follow-up questions are asked with the conversation the system itself produced for the question
 they follow (the parent is always asked first), as a user would experience it.
 
+Beside the assistant, `naive:BACKEND[:MODEL]` configurations answer with a plain LangChain RAG
+over the same model and encoder (rag.evaluate.naive), through the same scoring. Every row records
+its dev/held-out half and every summary is given on both halves too (rag.evaluate.splits).
+
 Deliberate compromises
-- Retrieval metrics come from a separate `kb.search` with the question the assistant actually
-  retrieved with (its condensed standalone question), to depth 20, so recall@20 is measurable even
-  though the assistant only hands k passages to the model.
+- Two retrieval figures per answering configuration, each from the query the answerer really
+  retrieved with (`Answer.standalone_question`: the condensed follow-up; the naive baseline's
+  question as asked): `retrieval_seen` scores the passages handed to the model (the Evidence
+  event), `retrieval` a separate search with that query to depth 20 (so recall@20 is measurable
+  although the model sees only k passages; baselines check this one), and the mode sweep searches
+  with the same query.
 - In retrieval-only runs follow-up questions are searched as asked (no condensation without an
   LLM); the per-type table shows them separately.
 """
@@ -40,11 +47,15 @@ from rag.config import Config
 from rag.errors import ConfigError, RagError
 from rag.evalsets import EvalSet, load_beir, read_jsonl, write_beir
 from rag.evaluate import metrics as M
+from rag.evaluate import naive as N
+from rag.evaluate import splits as S
 
 log = logging.getLogger(__name__)
 
 MODES = ("bm25", "dense", "hybrid")
 DEPTH = 20  # retrieval depth for the recall@k curves
+SEEN = "seen"  # the pseudo-mode scoring a row's `hits`: the chunks handed to the model, in order
+SEEN_KS = (1, 3, 5, 100)  # for the passages the model saw; @100 is reported as `recall_all`
 KS = (1, 3, 5, 10, 20)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # setup failures that make every further question fail the same way: stop instead of recording
@@ -156,12 +167,15 @@ def import_set(fmt: str, src: str | Path, out: str | Path, name: str | None = No
     return es
 
 
-def question_order(es: EvalSet, limit: int | None = None, sample: int | None = None) -> list[str]:
-    """Query ids in file order, each follow-up after the question it follows; with `limit`, the
-    first N questions, with `sample`, N questions spread evenly over the set (deterministic:
-    every len/N-th); either way plus any parents they need."""
+def question_order(es: EvalSet, limit: int | None = None, sample: int | None = None,
+                   keep: set[str] | None = None) -> list[str]:
+    """Query ids in file order, each follow-up after the question it follows; with `keep`, only
+    those ids (one dev/held-out half); with `limit`, the first N questions, with `sample`, N
+    questions spread evenly over the set (deterministic: every len/N-th); either way plus any
+    parents they need."""
     ids = list(es.queries)
-    chosen = ids[:limit] if limit else ids
+    pool = [q for q in ids if keep is None or q in keep]
+    chosen = pool[:limit] if limit else pool
     if sample and sample < len(chosen):
         step = len(chosen) / sample
         chosen = [chosen[int(i * step)] for i in range(sample)]
@@ -376,6 +390,13 @@ def make_configs(cfg: Config, *, llm: str | None, mode: str | None, k: int | Non
     out: list[RunConfig] = []
     for combo in parse_compare(compare):
         rc = RunConfig(**{**base, **combo}, retrieval_only=retrieval_only)
+        if N.is_naive(rc.llm):  # its recipe fixes retrieval (FAISS, top 4) whatever mode and k say
+            try:
+                rc = RunConfig(N.normalise_spec(rc.llm), N.MODE, N.K, False)
+            except ConfigError as e:
+                raise EvalError(f"{rc.llm!r}: {e}") from None
+            if retrieval_only:
+                raise EvalError(f"{rc.llm!r}: the naive baseline is an answering configuration, not --retrieval-only")
         if rc not in out:
             out.append(rc)
     return out
@@ -508,6 +529,24 @@ class _Searcher:
         return self.memo[key]
 
 
+def _naive_setup(es: EvalSet, corpus: Corpus, texts: Mapping[str, str], cfg: Config, assistant: Any):
+    """The naive baseline over the same texts, cached beside the corpus's index; its chunks'
+    relevance derived from the evidence quotes like the index's."""
+    from types import SimpleNamespace
+
+    titles = {d: (es.corpus.get(d) or {}).get("title", "") for d in texts}
+    try:
+        naive, info = N.for_harness(texts, corpus.kb.encoder, assistant, titles=titles,
+                                    cache_dir=Path(cfg.paths.home) / "eval-cache" / f"{es.name}-{corpus.key}")
+    except RagError as e:
+        raise EvalError(f"naive baseline: {e}") from None
+    rel, _, problems = derive_qrels(es, SimpleNamespace(kb=SimpleNamespace(chunks=naive.store.chunks), offsets=corpus.offsets), texts)
+    for qid, i, why in problems:
+        log.warning("naive baseline, evidence %s[%d]: %s", qid, i, why)
+    info["evidence_problems"] = [{"qid": q, "evidence": i, "problem": w} for q, i, w in problems]
+    return naive, rel, info
+
+
 def run_eval(
     evalset: str | Path | EvalSet,
     cfg: Config,
@@ -529,18 +568,23 @@ def run_eval(
     sweep_modes: Sequence[str] = MODES,
     command: str | None = None,
     on_question: Callable[[RunConfig, str, dict[str, Any]], None] | None = None,
+    split: str = "all",
 ) -> EvalRun:
     """Run the evaluation and write the report folder. `on_question(config, qid, row)` is called
     after each question is written (progress hooks; tests interrupt a run from it). Interrupted
-    (Ctrl-C), it writes a partial report of the questions done and re-raises."""
+    (Ctrl-C), it writes a partial report of the questions done and re-raises. `split`: "all", or
+    only the "dev" or "heldout" half (rag.evaluate.splits)."""
 
     es = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset, cfg)
     if configs is None:
         configs = make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=retrieval_only, compare=compare)
     configs = list(configs)
-    qids = question_order(es, limit, sample)
+    if split not in S.CHOICES:
+        raise EvalError(f"unknown split {split!r}; choose from {', '.join(S.CHOICES)}")
+    smap = S.split_map(es)
+    qids = question_order(es, limit, sample, keep=S.keep_ids(smap, split))
     if not qids:
-        raise EvalError(f"{es.name}: the set has no questions")
+        raise EvalError(f"{es.name}: the set has no questions" + (f" in the {split} half" if split != "all" else ""))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir) if out_dir else REPO_ROOT / "runs" / f"{es.name}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
@@ -554,19 +598,22 @@ def run_eval(
         "n_questions": len(qids),
         "judge": bool(judge_model),
         "sweep_modes": list(sweep_modes),
+        "split": split,
+        "split_counts": S.split_counts(qids, smap),
     }
     run_json = out / "run.json"
     if run_json.exists() and results.exists():
         prev = json.loads(run_json.read_text(encoding="utf-8"))
         ps = prev.get("settings", {})
         same = (ps.get("name") == settings["name"] and ps.get("configs") == settings["configs"] and ps.get("limit") == limit
-                and ps.get("sample") == sample and bool(ps.get("judge")) == bool(judge_model))
+                and ps.get("sample") == sample and bool(ps.get("judge")) == bool(judge_model)
+                and ps.get("split", "all") == split)
         if not resume:
             raise EvalError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         if not same:
             raise EvalError(
                 f"{out} holds a run with other settings ({ps.get('name')}, {[RunConfig(**c).name for c in ps.get('configs', [])]}, "
-                f"limit {ps.get('limit')}); choose another --out"
+                f"limit {ps.get('limit')}, split {ps.get('split', 'all')}); choose another --out"
             )
     done = _load_rows(results) if resume else {}
     if not resume and results.exists():
@@ -598,6 +645,14 @@ def run_eval(
 
         assistant = Assistant.open(corpus.kb, cfg, llm=chat_model)
     search = _Searcher(corpus.kb)
+    # per configuration: (answerer, searcher, chunk relevance, sweep modes)
+    plan = {c.name: (assistant, search, chunk_rel, sweep_modes) for c in configs}
+    if any(N.is_naive(c.llm) for c in configs):
+        naive, naive_rel, info["naive"] = _naive_setup(es, corpus, texts, cfg, assistant)
+        for c in configs:
+            if N.is_naive(c.llm):
+                plan[c.name] = (naive, N.NaiveSearch(naive.store, DEPTH), naive_rel, ())
+        run_json.write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     bar = None
     total = len(configs) * len(qids)
     todo = sum(1 for c in configs for q in qids if not _is_done(done.get((c.name, q))))
@@ -613,7 +668,9 @@ def run_eval(
                 for qid in qids:
                     if _is_done(done.get((rc.name, qid))):
                         continue
-                    row = _run_one(es, qid, rc, assistant, search, done, chunk_rel, doc_rel, sweep_modes, cfg)
+                    answerer, searcher, rel, sweep = plan[rc.name]
+                    row = _run_one(es, qid, rc, answerer, searcher, done, rel, doc_rel, sweep, cfg)
+                    row["split"] = smap.get(qid)
                     if judge_model is not None and row.get("answer") is not None and row.get("answerable") \
                             and not row.get("refused") and row.get("references"):
                         row["judge"] = judge_answer(judge_model, row["question"], row["references"], row["answer"])
@@ -689,7 +746,7 @@ def report_only(out_dir: str | Path, evalset: str | Path | EvalSet | None = None
         es = load_evalset(evalset or st["evalset"], cfg)
     configs = [RunConfig(**c) for c in st["configs"]]
     done = {k: r for k, r in _load_rows(res).items() if _is_done(r) or r.get("answer") is not None or r.get("retrieved")}
-    qids = question_order(es, st.get("limit"), st.get("sample"))
+    qids = question_order(es, st.get("limit"), st.get("sample"), keep=S.keep_ids(S.split_map(es), st.get("split") or "all"))
     sweep = tuple(st.get("sweep_modes") or MODES)
     return finalize(out, es, configs, qids, done, info, sweep)
 
@@ -773,12 +830,13 @@ def _run_one(es, qid, rc: RunConfig, assistant, search: _Searcher, done, chunk_r
                 standalone_question=query,
                 citations=[c.to_dict() for c in ans.citations],
                 hits=[{"rank": h.rank, "chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id, "score": round(float(h.score), 6),
-                       "text": h.chunk.text} for h in (ev_hits or ans.hits)],
+                       "text": h.chunk.text, **_merged(h)} for h in (ev_hits or ans.hits)],
             )
             row["scores"] = score_row(row, passages, threshold=0.5)
         elif "error" not in row:
             row["error"] = "the assistant ended without a Final event"
     retrieved: dict[str, list[str]] = {}
+    row["retrieval_query"] = query
     modes = list(dict.fromkeys([rc.mode, *sweep_modes]))
     for m in modes:
         try:
@@ -834,51 +892,15 @@ def _mean_key(rows: Iterable[Mapping[str, Any]], key: str) -> float | None:
 
 
 def aggregate(rows, configs: Sequence[RunConfig], es: EvalSet, sweep_modes=MODES) -> dict[str, Any]:
-    """metrics.json: per configuration, retrieval (chunk/doc, its own mode and the sweep), answer,
-    citation, refusal and latency summaries, plus per-document and per-type breakdowns."""
+    """metrics.json: per configuration, retrieval (the passages the model saw; a depth-20 search,
+    its own mode and the sweep), answer, citation, refusal and latency summaries, per-document
+    and per-type breakdowns, and the same summaries on the dev and held-out halves (`by_split`)."""
     out: dict[str, Any] = {"evalset": es.name, "configs": {}}
+    smap = S.split_map(es)
     for rc in configs:
         rs = [r for r in rows if r["config"] == rc.name]
-        ans = [r for r in rs if r.get("answerable", True)]
-        answered = [r for r in rs if r.get("answer") is not None]
-        m: dict[str, Any] = {"config": dataclasses.asdict(rc), "n": len(rs), "n_answerable": len(ans),
-                             "n_errors": sum(1 for r in rs if r.get("error"))}
-        main = retrieval_for(rs, rc.mode)
-        per_q = main.pop("_per_query")
-        m["retrieval"] = main
-        m["retrieval_sweep"] = {}
-        for mode in sweep_modes:
-            sw = retrieval_for(rs, mode)
-            sw.pop("_per_query")
-            m["retrieval_sweep"][mode] = sw
-        if not rc.retrieval_only:
-            aa = [r for r in answered if r.get("answerable", True)]
-            nonref = [r for r in aa if not r.get("refused")]
-            m["answer"] = {
-                "em": _mean_key(aa, "em"),
-                "f1": _mean_key(aa, "f1"),
-                "contains": _mean_key(aa, "contains"),
-                "list_coverage": _mean_key(aa, "list_coverage"),
-                "n": len(aa),
-                "n_list": sum(1 for r in aa if (r.get("scores") or {}).get("list_coverage") is not None),
-            }
-            m["citation"] = {
-                "precision": _mean_key(nonref, "citation_precision"),
-                "precision_self": _mean_key(nonref, "citation_precision_self"),
-                "recall": _mean_key(nonref, "citation_recall"),
-                "cites_evidence": _mean_key(aa, "cites_evidence"),
-                "grounded": M.mean(float(bool(r.get("grounded"))) for r in nonref),
-                "n_answers": len(nonref),
-                "n_evidence": sum(1 for r in aa if (r.get("scores") or {}).get("cites_evidence") is not None),
-            }
-            judged = [r["judge"] for r in aa if r.get("judge") is not None]
-            if any("judge" in r for r in aa):
-                m["judge"] = {"label": "LLM-as-judge (configured LLM; noisy, not part of baselines)",
-                              "agreement": M.mean(judged), "n": len(judged),
-                              "n_unparsed": sum(1 for r in aa if "judge" in r and r["judge"] is None)}
-            m["refusal"] = M.refusal_scores([bool(r.get("answerable", True)) for r in answered], [bool(r.get("refused")) for r in answered])
-        lat_keys = ["retrieve"] if rc.retrieval_only else ["retrieve", "first_token", "total"]
-        m["latency"] = {k_: M.latency_summary((r.get("timings") or {}).get(k_) for r in rs) for k_ in lat_keys}
+        sweep = () if N.is_naive(rc.llm) else sweep_modes  # its one retrieval is its own FAISS store
+        m, per_q = config_metrics(rs, rc, sweep)
         # per document (first relevant document) and per question type
         groups_doc: dict[str, list[dict]] = {}
         groups_type: dict[str, list[dict]] = {}
@@ -888,8 +910,82 @@ def aggregate(rows, configs: Sequence[RunConfig], es: EvalSet, sweep_modes=MODES
             groups_type.setdefault(r.get("type") or "", []).append(r)
         m["per_document"] = {d: _group_summary(g, per_q, rc) for d, g in sorted(groups_doc.items())}
         m["per_type"] = {t: _group_summary(g, per_q, rc) for t, g in sorted(groups_type.items())}
+        m["by_split"] = S.by_split(rs, smap, lambda sub: config_metrics(sub, rc, ())[0])
         out["configs"][rc.name] = m
     return out
+
+
+def _merged(hit: Any) -> dict[str, Any]:
+    """The chunks an evidence block joins (rag.prompts.pack merges adjacent hits into one block
+    named after its first chunk), for scoring the block by what it holds."""
+    m = (getattr(hit.chunk, "metadata", None) or {}).get("merged")
+    return {"merged": list(m)} if m else {}
+
+
+def _seen_rows(rs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Answered rows with `retrieved[SEEN]`: their `hits`, the passages handed to the model, in
+    order. A merged block is relevant to a quote when one of the chunks it joins is."""
+    out = []
+    for r in rs:
+        if r.get("answer") is None or r.get("hits") is None:
+            continue
+        blocks = [(h["chunk_id"], set(h.get("merged") or [h["chunk_id"]])) for h in r["hits"]]
+        rel = [sorted(set(q) | {b for b, members in blocks if members & set(q)}) for q in r.get("relevant_chunks") or []]
+        out.append({**r, "relevant_chunks": rel, "retrieved": {**(r.get("retrieved") or {}), SEEN: [b for b, _ in blocks]}})
+    return out
+
+
+def config_metrics(rs: Sequence[Mapping[str, Any]], rc: RunConfig, sweep_modes: Sequence[str]) -> tuple[dict[str, Any], dict]:
+    """The summaries of one configuration's rows (and the per-query retrieval scores of its own
+    mode, for the breakdowns)."""
+    ans = [r for r in rs if r.get("answerable", True)]
+    answered = [r for r in rs if r.get("answer") is not None]
+    m: dict[str, Any] = {"config": dataclasses.asdict(rc), "n": len(rs), "n_answerable": len(ans),
+                         "n_errors": sum(1 for r in rs if r.get("error"))}
+    main = retrieval_for(rs, rc.mode)
+    per_q = main.pop("_per_query")
+    m["retrieval"] = main
+    if not rc.retrieval_only:
+        seen = retrieval_for(_seen_rows(rs), SEEN, SEEN_KS)
+        seen.pop("_per_query")
+        for level in ("chunk", "doc"):  # recall over every passage the model saw, whatever k was
+            seen[level]["recall_all"] = seen[level].pop(f"recall@{SEEN_KS[-1]}", None)
+        m["retrieval_seen"] = seen
+        m["n_rewritten_query"] = sum(1 for r in answered if (r.get("retrieval_query") or r.get("standalone_question") or r["question"]) != r["question"])
+    m["retrieval_sweep"] = {}
+    for mode in sweep_modes:
+        sw = retrieval_for(rs, mode)
+        sw.pop("_per_query")
+        m["retrieval_sweep"][mode] = sw
+    if not rc.retrieval_only:
+        aa = [r for r in answered if r.get("answerable", True)]
+        nonref = [r for r in aa if not r.get("refused")]
+        m["answer"] = {
+            "em": _mean_key(aa, "em"),
+            "f1": _mean_key(aa, "f1"),
+            "contains": _mean_key(aa, "contains"),
+            "list_coverage": _mean_key(aa, "list_coverage"),
+            "n": len(aa),
+            "n_list": sum(1 for r in aa if (r.get("scores") or {}).get("list_coverage") is not None),
+        }
+        m["citation"] = {
+            "precision": _mean_key(nonref, "citation_precision"),
+            "precision_self": _mean_key(nonref, "citation_precision_self"),
+            "recall": _mean_key(nonref, "citation_recall"),
+            "cites_evidence": _mean_key(aa, "cites_evidence"),
+            "grounded": M.mean(float(bool(r.get("grounded"))) for r in nonref),
+            "n_answers": len(nonref),
+            "n_evidence": sum(1 for r in aa if (r.get("scores") or {}).get("cites_evidence") is not None),
+        }
+        judged = [r["judge"] for r in aa if r.get("judge") is not None]
+        if any("judge" in r for r in aa):
+            m["judge"] = {"label": "LLM-as-judge (configured LLM; noisy, not part of baselines)",
+                          "agreement": M.mean(judged), "n": len(judged),
+                          "n_unparsed": sum(1 for r in aa if "judge" in r and r["judge"] is None)}
+        m["refusal"] = S.refusal_summary([bool(r.get("answerable", True)) for r in answered], [bool(r.get("refused")) for r in answered])
+    lat_keys = ["retrieve"] if rc.retrieval_only else ["retrieve", "first_token", "total"]
+    m["latency"] = {k_: M.latency_summary((r.get("timings") or {}).get(k_) for r in rs) for k_ in lat_keys}
+    return m, per_q
 
 
 def _group_summary(rs: Sequence[Mapping[str, Any]], per_q: Mapping[str, Mapping[str, Mapping[str, float]]], rc: RunConfig) -> dict[str, Any]:
@@ -913,9 +1009,14 @@ LOWER_IS_BETTER = ("false_refusal_rate",)
 DEFAULT_TOLERANCE = 0.02
 
 
+# properties of the questions rather than of the system: shown, never checked
+NOT_CHECKED = ("never_refuse_accuracy",)
+
+
 def flat_metrics(m: Mapping[str, Any]) -> dict[str, float]:
     """The checked figures of one configuration, flattened: `retrieval.chunk.recall@5`, `answer.f1`,
-    `retrieval_sweep.bm25.doc.mrr@10`… (counts and latency are left out).
+    `retrieval_sweep.bm25.doc.mrr@10`… (counts, latency, NOT_CHECKED and the per-split copies
+    are left out).
 
     >>> flat_metrics({"answer": {"f1": 0.51234, "n": 9}, "latency": {"total": {"p50": 1.0}}})
     {'answer.f1': 0.5123}
@@ -926,10 +1027,10 @@ def flat_metrics(m: Mapping[str, Any]) -> dict[str, float]:
         for k_, v in d.items():
             if isinstance(v, Mapping):
                 walk(f"{prefix}.{k_}", v)
-            elif isinstance(v, (int, float)) and not isinstance(v, bool) and not k_.startswith("n"):
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and not k_.startswith("n") and k_ not in NOT_CHECKED:
                 out[f"{prefix}.{k_}"] = round(float(v), 4)
 
-    for group in ("retrieval", "retrieval_sweep", "answer", "citation", "refusal"):
+    for group in ("retrieval", "retrieval_seen", "retrieval_sweep", "answer", "citation", "refusal"):
         if isinstance(m.get(group), Mapping):
             walk(group, m[group])
     return out
@@ -962,8 +1063,8 @@ def tolerances(m: Mapping[str, Any], default: float = DEFAULT_TOLERANCE, flips: 
     def n_for(key: str) -> int | None:
         parts = key.split(".")
         g = parts[0]
-        if g == "retrieval":
-            return (m.get("retrieval", {}).get(parts[1]) or {}).get("n")
+        if g in ("retrieval", "retrieval_seen"):
+            return (m.get(g, {}).get(parts[1]) or {}).get("n")
         if g == "retrieval_sweep":
             return ((m.get("retrieval_sweep", {}).get(parts[1]) or {}).get(parts[2]) or {}).get("n")
         if g == "answer":
@@ -971,7 +1072,11 @@ def tolerances(m: Mapping[str, Any], default: float = DEFAULT_TOLERANCE, flips: 
         if g == "citation":
             return (m.get("citation") or {}).get("n_evidence" if parts[1] == "cites_evidence" else "n_answers")
         if g == "refusal":
-            return (m.get("refusal") or {}).get("n_unanswerable" if parts[1] == "refusal_accuracy" else "n_answerable")
+            r = m.get("refusal") or {}
+            n_u, n_a = r.get("n_unanswerable") or 0, r.get("n_answerable") or 0
+            # one flip moves balanced accuracy by 1/(2 n) of its class: the smaller class decides
+            return {"refusal_accuracy": n_u, "false_refusal_rate": n_a, "accuracy": n_u + n_a,
+                    "balanced_accuracy": 2 * min(n_u, n_a)}.get(parts[1], n_a) or None
         return None
 
     out: dict[str, float] = {"default": default}
@@ -995,7 +1100,7 @@ def write_baseline(path: Path, run: EvalRun, command: str, tolerance: Mapping[st
         "commit": run.info.get("git", {}).get("commit"),
         "dirty": run.info.get("git", {}).get("dirty"),
         "config": {**dataclasses.asdict(rc), "limit": run.info["settings"].get("limit"), "sample": run.info["settings"].get("sample"),
-                   "embed_model": run.info["config"]["embed"]["model"]},
+                   "split": run.info["settings"].get("split") or "all", "embed_model": run.info["config"]["embed"]["model"]},
         "n_questions": m["n"],
         "metrics": flat_metrics(m),
         "tolerance": dict(tolerance or tolerances(m)),
@@ -1043,7 +1148,8 @@ def check_baseline(current: Mapping[str, float], baseline: Mapping[str, Any]) ->
     return all(r.ok for r in rows), rows
 
 
-def check_config_matches(baseline: Mapping[str, Any], rc: RunConfig, limit: int | None, sample: int | None = None) -> None:
+def check_config_matches(baseline: Mapping[str, Any], rc: RunConfig, limit: int | None, sample: int | None = None,
+                         split: str = "all") -> None:
     """Raise unless `rc` (and the question selection) is the configuration the baseline was made with."""
     bc = baseline.get("config") or {}
     diffs = [f"{k_}: baseline {bc[k_]!r}, this run {getattr(rc, k_)!r}" for k_ in ("llm", "mode", "k", "retrieval_only")
@@ -1052,5 +1158,7 @@ def check_config_matches(baseline: Mapping[str, Any], rc: RunConfig, limit: int 
         diffs.append(f"limit: baseline {bc['limit']!r}, this run {limit!r}")
     if bc.get("sample") != sample and ("sample" in bc or sample):
         diffs.append(f"sample: baseline {bc.get('sample')!r}, this run {sample!r}")
+    if (bc.get("split") or "all") != split:
+        diffs.append(f"split: baseline {bc.get('split') or 'all'!r}, this run {split!r}")
     if diffs:
         raise EvalError("--check: this run is not comparable with the baseline (" + "; ".join(diffs) + ")")

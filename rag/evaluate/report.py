@@ -2,7 +2,9 @@
 (matplotlib, Agg backend, PNGs beside the report) and the baseline check table.
 
 The report is Markdown rather than HTML so it diffs in review and renders on any forge; the
-plots are separate PNG files it links.
+plots are separate PNG files it links. The summary comes twice: on all questions, then "by
+split" (each configuration on all / dev / held-out, a compact set of rows) so a number tuned on
+the dev half is always read beside the held-out one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from typing import Any, Mapping, Sequence
 SUMMARY_ROWS: list[tuple[str, tuple[str, ...]] | None] = [
     ("questions", ("n",)),
     ("errors", ("n_errors",)),
+    ("retrieved with a rewritten query", ("n_rewritten_query",)),
+    None,
+    ("chunk Recall@1 · model's passages", ("retrieval_seen", "chunk", "recall@1")),
+    ("chunk Recall · all model's passages", ("retrieval_seen", "chunk", "recall_all")),
+    ("doc Recall@1 · model's passages", ("retrieval_seen", "doc", "recall@1")),
+    ("doc Recall · all model's passages", ("retrieval_seen", "doc", "recall_all")),
     None,
     ("chunk Recall@1", ("retrieval", "chunk", "recall@1")),
     ("chunk Recall@5", ("retrieval", "chunk", "recall@5")),
@@ -39,11 +47,57 @@ SUMMARY_ROWS: list[tuple[str, tuple[str, ...]] | None] = [
     None,
     ("refusal accuracy (unanswerable)", ("refusal", "refusal_accuracy")),
     ("false-refusal rate (answerable)", ("refusal", "false_refusal_rate")),
+    ("refusal balanced accuracy", ("refusal", "balanced_accuracy")),
+    ("refusal decision accuracy (all questions)", ("refusal", "accuracy")),
+    ("… never refusing, same questions", ("refusal", "never_refuse_accuracy")),
     None,
     ("retrieve p50 / p95 (s)", ("latency", "retrieve")),
     ("first token p50 / p95 (s)", ("latency", "first_token")),
     ("total p50 / p95 (s)", ("latency", "total")),
 ]
+
+# the rows of the by-split table
+SPLIT_ROWS: list[tuple[str, tuple[str, ...]] | None] = [
+    ("questions", ("n",)),
+    None,
+    ("chunk Recall@1 · model's passages", ("retrieval_seen", "chunk", "recall@1")),
+    ("chunk Recall · all model's passages", ("retrieval_seen", "chunk", "recall_all")),
+    ("chunk Recall@5", ("retrieval", "chunk", "recall@5")),
+    ("doc Recall@1", ("retrieval", "doc", "recall@1")),
+    None,
+    ("answer F1 (CMRC)", ("answer", "f1")),
+    ("contains reference", ("answer", "contains")),
+    ("list-item coverage", ("answer", "list_coverage")),
+    ("citation precision", ("citation", "precision")),
+    ("cites the evidence", ("citation", "cites_evidence")),
+    None,
+    ("refusal accuracy (unanswerable)", ("refusal", "refusal_accuracy")),
+    ("false-refusal rate (answerable)", ("refusal", "false_refusal_rate")),
+    ("refusal balanced accuracy", ("refusal", "balanced_accuracy")),
+    ("refusal decision accuracy (all questions)", ("refusal", "accuracy")),
+    ("… never refusing, same questions", ("refusal", "never_refuse_accuracy")),
+]
+
+QUERY_NOTE = (
+    "Retrieval rows marked \"· model's passages\" score the passages handed to the model (the Evidence event), retrieved "
+    "with the answerer's own query: the condensed standalone question for a follow-up, the question as asked otherwise "
+    "(`retrieval_query` in results.jsonl); the naive baseline searches its own FAISS store with the question as asked. "
+    "The unmarked retrieval rows, the recall@k curves and the per-mode table score a separate search to depth 20 with that "
+    "same query (the naive baseline: its FAISS store to depth 20; retrieval-only runs: the question as asked). "
+    "Refusal: balanced accuracy is the mean of refusal accuracy and 1 − false-refusal rate (0.5 for any constant policy); "
+    "decision accuracy counts answered answerable and refused unanswerable questions over all, to be read beside the "
+    "accuracy of never refusing on the same questions."
+)
+TERMINAL_NOTE = (
+    "· model's passages: what the answerer handed to the model (Evidence), retrieved with its own query (the condensed "
+    "follow-up; naive: the question as asked). Unmarked retrieval rows: a separate depth-20 search with that query. "
+    "Never refusing: the accuracy of answering every question."
+)
+SPLIT_NOTE = (
+    "dev: the half thresholds are tuned on (benchmarks/calibrate_refusal.py chooses the refusal threshold there); "
+    "held-out: the other half. Split by `rag.evalsets.dev_split` over the whole set (sha1 of the query id, stratified by "
+    "answerability; a follow-up goes to the half of its conversation's first question); each row's half is `split` in results.jsonl."
+)
 
 
 def _get(d: Any, path: Sequence[str]) -> Any:
@@ -75,10 +129,10 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def summary_rows(metrics: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+def summary_rows(metrics: Mapping[str, Any], spec: Sequence[tuple[str, tuple[str, ...]] | None] | None = None) -> tuple[list[str], list[list[str]]]:
     names = list(metrics["configs"])
     out: list[list[str]] = []
-    for row in SUMMARY_ROWS:
+    for row in SUMMARY_ROWS if spec is None else spec:
         if row is None:
             out.append([])
             continue
@@ -98,11 +152,32 @@ def summary_rows(metrics: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
     return names, clean
 
 
-def summary_table(metrics: Mapping[str, Any], title: str | None = None):
+def split_metrics(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A metrics-shaped dict whose "configs" are `<config> · all|dev|held-out` columns, or None
+    when the run holds only one half (then the summary already is that half)."""
+    cols: dict[str, Any] = {}
+    halves = {s for m in metrics["configs"].values() for s in (m.get("by_split") or {})}
+    if len(halves) < 2:
+        return None
+    for name, m in metrics["configs"].items():
+        cols[f"{name} · all"] = m
+        for s, label in (("dev", "dev"), ("heldout", "held-out")):
+            if s in (m.get("by_split") or {}):
+                cols[f"{name} · {label}"] = m["by_split"][s]
+    return {"evalset": metrics.get("evalset"), "configs": cols}
+
+
+def split_table(metrics: Mapping[str, Any]):
+    """The by-split summary for the terminal, or None (one half only)."""
+    sm = split_metrics(metrics)
+    return None if sm is None else summary_table(sm, title="by split: all / dev / held-out", spec=SPLIT_ROWS, caption=None)
+
+
+def summary_table(metrics: Mapping[str, Any], title: str | None = None, spec=None, caption: str | None = TERMINAL_NOTE):
     from rich.table import Table
 
-    names, rows = summary_rows(metrics)
-    t = Table(title=title or f"rag eval {metrics.get('evalset', '')}", show_lines=False)
+    names, rows = summary_rows(metrics, spec)
+    t = Table(title=title or f"rag eval {metrics.get('evalset', '')}", show_lines=False, caption=caption, caption_justify="left")
     t.add_column("metric")
     for n in names:
         t.add_column(n, justify="right")
@@ -157,7 +232,7 @@ def _plots(out: Path, metrics: Mapping[str, Any], rows: Sequence[Mapping[str, An
     files: dict[str, str] = {}
     configs = metrics["configs"]
     first = next(iter(configs.values()))
-    sweep = first.get("retrieval_sweep") or {}
+    sweep = next((m["retrieval_sweep"] for m in configs.values() if m.get("retrieval_sweep")), {})
     if sweep:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
         for ax, level in zip(axes, ("chunk", "doc")):
@@ -246,6 +321,13 @@ def render_markdown(info: Mapping[str, Any], metrics: Mapping[str, Any], rows: S
         f"embedding model `{cfg.get('embed', {}).get('model')}`, chunking {cfg.get('chunk', {}).get('max_tokens')} tokens "
         f"(cache key `{idx.get('key')}`, built in {idx.get('seconds')} s)",
         f"- configurations: {', '.join(f'`{n}`' for n in names)}",
+    ]
+    nv = info.get("naive")
+    if nv:
+        L += [f"- naive baseline (`naive:…`, rag/evaluate/naive.py): RecursiveCharacterTextSplitter {nv.get('chunk_size')}/"
+              f"{nv.get('chunk_overlap')} → {nv.get('n_chunks')} chunks → langchain_community FAISS, top {nv.get('k')}, one stuff "
+              "prompt, same chat model and encoder; no citations, refusal = `is_refusal(answer)`"]
+    L += [
         "",
         "Metric definitions: retrieval through ranx; chunk level counts an evidence quote as found when a retrieved chunk "
         "contains it (or covers at least half of it); answers scored as the CMRC 2018 scorer (OpenCC-simplified, half-width, "
@@ -256,13 +338,22 @@ def render_markdown(info: Mapping[str, Any], metrics: Mapping[str, Any], rows: S
         "## Summary",
         "",
     ]
+    split = (info.get("settings") or {}).get("split") or "all"
+    if split != "all":
+        L += [f"Only the {'held-out' if split == 'heldout' else split} half of the set (`--split {split}`).", ""]
     hn, srows = summary_rows(metrics)
-    L += [md_table(["metric", *hn], srows), ""]
+    L += [md_table(["metric", *hn], srows), "", QUERY_NOTE, ""]
+    sm = split_metrics(metrics)
+    if sm is not None:
+        hn, srows = summary_rows(sm, SPLIT_ROWS)
+        L += ["## Summary by split", "", SPLIT_NOTE, "", md_table(["metric", *hn], srows), ""]
 
     first = metrics["configs"][names[0]]
-    sweep = first.get("retrieval_sweep") or {}
+    swept = next((metrics["configs"][n] for n in names if metrics["configs"][n].get("retrieval_sweep")), first)
+    sweep = swept.get("retrieval_sweep") or {}
     if sweep:
-        L += ["## Retrieval by mode", "", "Every question searched with each mode to depth 20 (same questions, same index).", ""]
+        L += ["## Retrieval by mode", "", f"`{swept['config'].get('llm')}` rows: every question searched with each mode to depth 20 "
+              "(same questions, same index), with the query the answerer retrieved with.", ""]
         hdr = ["mode", "level", "R@1", "R@3", "R@5", "R@10", "R@20", "MRR@10", "nDCG@10", "n"]
         trs = []
         for mode, m in sweep.items():
@@ -307,7 +398,7 @@ def render_markdown(info: Mapping[str, Any], metrics: Mapping[str, Any], rows: S
             if r0 is None:
                 continue
             ref = " / ".join(r0.get("references") or []) or ("(unanswerable)" if not r0.get("answerable", True) else "")
-            cells = [q, r0.get("type", ""), _cell(r0["question"], 80), _cell(ref, 80)]
+            cells = [q, r0.get("split") or "", r0.get("type", ""), _cell(r0["question"], 80), _cell(ref, 80)]
             for n in answered:
                 r = by.get((n, q))
                 if r is None:
@@ -319,7 +410,7 @@ def render_markdown(info: Mapping[str, Any], metrics: Mapping[str, Any], rows: S
                     mark = "⊘ " if r.get("refused") else ""
                     cells.append(f"{mark}{_cell(r.get('answer') or '', 160)}" + (f" **{f1:.2f}**" if f1 is not None else ""))
             trs.append(cells)
-        L += [md_table(["id", "type", "question", "reference", *answered], trs), ""]
+        L += [md_table(["id", "split", "type", "question", "reference", *answered], trs), ""]
 
     misses = [r for r in rows if r["config"] == names[0] and r.get("answerable", True) and r.get("relevant_chunks")
               and not _found(r, first["config"]["mode"], 5)]
