@@ -607,6 +607,8 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         "grounded": answer.grounded,
         "citations": [cite(c) for c in answer.citations if c.supported],
         "rejected_citations": [cite(c) for c in answer.citations if not c.supported],
+        "claims": [c.to_dict() for c in answer.claims],
+        "refusal_reason": answer.refusal_reason,
         "hits": [h.to_dict() for h in answer.hits],
         "timings": dict(answer.timings),
         "model": answer.model,

@@ -314,3 +314,101 @@ def test_status_and_documents_escape():
     assert "1 个文档 · 3 个段落" in out and "2026-11-25 12&#58;34" in out
     report = render.index_report_html([("error", "<b>.exe", "不支持")])
     assert_safe(report)
+
+
+# ---------------------------------------------------------------- claims (verified / unverified)
+
+from rag.types import Claim  # noqa: E402
+
+# "甲成立于1999年【1】。乙成立于2003年。"
+#  甲0 成1 立2 于3 1 4 9 5 9 6 9 7 年8 → the verified claim is [0, 9); 【1】 is [9, 12), 。 is 12;
+#  乙13 成14 立15 于16 2 17 0 18 0 19 3 20 年21 → the unverified claim is [13, 22); 。 is 22 (len 23)
+CLAIMS_TEXT = "甲成立于1999年【1】。乙成立于2003年。"
+VERIFIED = Claim("甲成立于1999年", 0, 9, "verified", (1,))
+UNVERIFIED = Claim("乙成立于2003年", 13, 22, "unverified", (2,), ("2003年",))
+
+
+def _claims_answer(text=CLAIMS_TEXT, claims=(VERIFIED, UNVERIFIED), question="甲和乙哪年成立？", standalone=""):
+    c1, c2 = chunk(0, "甲在1999年成立。", doc="a"), chunk(0, "乙在2001年成立。", doc="b")
+    cites = (cite(1, c1, "甲在1999年成立。"), cite(2, c2, "乙在2001年成立。", supported=False))
+    return Answer(
+        question=question, text=text, citations=cites, refused=False, hits=(hit(c1, 1), hit(c2, 2)),
+        timings={"total": 1.0}, model="fake", standalone_question=standalone or question, grounded=True, claims=tuple(claims),
+    )
+
+
+def test_hand_made_claim_spans_are_right():
+    for c in (VERIFIED, UNVERIFIED):
+        assert CLAIMS_TEXT[c.start : c.end] == c.text
+    assert CLAIMS_TEXT[VERIFIED.end : VERIFIED.end + 3] == "【1】"  # a verified claim's markers follow its end
+
+
+def test_unverified_claim_is_marked_distinctly_and_never_checked():
+    out = render.final_message_html(_claims_answer(), turn=0)
+    p = assert_safe(out)
+    unverified = (
+        '<span class="claim claim-unverified" title="未能在资料中核实：2003年 · 所引段落【2】不支持这句话">'
+        '乙成立于2003年<span class="claim-flag">未核实</span></span>'
+    )
+    assert unverified in out
+    assert "✓" not in out  # no check badge anywhere in the bubble, least of all on the unverified span
+    # the verified statement keeps its linked marker, right after it, and is not flagged
+    assert '<span class="claim claim-verified" title="已核对：【1】">甲成立于1999年</span><a class="cite" href="#src-0-1"' in out
+    assert [a["href"] for t, a in p.tags if t == "a"] == ["#src-0-1"]
+    assert out.count("claim-flag") == 1
+    # visible text: the answer, with only the label added after the unverified statement
+    assert "".join(p.text).startswith("甲成立于1999年【1】。乙成立于2003年未核实。")
+    assert "1 处陈述未能在资料中核实" in render.answer_footer(_claims_answer())
+
+
+def test_unverified_claim_with_markup_is_escaped():
+    text = '甲成立于1999年【1】。<script>alert(1)</script>乙[x](javascript:y)。'
+    bad = Claim('<script>alert(1)</script>乙[x](javascript:y)', 13, len(text) - 1, "unverified", (), ('"><img onerror=alert(2)>',))
+    assert text[bad.start : bad.end] == bad.text
+    out = render.final_message_html(_claims_answer(text, (VERIFIED, bad)), turn=0)
+    p = assert_safe(out)
+    assert "<script" not in out and "<img" not in out
+    spans = [a for t, a in p.tags if t == "span" and "claim-unverified" in a.get("class", "")]
+    assert spans and spans[0]["title"] == '未能在资料中核实："><img onerror=alert(2)>'  # a tooltip, as text
+    assert "<script>alert(1)</script>乙[x](javascript:y)未核实" in "".join(p.text)
+
+
+def test_stale_claim_span_falls_back_to_the_claim_text():
+    moved = Claim("乙成立于2003年", 0, 9, "unverified", (), ("2003年",))  # span points at the wrong words
+    out = render.claims_html(_claims_answer(claims=(VERIFIED, moved)), turn=0)
+    assert '">乙成立于2003年<span class="claim-flag">' in out
+    assert 'claim-verified" title="已核对：【1】">甲成立于1999年</span>' in out
+
+
+def test_understood_as_shown_above_a_follow_up_never_inside_the_answer():
+    a = _claims_answer(question="那乙呢？", standalone="乙<b>哪一年成立？")
+    out = render.final_message_html(a, turn=1)
+    assert_safe(out)
+    assert out.startswith('<div class="ans-understood">理解为：乙&lt;b&gt;哪一年成立？</div>')
+    assert out.count("理解为") == 1 and "理解为" not in render.claims_html(a, 1)
+    same = _claims_answer(question="甲和乙哪年成立？", standalone="甲和乙哪年成立？")
+    assert "理解为" not in render.final_message_html(same, turn=0)
+
+
+def test_refusal_shows_its_reason():
+    reason = "资料中没有提到“2010年”，只提到2009年。"
+    a = Answer("甲2010年做了什么？", "根据现有资料无法回答该问题。" + reason, (), True, (), {}, "fake",
+               grounded=False, refusal_reason=reason)
+    out = render.final_message_html(a, turn=0)
+    assert_safe(out)
+    assert f'<div class="refusal-reason">{render.esc(reason)}</div>' in out
+    assert out.count("2009年") == 1
+
+
+def test_passage_backing_one_statement_and_not_another_links_to_the_backing_card():
+    c1 = chunk(0, "甲在1999年成立。", doc="a")
+    good, bad = cite(1, c1, "甲在1999年成立。"), cite(1, c1, "甲在1999年成立。", supported=False)
+    a = Answer("问", CLAIMS_TEXT, (bad, good), False, (hit(c1),), {}, "fake", grounded=True, claims=(VERIFIED, UNVERIFIED))
+    assert "cite-weak" not in render.claims_html(a, 0)
+    p = parse(render.sources_html(a, 0))
+    cards = [x for t, x in p.tags if t == "article"]
+    assert cards[0] == {"class": "src-card", "id": "src-0-1"} and "id" not in cards[1]
+
+
+def test_final_status_counts_verified_sources_and_unverified_statements():
+    assert render.final_status_text(_claims_answer(), 1.23).startswith("完成：1 处核实的引用 · 1 处未核实（1.2 s）")

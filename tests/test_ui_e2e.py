@@ -4,6 +4,10 @@ Fast tests (stand-ins, no Gradio server): the glue in ui/app.py — turning `Ass
 events into chat bubbles/status/panel, uploads with one bad file, KB creation, example
 questions, auth parsing.
 
+Slow test (fake assistant, real Gradio server, real browser): the web chat of this process with
+a stand-in assistant whose answers have one verified and one unverified claim, checked in the DOM
+and in its computed styles, plus the "理解为" line of a follow-up; its screenshot is saved.
+
 Slow test (real everything): `rag chat` in a subprocess on a free localhost port with RAG_HOME in
 a tmp dir (so the seeds get indexed with the real embedding model), driven by headless Debian
 Chromium through the `playwright` package (never `playwright install`). The LLM is the configured
@@ -30,7 +34,7 @@ import pytest
 
 from rag.config import Config, PathsConfig, load_config
 from rag.errors import ConfigError, RagError
-from rag.types import Answer, Chunk, Citation, Evidence, Final, Hit, Status, Token
+from rag.types import Answer, Chunk, Citation, Claim, Evidence, Final, Hit, Status, Token
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -586,3 +590,110 @@ def test_chat_in_a_real_browser(live_app, browser, tmp_path):
     assert page.external == [], f"the page fetched from outside the server: {page.external}"
     assert other.external == [], other.external
     assert not [e for e in page.errors if "xss" in e.lower()], page.errors
+
+
+# ====================================================================== slow: claims in a real browser
+
+# "甲成立于1999年【1】。乙成立于2003年。"
+#  甲0 成1 立2 于3 1 4 9 5 9 6 9 7 年8 → verified claim [0, 9), its 【1】 at [9, 12), 。 at 12;
+#  乙13 成14 立15 于16 2 17 0 18 0 19 3 20 年21 → unverified claim [13, 22), 。 at 22
+CLAIMS_TEXT = "甲成立于1999年【1】。乙成立于2003年。"
+CLAIMS = (
+    Claim("甲成立于1999年", 0, 9, "verified", (1,)),
+    Claim("乙成立于2003年", 13, 22, "unverified", (2,), ("2003年",)),
+)
+FOLLOW_UP_STANDALONE = "乙是哪一年成立的？"
+
+
+class ClaimsAssistant:
+    """Answers every question with CLAIMS_TEXT: 【1】 backs the first statement, nothing backs
+    the second; a follow-up (non-empty history) is "understood" as FOLLOW_UP_STANDALONE."""
+
+    def ask(self, question, history=(), *, llm_backend=None, k=None, mode=None):
+        yield Status("retrieve", "检索")
+        hits = (Hit(_chunk(0, "甲在1999年成立。"), 0.9, 1), Hit(_chunk(1, "乙在2001年成立。"), 0.5, 2))
+        yield Evidence(hits)
+        yield Status("generate", "生成回答")
+        for ch in CLAIMS_TEXT:
+            yield Token(ch)
+        time.sleep(0.2)
+        c0, c1 = hits[0].chunk, hits[1].chunk
+        cites = (
+            Citation(1, c0.chunk_id, c0.doc_id, c0.title, c0.section, c0.source, 0, 10, c0.text, 0, 10, 0.9, True, CLAIMS[0].text),
+            Citation(2, c1.chunk_id, c1.doc_id, c1.title, c1.section, c1.source, 0, 10, c1.text, 0, 10, 0.2, False, CLAIMS[1].text),
+        )
+        standalone = FOLLOW_UP_STANDALONE if history else question
+        yield Final(Answer(question, CLAIMS_TEXT, cites, False, hits, {"total": 0.3}, "fake", standalone, True, CLAIMS))
+
+
+@pytest.fixture(scope="module")
+def claims_app(tmp_path_factory):
+    """This process's web chat (ui.app.serve) on a free port, answering with ClaimsAssistant."""
+    pytest.importorskip("gradio")
+    from ui.app import serve
+
+    svc, _, kbs = _services(tmp_path_factory.mktemp("claims-home"), ClaimsAssistant())
+    kbs["seeds"] = FakeKB()
+    port = _free_port()
+    demo = serve(svc.cfg, host="127.0.0.1", port=port, services=svc, block=False)
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{port}/")
+    finally:
+        demo.close()
+
+
+_CLAIM_STYLES = """() => {
+    const bubble = [...document.querySelectorAll('#chatbot .message.bot')].pop();
+    const bad = bubble.querySelector('.claim-unverified'), good = bubble.querySelector('.claim-verified');
+    const st = e => { const s = getComputedStyle(e); return {border: s.borderBottomStyle, color: s.color, bg: s.backgroundColor}; };
+    return {bad: st(bad), good: st(good), flag: getComputedStyle(bad.querySelector('.claim-flag')).display};
+}"""
+
+
+@pytest.mark.slow
+def test_unverified_claims_look_different_in_a_real_browser(claims_app, browser, tmp_path):
+    page = Page(browser, claims_app.url)
+    pg = page.pg
+    page.ask("甲和乙是哪一年成立的？", timeout_s=120)
+    bubble = pg.locator("#chatbot .message.bot").last
+    # the unverified statement: its own class, a tooltip naming what is missing, the label, no ✓
+    bad = bubble.locator(".claim-unverified")
+    assert bad.count() == 1, bubble.inner_html()
+    assert bad.inner_text().replace("\n", "").startswith("乙成立于2003年") and "未核实" in bad.inner_text()
+    assert "2003年" in (bad.get_attribute("title") or "")
+    assert bad.locator("a.cite").count() == 0 and "✓" not in bad.inner_text() and "✓" not in bubble.inner_text()
+    # the verified statement: plain, followed by its source link
+    good = bubble.locator(".claim-verified")
+    assert good.count() == 1 and good.inner_text() == "甲成立于1999年" and "未核实" not in good.inner_text()
+    links = bubble.locator("a.cite")
+    assert links.count() == 1 and links.first.get_attribute("href") == "#src-0-1"
+    # visibly different to a person, not only in the markup
+    st = pg.evaluate(_CLAIM_STYLES)
+    assert st["bad"]["border"] == "dashed" and st["good"]["border"] != "dashed", st
+    assert st["bad"]["color"] != st["good"]["color"] and st["flag"] != "none", st
+    # the verified statement's marker opens its card, which carries the ✓
+    links.first.click()
+    card = pg.locator("#sources #src-0-1")
+    card.wait_for(state="visible", timeout=10_000)
+    assert "✓ 已核对" in card.inner_text()
+    assert "理解为" not in bubble.inner_text()  # a first question is not rewritten
+
+    # a follow-up: "理解为：…" above the answer, outside its text
+    page.ask("那乙呢？", timeout_s=120)
+    last = pg.locator("#chatbot .message.bot").last
+    understood = last.locator(".ans-understood")
+    assert understood.count() == 1 and understood.inner_text().strip() == f"理解为：{FOLLOW_UP_STANDALONE}"
+    assert understood.locator(".claim-verified, .claim-unverified").count() == 0
+    above = pg.evaluate("""() => {
+        const b = [...document.querySelectorAll('#chatbot .message.bot')].pop();
+        const u = b.querySelector('.ans-understood'), c = b.querySelector('.claim');
+        return u.getBoundingClientRect().bottom <= c.getBoundingClientRect().top + 1;
+    }""")
+    assert above, "the 理解为 line is not above the answer"
+    assert last.locator(".claim-unverified").count() == 1
+    shot = tmp_path / "claims-verified-vs-unverified.png"
+    pg.screenshot(path=str(shot), full_page=False)
+    print(f"screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
+    assert page.external == [] and page.errors == [], (page.external, page.errors)
+    pg.close()

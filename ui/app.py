@@ -296,11 +296,7 @@ def run_turn(
                 rec["hits"] = a.hits
                 state["messages"][-1]["content"] = render.final_message_html(a, turn, settings)
                 took = a.timings.get("total", time.perf_counter() - t0) if a.timings else time.perf_counter() - t0
-                if a.refused:
-                    msg = f"完成：知识库中没有足够依据（{took:.1f} s）"
-                else:
-                    msg = f"完成：{len(a.citations)} 处引用（{took:.1f} s） · 点击 【n】 查看原文"
-                yield state, render.status_html(msg, busy=False), panel_for(state)
+                yield state, render.status_html(render.final_status_text(a, took), busy=False), panel_for(state)
         if rec["answer"] is None:  # the stream ended without a Final event: show what we have
             raise RagError("回答中断（没有收到最终结果）")
     except RagError as e:
@@ -485,7 +481,7 @@ _HEAD_JS = """
 
 def _css() -> str:
     p = ASSETS / "app.css"
-    return p.read_text(encoding="utf-8") if p.is_file() else ""
+    return (p.read_text(encoding="utf-8") if p.is_file() else "") + render.CLAIM_CSS
 
 
 def _theme():

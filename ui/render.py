@@ -18,6 +18,14 @@ the source panel holds one card per cited passage with `id="src-t-n"`. Gradio's 
 `data-*` attributes but keeps `class`, `href="#…"` and `title`, so the (tiny) page script in
 ui/app.py reads the target from the `href` and opens/scrolls/flashes the card.
 
+Claims: a finished answer is rendered from `Answer.text` cut at `Answer.claims`
+(`rag.report.claim_segments`, shared with `rag report`). A verified statement is
+`<span class="claim claim-verified">` and looks as before (its markers link to sources, whose
+cards carry the ✓ 已核对 badge); an unverified one is `<span class="claim-unverified"
+title="未能在资料中核实：…">` — muted, dashed underline, a small "未核实" label — and never
+gets a ✓. A rewritten follow-up shows "理解为：…" above the answer (`understood_html`). The
+styles are `CLAIM_CSS`, appended to the page CSS by ui/app.py.
+
 Deliberate compromise: answer text is not rendered as Markdown. Only `**bold**` and line breaks
 are kept (a local 1.5B model uses little else); full Markdown would reopen links and autolinks.
 """
@@ -28,9 +36,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rag.report import claim_segments, understood_as
 from rag.text.markers import canonical, parse_markers
 from rag.text.match import find_quote  # the one quote matcher (also part of this module's API)
-from rag.types import Answer, Chunk, Citation, Hit
+from rag.types import Answer, Chunk, Citation, Claim, Hit
 
 # Characters that Markdown / GFM / KaTeX renderers give meaning to; as numeric entities they
 # are plain text everywhere (CommonMark: entity references never indicate structure).
@@ -59,6 +68,21 @@ _QUOTE_ENTITIES = {'"': "&quot;", "'": "&#x27;"}
 _TABLE = str.maketrans({**_HTML_ENTITIES, **_MD_ENTITIES})
 _TABLE_Q = str.maketrans({**_HTML_ENTITIES, **_QUOTE_ENTITIES, **_MD_ENTITIES})
 
+# Styles of the claim markup (appended to ui/assets/app.css by ui/app.py): an unverified
+# statement is muted with a dashed amber underline and a small "未核实" label, so it stands out
+# on screen and in a screenshot; a verified one looks like ordinary answer text.
+CLAIM_CSS = """
+.claim-unverified { color: var(--body-text-color-subdued, #6b7280); border-bottom: 1.5px dashed #d97706;
+  background: rgba(245, 158, 11, .07); cursor: help; }
+.claim-flag { display: inline-block; margin-left: 4px; padding: 0 6px; border-radius: 9px; font-size: 11px;
+  line-height: 1.6; vertical-align: 1px; color: #b45309; background: rgba(245, 158, 11, .16);
+  border: 1px solid rgba(180, 83, 9, .35); white-space: nowrap; font-style: normal; }
+.ans-understood { margin-bottom: 6px; padding: 2px 8px; font-size: 12.5px; color: var(--body-text-color-subdued, #555);
+  border-left: 3px solid #a5b4fc; background: rgba(99, 102, 241, .06); border-radius: 4px; }
+.refusal-reason { margin-top: 4px; color: #b45309; }
+"""
+
+
 def esc(text: Any, quote: bool = False) -> str:
     """Escape any text for HTML (and neutralise Markdown/template syntax).
 
@@ -83,35 +107,29 @@ def _cite_title(c: Citation) -> str:
     return " › ".join(p for p in parts if p)
 
 
-def answer_html(
-    text: str,
-    citations: Sequence[Citation] | Mapping[int, Citation] = (),
-    turn: int = 0,
-    *,
-    hits: Sequence[Hit] = (),
-) -> str:
-    """Answer text → HTML with each `【n】` a link to the source card `src-{turn}-{n}`.
-
-    `citations` (final answer) resolve markers by `Citation.n`; while streaming, pass `hits`
-    instead (the Evidence list: hits[n-1] is 【n】). A marker with no passage behind it is
-    shown struck through with a tooltip, never as a link.
-
-    >>> answer_html("甲<乙>【1】", hits=[]).count("cite-missing")
-    1
-    """
+def _marker_targets(
+    citations: Sequence[Citation] | Mapping[int, Citation], hits: Sequence[Hit]
+) -> tuple[dict[int, str], set[int]]:
+    """Passage number → tooltip, and the numbers no supported citation backs (shown weak).
+    A passage cited by one statement that it backs and by another that it does not is *not*
+    weak: the marker shown is the one after the backed statement."""
     by_n: dict[int, str] = {}
     weak: set[int] = set()
+    strong: set[int] = set()
     if isinstance(citations, Mapping):
         citations = list(citations.values())
     for c in citations:
-        by_n[c.n] = _cite_title(c)
-        if not c.supported:
-            weak.add(c.n)
+        if c.supported or c.n not in by_n:
+            by_n[c.n] = _cite_title(c)
+        (strong if c.supported else weak).add(c.n)
     if not by_n:
         for i, h in enumerate(hits, 1):
             by_n[i] = h.chunk.heading
+    return by_n, weak - strong
 
-    text = (text or "").strip()
+
+def _linked(text: str, by_n: Mapping[int, str], weak: set[int], turn: int) -> str:
+    """Escaped text with every marker a link to its source card (or struck through)."""
     out: list[str] = []
     pos = 0
     for m in parse_markers(text):  # every form the citation parser accepts; lists link per number
@@ -128,6 +146,67 @@ def answer_html(
     return "".join(out)
 
 
+def answer_html(
+    text: str,
+    citations: Sequence[Citation] | Mapping[int, Citation] = (),
+    turn: int = 0,
+    *,
+    hits: Sequence[Hit] = (),
+) -> str:
+    """Answer text → HTML with each `【n】` a link to the source card `src-{turn}-{n}`.
+
+    `citations` (final answer) resolve markers by `Citation.n`; while streaming, pass `hits`
+    instead (the Evidence list: hits[n-1] is 【n】). A marker with no passage behind it is
+    shown struck through with a tooltip, never as a link.
+
+    >>> answer_html("甲<乙>【1】", hits=[]).count("cite-missing")
+    1
+    """
+    by_n, weak = _marker_targets(citations, hits)
+    return _linked((text or "").strip(), by_n, weak, turn)
+
+
+def unverified_title(claim: Claim) -> str:
+    """The tooltip of an unverified statement: what the documents lack, what it cited."""
+    tip = "未能在资料中核实" + ("：" + "、".join(claim.missing) if claim.missing else "")
+    if claim.numbers:
+        tip += f" · 所引段落{canonical(claim.numbers)}不支持这句话"
+    return tip
+
+
+def claim_html(inner: str, claim: Claim | None) -> str:
+    """Wrap a statement's (already escaped and linked) HTML by its check status."""
+    if claim is None or not inner.strip():
+        return inner
+    if claim.verified:
+        return f'<span class="claim claim-verified" title="已核对：{canonical(claim.numbers)}">{inner}</span>'
+    return (
+        f'<span class="claim claim-unverified" title="{esc(unverified_title(claim), quote=True)}">{inner}'
+        '<span class="claim-flag">未核实</span></span>'
+    )
+
+
+def claims_html(answer: Answer, turn: int) -> str:
+    """A finished answer's text with each claim marked by its status (see the module doc);
+    answers without claims (refusals) as plain linked text, a refusal's reason set apart."""
+    by_n, weak = _marker_targets(answer.citations, answer.hits)
+    text = answer.text or ""
+    if not answer.claims:
+        reason = (answer.refusal_reason or "").strip() if answer.refused else ""
+        if reason and text.rstrip().endswith(reason):
+            head = text.rstrip()[: -len(reason)].rstrip()
+            return _linked(head, by_n, weak, turn) + f'<div class="refusal-reason">{_linked(reason, by_n, weak, turn)}</div>'
+        body = _linked(text.strip(), by_n, weak, turn)
+        return body + (f'<div class="refusal-reason">{_paragraphs(esc(reason))}</div>' if reason else "")
+    return "".join(claim_html(_linked(seg.text, by_n, weak, turn), seg.claim) for seg in claim_segments(answer))
+
+
+def understood_html(answer: Answer) -> str:
+    """"理解为：…" when the question answered is a rewrite of the one asked (follow-ups)."""
+    sq = understood_as(answer)
+    return f'<div class="ans-understood">理解为：{esc(sq)}</div>' if sq else ""
+
+
 def answer_footer(answer: Answer, settings: Mapping[str, Any] | None = None) -> str:
     """One small line under a finished answer: time, model, retrieval settings, warnings."""
     bits: list[str] = []
@@ -138,19 +217,33 @@ def answer_footer(answer: Answer, settings: Mapping[str, Any] | None = None) -> 
         bits.append(esc(answer.model))
     if settings:
         bits.append(esc(f"{settings.get('mode', '')} · k={settings.get('k', '')}"))
+    unverified = sum(1 for c in answer.claims if not c.verified)
     warn = ""
     if answer.refused:
         warn = '<div class="ans-warn">未能在知识库中找到可靠答案，右侧列出最接近的段落。</div>'
-    elif not answer.grounded or not answer.citations:
+    elif not answer.grounded or not any(c.supported for c in answer.citations):
         warn = '<div class="ans-warn">⚠ 这个回答没有可核实的引用，请谨慎使用。(no verified citation)</div>'
-    elif any(not c.supported for c in answer.citations):
+    elif unverified:
+        warn = (f'<div class="ans-warn">⚠ 有 {unverified} 处陈述未能在资料中核实（灰色虚线、标“未核实”），'
+                "请勿直接引用。</div>")
+    elif not answer.claims and any(not c.supported for c in answer.citations):
         warn = '<div class="ans-warn">⚠ 部分引用的支持度较低（虚线标出），引用前请核对原文。</div>'
     return f'{warn}<div class="ans-foot">{" · ".join(bits)}</div>'
 
 
 def final_message_html(answer: Answer, turn: int, settings: Mapping[str, Any] | None = None) -> str:
-    """The chat bubble of a finished answer: linked text plus footer."""
-    return answer_html(answer.text, answer.citations, turn, hits=answer.hits) + answer_footer(answer, settings)
+    """The chat bubble of a finished answer: "理解为" line, checked text, footer."""
+    return understood_html(answer) + claims_html(answer, turn) + answer_footer(answer, settings)
+
+
+def final_status_text(answer: Answer, took: float) -> str:
+    """The status line once an answer is final."""
+    if answer.refused:
+        return f"完成：知识库中没有足够依据（{took:.1f} s）"
+    n_ok = len({c.n for c in answer.citations if c.supported})
+    n_bad = sum(1 for c in answer.claims if not c.verified)
+    bad = f" · {n_bad} 处未核实" if n_bad else ""
+    return f"完成：{n_ok} 处核实的引用{bad}（{took:.1f} s） · 点击 【n】 查看原文"
 
 
 def streaming_message_html(text: str, turn: int, hits: Sequence[Hit]) -> str:
@@ -205,7 +298,7 @@ def _section_line(section: Sequence[str]) -> str:
     return f'<div class="src-section">{esc(" › ".join(parts))}</div>' if parts else ""
 
 
-def citation_card(c: Citation, chunk: Chunk | None, turn: int) -> str:
+def citation_card(c: Citation, chunk: Chunk | None, turn: int, *, anchor: bool = True) -> str:
     """One cited passage: title, section path, date/source, passage with the quote marked."""
     meta: dict[str, Any] = {}
     if chunk is not None:
@@ -227,8 +320,9 @@ def citation_card(c: Citation, chunk: Chunk | None, turn: int) -> str:
     )
     stmt = f'<div class="src-stmt">引用于：{esc(c.statement)}</div>' if c.statement else ""
     cls = "src-card" if c.supported else "src-card weak"
+    ident = f' id="src-{turn}-{c.n}"' if anchor else ""
     return (
-        f'<article class="{cls}" id="src-{turn}-{c.n}">'
+        f'<article class="{cls}"{ident}>'
         f'<header><span class="src-n">{canonical([c.n])}</span><span class="src-title">{esc(title)}</span>{support}</header>'
         f"{_section_line(section)}{_meta_line(meta, source, c.chunk_id)}"
         f'<div class="src-text">{body}</div>{stmt}</article>'
@@ -257,7 +351,13 @@ def sources_html(answer: Answer, turn: int) -> str:
     if answer.refused or not answer.citations:
         return refusal_html(answer.hits, turn, refused=answer.refused)
     chunks = _chunk_index(answer.hits)
-    cards = [citation_card(c, chunks.get(c.chunk_id), turn) for c in sorted(answer.citations, key=lambda c: c.n)]
+    cards: list[str] = []
+    anchored: set[int] = set()
+    # a passage that backs one statement and not another: the backing card first, and it alone
+    # carries the anchor the 【n】 link opens
+    for c in sorted(answer.citations, key=lambda c: (c.n, not c.supported)):
+        cards.append(citation_card(c, chunks.get(c.chunk_id), turn, anchor=c.n not in anchored))
+        anchored.add(c.n)
     return "".join(cards)
 
 

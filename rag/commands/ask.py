@@ -7,6 +7,7 @@ import json
 import sys
 
 from rag.commands import add_common, resolve_config
+from rag.text.markers import canonical
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,9 +50,32 @@ def format_sources(answer) -> list[str]:
         pub = str(c.metadata.get("source_name") or "")
         meta = "，".join(x for x in (date, f"来源：{pub}" if pub else "", f"{c.source or c.doc_id} {c.quote_start}–{c.quote_end}") if x)
         quote = " ".join(c.quote.split())
-        lines.append(f"【{c.n}】{head}（{meta}）")
+        lines.append(f"{canonical([c.n])}{head}（{meta}）")
         lines.append(f"     “{quote}”  support {c.support:.2f}")
     return lines
+
+
+def checked_text(answer) -> str:
+    """The checked answer for the terminal: each unverified statement is followed by
+    "⚠未核实" and what the documents lack; verified ones keep their 【n】.
+
+    >>> from rag.types import Answer, Claim
+    >>> a = Answer("问", "甲是一【1】。乙成立于2003年。", (), False, (), {}, "m",
+    ...            claims=(Claim("甲是一", 0, 3, "verified", (1,)), Claim("乙成立于2003年", 7, 16, "unverified", (), ("2003年",))))
+    >>> checked_text(a)
+    '甲是一【1】。乙成立于2003年⚠未核实（资料中没有：2003年）。'
+    """
+    from rag.report import claim_segments
+
+    if not answer.claims:
+        return answer.text
+    out: list[str] = []
+    for seg in claim_segments(answer):
+        out.append(seg.text)
+        if seg.unverified:
+            missing = "、".join(seg.claim.missing)
+            out.append("⚠未核实" + (f"（资料中没有：{missing}）" if missing else ""))
+    return "".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,15 +111,21 @@ def run(args: argparse.Namespace) -> int:
             final = ev.answer
     assert final is not None
     out.write("\n")
-    if "".join(streamed).strip() != final.text.strip():
-        # citations were removed or the text changed in checking: the checked text is the answer
-        print(f"\n核对后的回答：\n{final.text}", file=out)
+    from rag.report import understood_as
+
+    if understood_as(final):
+        print(f"\n理解为：{understood_as(final)}", file=out)
+    unverified = any(not c.verified for c in final.claims)
+    if unverified or "".join(streamed).strip() != final.text.strip():
+        # citations were removed, the text changed in checking, or statements could not be
+        # verified: the checked text is the answer
+        print(f"\n核对后的回答：\n{checked_text(final)}", file=out)
     if final.refused:
         if final.hits:
             print("\n最接近的段落：", file=out)
             for i, h in enumerate(final.hits, 1):
                 snippet = " ".join(h.chunk.text.split())[:80]
-                print(f"【{i}】{h.chunk.heading}\n     {snippet}…", file=out)
+                print(f"{canonical([i])}{h.chunk.heading}\n     {snippet}…", file=out)
     else:
         lines = format_sources(final)
         if lines:
@@ -103,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
             print("\n".join(lines), file=out)
         if not final.grounded:
             print("\n注意：回答中没有经过核实的引用，请勿直接引用。", file=out)
+        elif unverified:
+            n = sum(1 for c in final.claims if not c.verified)
+            print(f"\n注意：有 {n} 处陈述未能在资料中核实（⚠未核实），请勿直接引用。", file=out)
     t = final.timings
     print(
         f"\n[{final.model} · 检索 {t.get('retrieve', 0):.2f}s · 首字 {t.get('first_token', 0):.2f}s · 共 {t.get('total', 0):.2f}s]",
