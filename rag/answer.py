@@ -33,13 +33,13 @@ from typing import Any, Iterator, Mapping, Sequence
 from rag.cite import Passage, grounded, resolve, strip_markers
 from rag.config import Config, load_config
 from rag.errors import ConfigError, RagError
-from rag.extractive import condense_heuristic, evidence_score, extract, needs_context
+from rag.condense import needs_context
+from rag.extractive import extract
 from rag.evidence import extend_enumerations
 from rag.prompts import (
     PROMPT_VERSION,
     REFUSAL,
     answer_messages,
-    condense_messages,
     pack,
     to_langchain,
 )
@@ -383,30 +383,49 @@ class Assistant:
 
     # ------------------------------------------------------------ steps
 
+    def side_model(self, backend: str) -> Any:
+        """The chat model for short side calls (rewriting a follow-up, translating a question):
+        the answer model in its own llama.cpp context for the local backend, so the answer
+        prompt's cached prefix (the fixed system prompt) is not evicted; None for extractive."""
+        kind = _kind(backend)
+        if kind == "extractive":
+            return None
+        if self._llm_override is not None or kind != "local":
+            return self.chat_model(backend)
+        key = ("local-side", self._model_of(backend))
+        with self._models_lock:
+            if key not in self._models:
+                from rag.llm import get_chat_model
+
+                llm_cfg = dataclasses.replace(self.cfg.llm, backend=kind, model=key[1])
+                self._models[key] = get_chat_model(llm_cfg, self.cfg.paths.models_dir, slot="side")
+            return self._models[key]
+
     def condense(self, question: str, history: Sequence[tuple[str, str]], backend: str) -> str:
-        """Standalone form of a follow-up. With a chat model: the condense prompt (falls back to
-        the heuristic when the model returns nothing usable); extractive: the heuristic."""
+        """Standalone form of a follow-up (rag.condense: the model's rewrite when it keeps the
+        conversation's entity whole and the question's own words, else the heuristic)."""
+        from rag.condense import condense
+
         if not history:
             return question
-        model = self.chat_model(backend)
+        return condense(question, history, self.side_model(backend)).text or question
+
+    def chinese_query(self, question: str, backend: str) -> str:
+        """The Chinese retrieval query for an English question ("" when there is none: no model,
+        or the translation failed its check); cached per model and question on disk."""
+        from rag.condense import to_chinese_query
+
+        model = self.side_model(backend)
         if model is None:
-            return condense_heuristic(question, history)
+            return ""
+        if self._llm_override is not None:  # a caller's model (tests): nothing persisted to the user's cache
+            return to_chinese_query(question, model, None)
+        cache = Path(self.cfg.paths.home) / "cache" / "chinese_queries.json"
         try:
-            out = model.invoke(to_langchain(condense_messages(question, history)))
-            text = out.content if isinstance(out.content, str) else str(out.content)
-        except RagError:
-            raise
-        except Exception as e:
-            log.warning("condense failed (%s); using the heuristic", e)
-            return condense_heuristic(question, history)
-        text = text.strip().splitlines()[0].strip() if text.strip() else ""
-        text = re.sub(r"^(改写后的问题|问题|standalone question)\s*[:：]\s*", "", text, flags=re.I).strip("“”\"' ")
-        if not text or len(text) > 3 * len(question) + 200:
-            return condense_heuristic(question, history)
-        if normalize_answer(text) == normalize_answer(question) and needs_context(question):
-            # the model echoed a follow-up that cannot stand alone: fall back to the heuristic
-            return condense_heuristic(question, history)
-        return text
+            return to_chinese_query(question, model, cache)
+        except OSError as e:  # an unwritable cache must not fail the answer
+            log.warning("query translation cache: %s", e)
+            return to_chinese_query(question, model, None)
 
     def budget(self, question: str, backend: str) -> int:
         """Evidence token budget: the configured one, capped so prompt + answer fit n_ctx."""
@@ -465,14 +484,22 @@ class Assistant:
         timings: dict[str, float] = {}
         lang = answer_language(q)
         standalone = q
-        if hist and cfg.condense and (_kind(backend) != "extractive" or needs_context(q)):
+        if hist and cfg.condense and needs_context(q):
             yield Status("condense", "改写追问为独立问题")
             tc = time.perf_counter()
             standalone = self.condense(q, hist, backend)
             timings["condense"] = time.perf_counter() - tc
-        yield Status("retrieve", f"检索：{standalone}")
+        query = standalone
+        if lang == "en":
+            # Chinese documents: BM25 cannot match English words and e5-small aligns languages
+            # weakly, so the question is searched in Chinese (the answer stays English)
+            yield Status("translate", "把英文问题译成中文检索词")
+            tt = time.perf_counter()
+            query = self.chinese_query(standalone, backend) or standalone
+            timings["translate"] = time.perf_counter() - tt
+        yield Status("retrieve", f"检索：{query}")
         tr = time.perf_counter()
-        passages = self.retrieve(standalone, k=k, mode=mode, backend=backend)
+        passages = self.retrieve(query, k=k, mode=mode, backend=backend)
         timings["retrieve"] = time.perf_counter() - tr
         yield Evidence(tuple(p.hit for p in passages))
         pre = pre_check(standalone, passages, threshold=cfg.refuse_threshold, feature=cfg.refuse_feature, lang=lang,
@@ -503,7 +530,7 @@ class Assistant:
         else:
             model = self.chat_model(backend)
             budget = self.cfg.answer.local_context_tokens if _kind(backend) == "local" else None
-            msgs = to_langchain(answer_messages(standalone, passages, lang, budget))
+            msgs = to_langchain(answer_messages(standalone, passages, lang, budget, query=query))
             try:
                 for chunk in model.stream(msgs):
                     piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
@@ -560,7 +587,8 @@ class Assistant:
             grounded=(not refused) and any(c.verified for c in claims),
             claims=tuple(claims),
             refusal_reason=reason if refused else "",
-            diagnostics={**pre.features, "pre_refused": pre.refuse, "model_declined": bool(not pre.refuse and is_refusal(raw))},
+            diagnostics={**pre.features, "pre_refused": pre.refuse, "model_declined": bool(not pre.refuse and is_refusal(raw)),
+                         "retrieval_query": query},
         )
         yield Final(answer)
         log.debug("answered %r with %s (prompt %s, evidence %.3f)", q, model_name, PROMPT_VERSION, ev)

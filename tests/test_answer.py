@@ -73,11 +73,14 @@ def test_simplified_question_gets_simplified_answer():
     assert ans.text == "安达市委于2005年成立了学习型党组织建设领导小组【1】。"
 
 
-def test_english_question_is_not_converted():
-    a, llm = assistant(["The committee was set up in 2005 (安达市委于2005年成立)【1】."])
+def test_english_question_is_searched_in_chinese_and_answered_in_english():
+    # first model call: the question translated into a Chinese query; second: the answer
+    a, llm = assistant(["安达市委是哪一年成立学习型党组织小组的？", "The committee was set up in 2005 (安达市委于2005年成立)【1】."])
     ans = a.answer("In which year did the 安达 committee set up the 学习型党组织 group?", llm_backend="fake")
     assert ans.text.startswith("The committee was set up in 2005")
-    assert "Answer in English" in llm.calls[0][-1].content
+    assert ans.diagnostics["retrieval_query"] == "安达市委是哪一年成立学习型党组织小组的？"
+    assert "Answer in English" in llm.calls[1][-1].content
+    assert "安达市委是哪一年成立学习型党组织小组的？" not in ans.text  # the query is never part of the answer
 
 
 # ---- refusal

@@ -820,14 +820,19 @@ def _run_one(es, qid, rc: RunConfig, assistant, search: _Searcher, done, chunk_r
             timings = {k_: float(v) for k_, v in dict(ans.timings).items()}
             timings.setdefault("first_token", first if first is not None else total)
             timings.setdefault("total", total)
-            query = ans.standalone_question or q
+            # the query the assistant searched with: the condensed follow-up, or the Chinese form
+            # of an English question (diagnostics["retrieval_query"])
+            query = dict(getattr(ans, "diagnostics", {}) or {}).get("retrieval_query") or ans.standalone_question or q
             passages = _passages_of(ans, ev_hits)
             row.update(
                 answer=ans.text,
                 refused=bool(ans.refused),
                 grounded=bool(getattr(ans, "grounded", True)),
                 model=ans.model,
-                standalone_question=query,
+                standalone_question=ans.standalone_question or q,
+                claims=[c.to_dict() for c in getattr(ans, "claims", ())],
+                refusal_reason=getattr(ans, "refusal_reason", ""),
+                diagnostics=dict(getattr(ans, "diagnostics", {}) or {}),
                 citations=[c.to_dict() for c in ans.citations],
                 hits=[{"rank": h.rank, "chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id, "score": round(float(h.score), 6),
                        "text": h.chunk.text, **_merged(h)} for h in (ev_hits or ans.hits)],
