@@ -28,7 +28,7 @@ from rag.claims import ClaimCheck, check_claim
 from rag.text.markers import canonical, parse_markers, strip_markers
 from rag.types import Citation, Claim
 
-_END = re.compile(r"[。！？!?；;\n]+")
+_END = re.compile(r"[。！？!?；;\n]+[”’」』）)]*")  # closing quotes stay with their sentence
 _TRAIL = "。！？!?；;.\n \t"
 
 
@@ -54,6 +54,8 @@ def pieces(text: str) -> list[str]:
 
     >>> pieces("甲是一【1】。乙是二。【2】丙")
     ['甲是一【1】。', '乙是二。【2】', '丙']
+    >>> pieces("“引一句。”【1】")
+    ['“引一句。”【1】']
     """
     out: list[str] = []
     pos = 0
