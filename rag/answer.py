@@ -392,6 +392,14 @@ class Assistant:
             return None
         if self._llm_override is not None or kind != "local":
             return self.chat_model(backend)
+        try:
+            return self._side_model(backend)
+        except RagError as e:  # no side context: the heuristic condenser, no translation
+            log.warning("no side model for %s: %s", backend, e)
+            return None
+
+    def _side_model(self, backend: str) -> Any:
+        kind = _kind(backend)
         key = ("local-side", self._model_of(backend))
         with self._models_lock:
             if key not in self._models:
@@ -418,14 +426,14 @@ class Assistant:
         model = self.side_model(backend)
         if model is None:
             return ""
-        if self._llm_override is not None:  # a caller's model (tests): nothing persisted to the user's cache
-            return to_chinese_query(question, model, None)
-        cache = Path(self.cfg.paths.home) / "cache" / "chinese_queries.json"
-        try:
-            return to_chinese_query(question, model, cache)
-        except OSError as e:  # an unwritable cache must not fail the answer
-            log.warning("query translation cache: %s", e)
-            return to_chinese_query(question, model, None)
+        if self._llm_override is not None:  # a caller's model (tests): a cache of its own, nothing persisted
+            from rag.condense import QueryCache
+
+            if not hasattr(self, "_query_cache"):
+                self._query_cache = QueryCache()
+            return to_chinese_query(question, model, self._query_cache)
+        # an unwritable cache file only logs a warning (rag.condense.QueryCache)
+        return to_chinese_query(question, model, Path(self.cfg.paths.home) / "cache" / "chinese_queries.json")
 
     def budget(self, question: str, backend: str) -> int:
         """Evidence token budget: the configured one, capped so prompt + answer fit n_ctx."""

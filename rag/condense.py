@@ -3,19 +3,21 @@ the answer text), and English questions turned into Chinese queries.
 
 `condense(question, history, chat_model=None) -> Condensed`
 - Unchanged when no context is needed: no pronoun/ellipsis, or the question names its own entity.
-- With a chat model: a few-shot prompt asks for the last question with only the pronoun or the
-  ellipsis filled in; the rewrite is CHECKED (`check_rewrite`: one question, not an answer;
-  bounded length; the conversation's entity whole; every content word of the question kept,
-  script-folded) and replaced by the heuristic when the check fails — the 1.5B model wrote
-  组建 → 成立, and retrieval then missed the passage's 組建於.
+- With a chat model: a few-shot prompt (fixed system prompt with invented examples, then the
+  previous question, the entity, the follow-up) asks for the follow-up with only the pronoun or
+  the ellipsis filled in. The rewrite is CHECKED (`check_rewrite`: one question, not an answer;
+  bounded length; the conversation's entity whole; no new number; every content word of the
+  follow-up kept, script-folded; its pronoun/ellipsis gone) and replaced by the heuristic when
+  the check fails — the 1.5B model wrote 组建 → 成立, and retrieval then missed 組建於.
 - The heuristic: pronouns (它/他/其/该X/这个/这里, it/its/they/there…) are replaced by the entity;
   an ellipsis ("副组长呢？", "那2009年呢？", "And in 2009?") is rebuilt from the previous question
   with the changed slot swapped: a year, an entity, a word the fragment contains or extends, the
   "多少X" slot, else the noun before the question word. Earlier follow-ups are resolved first, so
   chains work. The result keeps the question's script (OpenCC) and words; never keyword soup.
-- The entity: the longest named unit of the earlier questions, latest first — a run of jieba
-  noun/name tokens (posseg nt/ns/nr/nz/j…, and single characters such as 南 in 南/马路/小学) that
-  ends in a name tag or a known suffix (公司, 小学, 村, 市委, 党支部…). English: capitalised words
+- The entity: the longest named unit of the latest earlier question that has one — a run of
+  jieba noun/name tokens (posseg nt/ns/nr/nz/j…, and single characters such as 南 in 南/马路/小学)
+  ending in a name tag or a known suffix (公司, 小学, 村, 市委, 党支部…); 他/她 prefer a unit ending
+  in a person name, 它 one that does not, 它们 two units joined by 和/与. English: capitalised words
   plus a suffix word ("Bacha village").
 
 `to_chinese_query(question, chat_model, cache=None) -> str`: an English question as a simplified
@@ -23,8 +25,10 @@ Chinese query by the model (checked: Chinese, every number kept, bounded), cache
 normalised question (in-memory LRU, optionally a JSON file written atomically); "" = fall back.
 
 Compromises: the heuristic knows no synonyms and cannot resolve a referent named only in an
-answer (the model prompt does see the last answer's opening); the checks are lexical, so a model
-rewrite that reorders words passes and one that paraphrases any word fails — by design.
+answer (answers are not used at all); 其中 ("among them") and a 这 that points at a statement are
+not resolved; the checks are lexical, so a rewrite that reorders words passes and one that
+paraphrases any word fails — by design. Names in translations are not verified (the 1.5B model
+transliterates Nanmalu as 南明); only numbers are.
 """
 
 from __future__ import annotations
@@ -499,7 +503,8 @@ def _content_words(question: str) -> list[str]:
 
 def check_rewrite(question: str, rewrite: str, entity: str, prev: str) -> str:
     """Why a model rewrite is unusable ("" if it is fine): not one question, too long, the
-    conversation's entity not whole, or a content word of the question lost.
+    conversation's entity not whole, a number changed, a content word of the question lost, or
+    the pronoun / ellipsis still there.
 
     >>> check_rewrite("它是哪一年组建的？", "宝泰隆公司是哪一年组建的？", "宝泰隆公司", "宝泰隆公司的主要业务是什么？")
     ''
@@ -526,6 +531,12 @@ def check_rewrite(question: str, rewrite: str, entity: str, prev: str) -> str:
             return f"lost word: {w}"
     if needs_context(question) and normalize(r) == normalize(question):
         return "unchanged"
+    qs, lead = _simp(question), _LEAD.match(_simp(question))
+    refs = [qs[a:b] for a, b, _ in _anaphors(qs) if not (lead and a == 0)] + _EN_PRON.findall(question)
+    if any(re.search(rf"(?<![a-z]){re.escape(t.lower())}(?![a-z])", rn) for t in refs if len(t) >= 2 or t in "它他她其"):
+        return "pronoun kept"
+    if _ellipsis(question) is not None and re.search(r"呢\s*[？?]?\s*$|^\s*(?:and|what about|how about)\b", rn):
+        return "ellipsis kept"
     return ""
 
 
@@ -599,12 +610,16 @@ class QueryCache:
             self.data[key] = value
             while len(self.data) > self.size:
                 self.data.popitem(last=False)
-            if self.path:
+            if not self.path:
+                return
+            try:  # an unwritable cache file must not fail the question: memory only then
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".cache-", suffix=".json")
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     json.dump(self.data, f, ensure_ascii=False)
                 os.replace(tmp, self.path)
+            except OSError as e:
+                log.warning("query cache %s not written: %s", self.path, e)
 
 
 _CACHES: dict[str, QueryCache] = {}

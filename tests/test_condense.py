@@ -135,6 +135,7 @@ def test_good_model_rewrite_is_accepted_and_prompt_is_few_shot():
         ("金山煤业公司组建于2003年。", "not a question"),  # an answer
         ("金山煤业公司的主要产品是什么？它是哪一年组建的？", "not one question"),
         ("它是哪一年组建的？", "entity not whole"),  # echoed
+        ("金山煤业公司的产品中，它是哪一年组建的？", "pronoun kept"),
     ],
 )
 def test_bad_model_rewrite_falls_back_to_the_heuristic(reply, reason):
@@ -147,6 +148,14 @@ def test_model_rewrite_with_a_changed_year_is_rejected():
     hist = h("柳林村2008年的粮食产量是多少？")
     assert check_rewrite("那2009年呢？", "柳林村2008年和2009年的粮食产量是多少？", "柳林村", hist[0][0]) == "numbers changed"
     assert condense("那2009年呢？", hist, FakeChatModel(responses=["柳林村2009年的粮食产量是多少？"])).method == "model"
+
+
+def test_model_rewrite_that_keeps_the_ellipsis_is_rejected():
+    hist = h("柳林村现有多少户村民？")
+    assert check_rewrite("党员呢？", "柳林村现有多少户村民、党员呢？", "柳林村", hist[0][0]) == "ellipsis kept"
+    assert condense("党员呢？", hist, FakeChatModel(responses=["柳林村现有多少户村民、党员呢？"])).text == "柳林村现有多少党员？"
+    q, prev = "And in 2009?", "What was the output of Willow village in 2008?"
+    assert check_rewrite(q, "And in 2009, what was the output of Willow village?", "Willow village", prev) == "ellipsis kept"
 
 
 def test_model_output_converted_to_the_question_script():
@@ -180,6 +189,16 @@ def test_to_chinese_query_good_and_cached(tmp_path):
     data = json.loads(path.read_text(encoding="utf-8"))
     assert list(data.values()) == ["2010年柳林村有多少名党员？"]
     assert not list(tmp_path.glob(".cache-*"))  # the atomic write left no temp file
+
+
+def test_unwritable_cache_file_keeps_working_in_memory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cache = QueryCache(blocker / "sub" / "q.json")  # a file where a folder should be
+    m = FakeChatModel(responses=["柳林村有多少人？"])
+    assert to_chinese_query("How many people live in Willow village?", m, cache) == "柳林村有多少人？"
+    assert to_chinese_query("How many people live in Willow village?", m, cache) == "柳林村有多少人？"
+    assert len(m.calls) == 1
 
 
 @pytest.mark.parametrize("reply", ["How many members?", "柳林村有多少名党员？", "2010年"])
