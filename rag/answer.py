@@ -560,6 +560,7 @@ class Assistant:
         yield Status("cite", "核对引用")
         citations: list = []
         claims: list = []
+        draft: dict = {}
         if refused:
             text = refusal_text(lang, reason)
         else:
@@ -576,7 +577,11 @@ class Assistant:
                 convert=lambda t: to_answer_script(t, lang),
             )
             if not any(c.verified for c in claims):
-                # nothing the model said could be verified (or it declined): refuse, saying why
+                # nothing the model said could be verified (or it declined): refuse, saying why;
+                # the draft and why it failed stay in the diagnostics (eval, logs), not the answer
+                draft = {"draft": raw[:2000], "draft_claims": [c.to_dict() for c in claims],
+                         "draft_citations": [{"n": c.n, "supported": c.supported, "missing": c.metadata.get("missing"),
+                                              "reason": c.metadata.get("reason")} for c in citations]}
                 model_declined = is_refusal(raw)
                 reason = "" if model_declined else _UNVERIFIED.get(lang, _UNVERIFIED["zh-Hans"])
                 refused, text, citations, claims = True, refusal_text(lang, reason), [], []
@@ -596,7 +601,7 @@ class Assistant:
             claims=tuple(claims),
             refusal_reason=reason if refused else "",
             diagnostics={**pre.features, "pre_refused": pre.refuse, "model_declined": bool(not pre.refuse and is_refusal(raw)),
-                         "retrieval_query": query},
+                         "retrieval_query": query, **draft},
         )
         yield Final(answer)
         log.debug("answered %r with %s (prompt %s, evidence %.3f)", q, model_name, PROMPT_VERSION, ev)

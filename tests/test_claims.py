@@ -47,6 +47,8 @@ CASES = [
     ("公司提出了『五带头』要求", HANT, "公司提出了什么要求？", False, "missing content"),
     # Chinese numerals against Arabic ones: 三条公路 = 3条公路
     ("村里修建了三条公路和一座桥", HANS, "该村修建了什么？", True, ""),
+    # a numeral inside a place name (七台河: "七台" would read as 7 machines) is no quantity claim
+    ("七台河宝泰隆公司组建于2003年", "七臺河寶泰隆公司組建於2003年。", "七台河宝泰隆公司组建于哪一年？", True, ""),
 ]
 
 
@@ -71,6 +73,11 @@ def test_english_statement_needs_its_numbers_and_similarity():
     # no similarity callback: a number found in the passage is what can be checked
     assert check_claim("It was founded in 2003.", HANT, q).supported
     assert not check_claim("It was founded in 2005.", HANT, q).supported
+    # magnitudes: 22亿元 is 2.2 billion, not 22 billion; stray Chinese filler claims nothing
+    assets = "公司總資產22億元。"
+    assert check_claim("Its total assets are 2.2 billion yuan.", assets, "What are its assets?").supported
+    assert not check_claim("Its total assets are 22 billion yuan.", assets, "What are its assets?").supported
+    assert check_claim("According to the existing资料, the assets are 2.2 billion yuan.", assets, "Assets?").supported
     # with a similarity callback, a statement without numbers is judged by it
     assert check_claim("It was formed by merging companies.", HANT, q, similarity=lambda a, b: 0.8).supported
     assert not check_claim("It makes cars.", HANT, q, similarity=lambda a, b: 0.1).supported
