@@ -45,6 +45,8 @@ CASES = [
     ("The party secretary of the company is.", HANT, "Who is the party secretary?", False, "truncated"),
     # quoted term that the passage does not have
     ("公司提出了『五带头』要求", HANT, "公司提出了什么要求？", False, "missing content"),
+    # the question's own quoted term is its topic, not a claim: the reason given must be in the passage
+    ("开展『三帶』是因为要帶動致富", HANT, "为什么开展『三带』？", True, ""),
     # Chinese numerals against Arabic ones: 三条公路 = 3条公路
     ("村里修建了三条公路和一座桥", HANS, "该村修建了什么？", True, ""),
     # a numeral inside a place name (七台河: "七台" would read as 7 machines) is no quantity claim
