@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.answer import answer_language  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.evalsets import dev_split, load_beir  # noqa: E402
-from rag.extractive import condense_heuristic  # noqa: E402
+from rag.condense import condense_heuristic  # noqa: E402
 
 
 MARGIN = 0.03  # dev balanced-accuracy gain needed to prefer a feature over "block"
@@ -110,7 +110,7 @@ def main() -> int:
         standalone = row.get("standalone") or meta.get("standalone")
         if parent and not standalone:
             prev = es.queries.get(parent, {}).get("text", "")
-            standalone = condense_heuristic(text, [(prev, "")]) if prev else text
+            standalone = condense_heuristic(text, [(prev, "")]).text if prev else text
         question = standalone or text
         langs[qid] = answer_language(text)
         ps = assistant.retrieve(question, k=args.k, mode=args.mode, backend=cfg.llm.backend)

@@ -89,15 +89,6 @@ def shared_entity(standalone: str, earlier: str) -> str:
 # ------------------------------------------------------------------------------ methods
 
 
-def old_model_condense(model, question: str, history: list[tuple[str, str]]) -> str:
-    """The previous Assistant.condense with a chat model: old prompt, first line, no check."""
-    from rag.prompts import condense_messages, to_langchain
-
-    out = model.invoke(to_langchain(condense_messages(question, history)))
-    text = out.content.strip().splitlines()[0].strip() if out.content.strip() else ""
-    return re.sub(r"^(改写后的问题|问题|standalone question)\s*[:：]\s*", "", text, flags=re.I).strip("“”\"' ") or question
-
-
 def run_method(name: str, fn, items: list[dict]) -> dict:
     rows, times = [], []
     for it in items:
@@ -175,17 +166,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average at start: {os.getloadavg()}", flush=True)
 
     from rag.condense import condense, condense_heuristic
-    from rag.extractive import condense_heuristic as old_heuristic
 
     items = load_items()
+    # the previous implementation (rag.extractive.condense_heuristic, the old prompt without a
+    # check) was removed once measured: its rows in benchmarks/results/condense.md were made with
+    # it at commit de74901; --no-baseline is kept so old commands still parse
     methods = [("heuristic", condense_heuristic)]
-    if not args.no_baseline:
-        methods.append(("old heuristic (rag.extractive)", old_heuristic))
     for spec in args.llm:
         model = load_model(spec)
         methods.append((f"{spec} + check", lambda q, h, m=model: condense(q, h, m)))
-        if not args.no_baseline:
-            methods.append((f"{spec}, old prompt, no check", lambda q, h, m=model: old_model_condense(m, q, h)))
     results = [run_method(name, fn, items) for name, fn in methods]
     cmd = "python3 benchmarks/condense.py" + "".join(f" --llm {s}" for s in args.llm) + (" --no-baseline" if args.no_baseline else "")
     meta = dict(command=cmd, n=len(items), machine=f"{platform.machine()}, {os.cpu_count()} cores", load_start=load_start, load_end=os.getloadavg()[0])

@@ -93,9 +93,11 @@ PROMPTS = {"project": answer_messages, "plain": plain_messages}
 
 
 def condense_messages(question: str, history: list[tuple[str, str]]):
-    from rag.prompts import condense_messages as cm, to_langchain
+    from rag.condense import _conversation_entity, condense_messages as cm
+    from rag.prompts import to_langchain
 
-    return to_langchain(cm(question, history))
+    earlier = [q for q, _ in history]
+    return to_langchain(cm(question, earlier, _conversation_entity(earlier, question)))
 
 
 def evidence(llm, files: list[str], target_tokens: int, per_passage: int = 260) -> list[tuple[str, str]]:

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from rag.cite import Passage, grounded, resolve, strip_markers
+from rag.cite import Passage
 from rag.config import Config, load_config
 from rag.errors import ConfigError, RagError
 from rag.condense import needs_context
@@ -44,7 +44,7 @@ from rag.prompts import (
     to_langchain,
 )
 from rag.refusal import is_refusal, pre_check, refusal_text
-from rag.textnorm import cjk_count, normalize_answer, question_language, s2t, t2s
+from rag.textnorm import cjk_count, question_language, s2t, t2s
 from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)

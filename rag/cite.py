@@ -163,90 +163,27 @@ def resolve(
     text: str,
     passages: Sequence[Passage | Hit],
     *,
-    threshold: float = 0.35,
+    question: str = "",
+    threshold: float | None = None,
     text_source: TextSource | None = None,
     similarity: Callable[[str, str], float] | None = None,
     attribute_uncited: bool = False,
 ) -> tuple[str, list[Citation]]:
-    """Resolve the markers of an answer against the numbered passages (passages[i] is 【i+1】
-    unless Passage objects with their own `n` are given).
-
-    Returns the shown text (only supported markers, canonical 【n】 form) and one Citation per
-    (marker group, passage number), supported or not. With `attribute_uncited`, sentences that
-    carry no marker but are clearly supported by a passage (support ≥ max(threshold, 0.6)) get
-    one, flagged `metadata["auto"] = True` — small local models often forget markers.
+    """Shown text and citations of a raw answer (passages[i] is 【i+1】 unless Passage objects
+    with their own `n` are given): `rag.review.review` — the claim check — without the claims.
+    `threshold` is accepted for old callers and ignored: support is decided by the claim check.
 
     >>> from rag.types import Chunk, Hit
     >>> c = Chunk("d#0", "d", 0, "标题", (), "该局现有干部职工68人。", 0, 12)
-    >>> resolve("干部职工68人[1]，另有[7]。", [Hit(c, 1.0, 1)])[0]
-    '干部职工68人【1】，另有。'
-    >>> resolve("现有干部职工68人【1】。【1】", [Hit(c, 1.0, 1)])[0]
-    '现有干部职工68人【1】。'
+    >>> resolve("干部职工68人[1]，另有[7]。", [Hit(c, 1.0, 1)])[0]  # "另有" stops mid-clause: dropped
+    '干部职工68人【1】。'
     """
-    ps = _as_passages(passages)
-    by_n = {p.n: p for p in ps}
-    out: list[str] = []
-    cites: list[Citation] = []
-    seen: set[tuple[int, int, int]] = set()
-    pos = 0
-    for st in statements(text):
-        out.append(text[pos : st.group_start])
-        kept: list[int] = []
-        for n in st.numbers:
-            p = by_n.get(n)
-            if p is None:
-                continue  # out of range: dropped silently (a model hallucinating a source)
-            if (n, st.start, st.end) in seen:
-                continue  # the same source repeated for the same statement ("…【1】。【1】")
-            seen.add((n, st.start, st.end))
-            c = cite_one(n, st.text, p, threshold=threshold, text_source=text_source, similarity=similarity)
-            cites.append(c)
-            if c.supported:
-                kept.append(n)
-        if kept:
-            out.append(canonical(kept))
-        else:
-            # nothing valid: drop the group and the space before it ("答案 [9]" → "答案")
-            while out and out[-1] and out[-1][-1] in " \t":
-                out[-1] = out[-1][:-1]
-        pos = st.group_end
-    out.append(text[pos:])
-    shown = "".join(out)
-    if attribute_uncited and ps:
-        shown, extra = _attribute(shown, ps, threshold=threshold, text_source=text_source)
-        cites.extend(extra)
+    from rag.review import review
+
+    shown, cites, _ = review(
+        text, _as_passages(passages), question, text_source=text_source, similarity=similarity, attribute=attribute_uncited
+    )
     return shown, cites
-
-
-def _attribute(
-    text: str, ps: Sequence[Passage], *, threshold: float, text_source: TextSource | None
-) -> tuple[str, list[Citation]]:
-    """Add a marker to uncited statements that one passage clearly supports. Statements are
-    split where `statements()` will read the added marker back from (`statement_spans`)."""
-    need = max(threshold, 0.6)
-    spans = statement_spans(text)
-    out: list[str] = []
-    cites: list[Citation] = []
-    pos = 0
-    for a, b in spans:
-        sent = text[a:b]
-        if parse_markers(sent) or len(normalize_answer(sent)) < 6:
-            continue
-        scored = [(support(sent, p.text), p) for p in ps]
-        score, p = max(scored, key=lambda t: t[0])
-        if score < need:
-            continue
-        c = cite_one(p.n, sent, p, threshold=threshold, text_source=text_source, extra={"auto": True})
-        cites.append(c)
-        # insert before the sentence's closing punctuation
-        e = b
-        while e > a and text[e - 1] in "。！？!?；;":
-            e -= 1
-        out.append(text[pos:e])
-        out.append(canonical([p.n]))
-        pos = e
-    out.append(text[pos:])
-    return "".join(out), cites
 
 
 def grounded(citations: Iterable[Citation]) -> bool:

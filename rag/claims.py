@@ -324,12 +324,14 @@ def check_claim(
     pq = quantities(passage)
     strict_missing: list[str] = []
     n_strict = 0
+    qk = _key(question)
     for q in quantities(statement):
+        if not q.text[:1].isdigit() and qk and _key(q.text) in qk:
+            continue  # a Chinese numeral the question has too is part of a name (七台河, 三河市)
         n_strict += 1
-        # the literal text counts too: a numeral inside a name (七台河, 三河市) is no quantity claim
+        # the literal text counts too: a numeral inside a name in the passage is no quantity claim
         if not (quantity_found(q, pq) or _in(q.text, pk)):
             strict_missing.append(q.text)
-    qk = _key(question)
     for t in quoted_terms(statement):
         if qk and _key(t) and _key(t) in qk:
             continue  # the question's own term (its topic), as with names: not what the answer adds

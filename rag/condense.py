@@ -365,6 +365,26 @@ def _substitute_en(question: str, entity: str) -> str:
     return out
 
 
+_FOLLOWUP = re.compile(
+    r"它|他们|她们|他|她|这些|那些|这个|那个|这里|那里|这|那|其|该|上述|此|前者|后者|同上|还有|另外|呢[？?]?$"
+)
+_FOLLOWUP_EN = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her)\b", re.I)
+
+
+def marked(question: str) -> bool:
+    """A pronoun or ellipsis marker, or so few content terms that the question cannot stand alone.
+
+    >>> marked("它们是哪一年成立的？"), marked("安达市委实施了哪些措施？"), marked("人数呢？")
+    (True, False, True)
+    """
+    from rag.extractive import terms
+
+    qn = normalize(question)
+    if _FOLLOWUP.search(qn) or _FOLLOWUP_EN.search(qn):
+        return True
+    return len(terms(question)) <= 2
+
+
 def needs_context(question: str) -> bool:
     """A follow-up: an ellipsis, a question that opens with a pronoun, or one with a pronoun or
     very short that names no entity of its own.
@@ -372,8 +392,6 @@ def needs_context(question: str) -> bool:
     >>> needs_context("它是哪一年组建的？"), needs_context("南马路小学有多少名党员？"), needs_context("副组长呢？")
     (True, False, True)
     """
-    from rag.extractive import needs_context as marked
-
     if _ellipsis(question) is not None:
         return True
     if _english(question):

@@ -63,10 +63,10 @@ def enum_index(sentence: str) -> tuple[str, int] | None:
         m = pat.match(s)
         if m:
             g = m.group(1)
+            if g in _CIRCLED:  # before isdigit(): "③".isdigit() is True
+                return fam, _CIRCLED.index(g) + 1
             if g.isdigit():
                 return fam, int(g)
-            if g in _CIRCLED:
-                return fam, _CIRCLED.index(g) + 1
             return fam, _CN.index(g) + 1
     return None
 

@@ -372,60 +372,6 @@ def _enum_index(sentence: str) -> int:
     return int(g) if g.isdigit() else _CN_NUM.index(g) + 1
 
 
-# ---------------------------------------------------------------- follow-up condensing
-
-_FOLLOWUP = re.compile(
-    r"它|他们|她们|他|她|这些|那些|这个|那个|这里|那里|这|那|其|该|上述|此|前者|后者|同上|还有|另外|呢[？?]?$"
-)
-_FOLLOWUP_EN = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her)\b", re.I)
-
-
-def needs_context(question: str) -> bool:
-    """A follow-up that cannot stand alone: it has a pronoun/ellipsis marker or is very short.
-
-    >>> needs_context("它们是哪一年成立的？"), needs_context("安达市委实施了哪些措施？")
-    (True, False)
-    >>> needs_context("人数呢？")
-    True
-    """
-    qn = normalize(question)
-    if _FOLLOWUP.search(qn) or _FOLLOWUP_EN.search(qn):
-        return True
-    return len(terms(question)) <= 2
-
-
-def condense_heuristic(question: str, history: Sequence[tuple[str, str]]) -> str:
-    """Deterministic standalone question for the no-LLM backend: prepend the key terms of the
-    previous question(s) when the new question needs context (pronouns, ellipsis, very short).
-    Key terms are jieba words of the previous question with question/function words removed.
-
-    >>> condense_heuristic("它们是哪一年成立的？", [("东北网和天津北方网报道了什么？", "……")])
-    '东北网 天津 北方网 报道 它们是哪一年成立的？'
-    >>> condense_heuristic("安达市委实施了哪些措施？", [("别的问题", "")])
-    '安达市委实施了哪些措施？'
-    """
-    if not history or not needs_context(question):
-        return question
-    import jieba
-
-    prev = history[-1][0]
-    own = set(normalize(question))
-    keys: list[str] = []
-    for w in jieba.lcut(prev):
-        wn = normalize(w).strip()
-        if not wn or _SEP.fullmatch(wn) or wn in _QWORDS or _QWORD_RE.fullmatch(wn):
-            continue
-        if len(wn) == 1 and not wn.isdigit():
-            continue
-        if set(wn) <= own:  # already in the new question
-            continue
-        if w not in keys:
-            keys.append(w.strip())
-    if not keys:
-        return question
-    return " ".join(keys) + " " + question.strip()
-
-
 def injection_like(text: str) -> bool:
     """Does `text` try to instruct an AI? (used to flag, never to drop, document text)
 

@@ -61,10 +61,6 @@ _LANG_HINT = {
     "en": "Answer in English, citing with 【n】.",
 }
 
-CONDENSE_SYSTEM = (
-    "把对话中用户的最后一个问题改写成一个不依赖上下文、可以单独理解的完整问题："
-    "把代词和省略的对象换成对话中具体的名称。只输出改写后的问题，不要回答它。"
-)
 
 OPEN, CLOSE = "<资料>", "</资料>"
 
@@ -111,70 +107,6 @@ def render_evidence(
     return OPEN + "\n" + "\n\n".join(blocks) + "\n" + CLOSE
 
 
-def compress(
-    question: str,
-    passages: Sequence[Passage],
-    budget_tokens: int,
-    count_tokens: Callable[[str], int] | None = None,
-) -> dict[int, str]:
-    """Shorten passages to their question-relevant sentences so the evidence fits
-    `budget_tokens` (what the small local model must ingest before its first token).
-
-    Each passage gets an equal share; its sentences are taken best-first by IDF-weighted
-    question-term coverage (rag.extractive.Scorer) and shown in reading order, gaps marked "……".
-    Returns {passage n: shown text} for the passages that were shortened. Citations are still
-    checked against the full passage.
-    """
-    if count_tokens is None:
-        from rag.chunking import count_tokens as count_tokens  # noqa: PLW0127
-    from rag.cite import split_sentences
-    from rag.extractive import Scorer, _grams, coverage
-
-    total = sum(count_tokens(render_block(p)) + 2 for p in passages) + count_tokens(OPEN + CLOSE)
-    if total <= budget_tokens or not passages:
-        return {}
-    sc = Scorer(question, passages)
-    # better-ranked passages get a larger share (weights 1/sqrt(rank)): the answer is usually there
-    weights = [1 / (i + 1) ** 0.5 for i in range(len(passages))]
-    room = budget_tokens - count_tokens(OPEN + CLOSE)
-    shown: dict[int, str] = {}
-    for p, w in zip(passages, weights):
-        share = max(40, int(room * w / sum(weights)))
-        head = count_tokens(block_header(p)) + 2
-        if head + count_tokens(p.text) <= share:
-            continue
-        spans = split_sentences(p.text)
-        ranked = sorted(
-            range(len(spans)),
-            key=lambda i: (-coverage(sc.q_terms, _grams(p.text[spans[i][0] : spans[i][1]]), sc.idf, sc.default_idf), i),
-        )
-        keep: list[int] = []
-        used = head
-        for i in ranked:
-            cost = count_tokens(p.text[spans[i][0] : spans[i][1]])
-            if used + cost > share and keep:
-                continue
-            keep.append(i)
-            used += cost
-        keep.sort()
-        parts: list[str] = []
-        prev = -1
-        for i in keep:
-            if prev >= 0 and i != prev + 1 or (prev < 0 and i > 0):
-                parts.append("……")
-            a, b = spans[i]
-            parts.append(p.text[a:b])
-            prev = i
-        if keep and keep[-1] < len(spans) - 1:
-            parts.append("……")
-        text = "".join(parts)
-        # one very long top sentence alone can still exceed the share: cut it by characters
-        while count_tokens(text) + head > share and len(text) > 20:
-            text = text[: int(len(text) * 0.85)] + "……"
-        shown[p.n] = text
-    return shown
-
-
 def answer_messages(
     question: str, passages: Sequence[Passage], lang: str, budget_tokens: int | None = None,
     *, query: str | None = None, simplified: bool = True,
@@ -200,18 +132,6 @@ def answer_messages(
     if hint:
         user += "\n" + hint
     return [("system", SYSTEM_PROMPT), ("user", user)]
-
-
-def condense_messages(question: str, history: Sequence[tuple[str, str]], max_chars: int = 300) -> list[tuple[str, str]]:
-    """Prompt to rewrite a follow-up into a standalone question (last 3 turns, answers cut)."""
-    lines = []
-    for q, a in list(history)[-3:]:
-        lines.append(f"用户：{q.strip()}")
-        a = (a or "").strip()
-        if a:
-            lines.append(f"助手：{a[:max_chars]}" + ("…" if len(a) > max_chars else ""))
-    user = "对话：\n" + "\n".join(lines) + f"\n最后的问题：{question.strip()}\n改写后的问题："
-    return [("system", CONDENSE_SYSTEM), ("user", user)]
 
 
 def to_langchain(messages: Sequence[tuple[str, str]]):

@@ -30,6 +30,7 @@ from rag.types import Citation, Claim
 
 _END = re.compile(r"[。！？!?；;\n]+[”’」』）)]*")  # closing quotes stay with their sentence
 _TRAIL = "。！？!?；;.\n \t"
+_LEAD = "，,、：: \t"
 
 
 def debullet(text: str) -> str:
@@ -49,30 +50,27 @@ def debullet(text: str) -> str:
 
 
 def pieces(text: str) -> list[str]:
-    """The answer cut after sentence/clause ends; markers right after the punctuation stay with
-    the piece before them.
+    """The answer cut after sentence ends and after every marker group that closes a clause
+    (each clause is checked against the passage it cites); markers right after the punctuation
+    stay with the piece before them.
 
     >>> pieces("甲是一【1】。乙是二。【2】丙")
     ['甲是一【1】。', '乙是二。【2】', '丙']
     >>> pieces("“引一句。”【1】")
     ['“引一句。”【1】']
+    >>> pieces("有68人【1】，其中党员32人【2】。")
+    ['有68人【1】', '，其中党员32人【2】。']
     """
+    group = r"(?:\s*(?:" + _marker_pattern() + r"))+"
+    cuts = re.compile(_END.pattern + r"(?:" + group + r")?|" + group + r"(?=\s*[^\s。！？!?；;\n【\[［])")
     out: list[str] = []
     pos = 0
-    for m in _END.finditer(text):
+    for m in cuts.finditer(text):
         out.append(text[pos : m.end()])
         pos = m.end()
     if pos < len(text):
         out.append(text[pos:])
-    merged: list[str] = []
-    for p in out:
-        lead = re.match(r"^(\s*(?:" + _marker_pattern() + r")\s*)+", p)
-        if lead and merged:
-            merged[-1] += lead.group(0).strip()
-            p = p[lead.end() :]
-        if p:
-            merged.append(p)
-    return merged
+    return [p for p in out if p]
 
 
 def _marker_pattern() -> str:
@@ -118,7 +116,8 @@ def review(
     pos = 0
     for piece in pieces(debullet(text)):
         body = strip_markers(piece)
-        content = body.rstrip(_TRAIL).strip()
+        lead = body[: len(body) - len(body.lstrip(_LEAD))]  # "，" before a clause stays with it
+        content = body.rstrip(_TRAIL).strip().lstrip(_LEAD)
         punct = body[len(body.rstrip(_TRAIL)) :].strip(" \t")
         if not content:
             continue
@@ -126,7 +125,12 @@ def review(
         nums = list(dict.fromkeys(nums))
         checks = {n: check_claim(content, _check_text(by_n[n]), question, similarity=similarity) for n in nums}
         if any(c.reason == "truncated" for c in checks.values()) or (not checks and _truncated(content, question)):
-            continue  # a statement cut off mid-clause is never shown as an answer
+            # a statement cut off mid-clause is never shown as an answer; the sentence it ended
+            # keeps its full stop
+            if out and punct and not "".join(out).rstrip().endswith(tuple("。！？!?")):
+                out.append(punct.lstrip("；;")[:1] or "")
+                pos = sum(len(x) for x in out)
+            continue
         ok = [n for n in nums if checks[n].supported]
         if not ok and nums:
             fixed = _drop_list_items(content, checks, by_n, question, similarity)
@@ -146,9 +150,11 @@ def review(
             cites.append(dataclasses.replace(c, support=chk.score, supported=chk.supported,
                                              metadata={**dict(c.metadata), "missing": list(chk.missing), "reason": chk.reason}))
         shown = convert(content)
-        start = pos + (1 if out and _needs_space(out[-1], shown) else 0)
-        if out and _needs_space(out[-1], shown):
-            out.append(" ")
+        lead = lead.strip() if out else ""
+        if out and not lead and _needs_space(out[-1], shown):
+            lead = " "
+        out.append(lead)
+        start = pos + len(lead)
         out.append(shown)
         end = start + len(shown)
         if ok:

@@ -51,6 +51,8 @@ CASES = [
     ("村里修建了三条公路和一座桥", HANS, "该村修建了什么？", True, ""),
     # a numeral inside a place name (七台河: "七台" would read as 7 machines) is no quantity claim
     ("七台河宝泰隆公司组建于2003年", "七臺河寶泰隆公司組建於2003年。", "七台河宝泰隆公司组建于哪一年？", True, ""),
+    # …also when the passage body does not repeat the name the question gave
+    ("七台河宝泰隆公司组建于2003年", "我們寶泰隆公司組建於2003年。", "七臺河寶泰隆公司組建於哪一年？", True, ""),
 ]
 
 

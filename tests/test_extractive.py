@@ -6,7 +6,7 @@ import pytest
 
 from _answer_kb import StandInKB
 from rag.cite import Passage
-from rag.extractive import condense_heuristic, coverage, evidence_score, extract, injection_like, needs_context, terms
+from rag.extractive import coverage, evidence_score, extract, injection_like, terms
 from rag.prompts import pack
 
 
@@ -74,23 +74,6 @@ def test_evidence_score_separates_answerable_from_unrelated():
 def test_extract_returns_nothing_without_overlap():
     q = "量子计算机的原理？"
     assert extract(q, passages(q)) == ("", [])
-
-
-@pytest.mark.parametrize(
-    "q, follow",
-    [("它们是哪一年成立的？", True), ("该局有多少党员？", True), ("人数呢？", True), ("甘肃煤田地质局有多少党员？", False)],
-)
-def test_needs_context(q, follow):
-    assert needs_context(q) is follow
-
-
-def test_condense_heuristic_prepends_previous_key_terms():
-    hist = [("甘肃煤田地质局有多少干部职工？", "现有干部职工68人【1】。")]
-    out = condense_heuristic("其中党员有多少？", hist)
-    assert out.endswith("其中党员有多少？")
-    assert "甘肃" in out and "地质局" in out
-    assert condense_heuristic("安达市委实施了哪些措施？", hist) == "安达市委实施了哪些措施？"
-    assert condense_heuristic("它们呢？", []) == "它们呢？"
 
 
 def test_passage_numbers_follow_rank():
