@@ -531,9 +531,10 @@ class Assistant:
                 raw, refused = REFUSAL[lang], True
             first = time.perf_counter() - t0
             # stream sentence by sentence so consumers exercise the same token path
-            for piece in re.findall(r"[^。！？!?]*[。！？!?]?(?:【\d+】)?", raw):
-                if piece:
-                    yield Token(piece)
+            from rag.review import pieces
+
+            for piece in pieces(raw):
+                yield Token(piece)
             raw_parts.append(raw)
         else:
             model = self.chat_model(backend)

@@ -45,6 +45,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
+from rag.text.markers import parse_markers
 from rag.textnorm import cjk_count, detect_script, fold_width, normalize, s2t, t2s
 
 log = logging.getLogger(__name__)
@@ -534,7 +535,7 @@ def check_rewrite(question: str, rewrite: str, entity: str, prev: str) -> str:
         return "empty"
     if len(r) > len(question) + len(prev) + 10:
         return "too long"
-    if re.search(r"[。！!？?；;]", r.rstrip("？?。 ")) or "【" in r or "\n" in r:
+    if re.search(r"[。！!？?；;]", r.rstrip("？?。 ")) or parse_markers(r) or "【" in r or "\n" in r:
         return "not one question"
     if not (re.search(r"[?？]\s*$", r) or _QW.search(_simp(r)) or re.search(r"\b(what|which|who|when|where|why|how)\b", rn)):
         return "not a question"

@@ -47,6 +47,7 @@ from typing import Callable, Sequence
 
 from rag.attributes import asked_attribute, match_level
 from rag.cite import Passage, split_sentences
+from rag.text.markers import canonical
 from rag.textnorm import normalize, question_language
 
 # Question and function words (simplified; matched after normalisation so traditional works).
@@ -351,7 +352,7 @@ def extract(
         if len(s) > max_chars and len(chosen) == 1:
             s = s[:max_chars].rstrip() + "…"
         pieces.append(s)
-    answer = "".join(pieces) + f"【{best.passage}】"
+    answer = "".join(pieces) + canonical([best.passage])
     return answer, chosen
 
 

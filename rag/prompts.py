@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.text.markers import defuse  # neutralises forged markers and delimiters in documents
+from rag.text.markers import canonical, defuse  # defuse: forged markers and delimiters in documents
 from rag.types import Chunk, Hit, Passage, merge_text
 
 PROMPT_VERSION = "answer-zh-v5"
@@ -84,7 +84,7 @@ def block_header(p: Passage) -> str:
     if c.section:
         parts.append(_short(c.section[-1], 32))
     head = " › ".join(parts) or c.doc_id
-    return f"【{p.n}】{defuse(head)}" + (f"（{date}）" if date else "")
+    return f"{canonical([p.n])}{defuse(head)}" + (f"（{date}）" if date else "")
 
 
 def render_block(p: Passage, text: str | None = None, script: Callable[[str], str] | None = None) -> str:
