@@ -246,6 +246,13 @@ def list_items(statement: str) -> list[str]:
     parts[0] = first or parts[0]
     # the last item may carry a tail ("…和强化约束激励学等六项措施"): keep what precedes 等
     parts[-1] = re.split(r"等|和其他", parts[-1])[0].strip() or parts[-1]
+    # a first item far longer than the others still holds a lead-in without a colon
+    # ("结合…活动，某局提出要打造一流队伍"): keep its tail, as long as the longest other item
+    longest = max(len(p) for p in parts[1:])
+    if len(parts[0]) > longest + 3:
+        parts[0] = re.split(r"[，,：:]", parts[0])[-1].strip()
+        if len(parts[0]) > longest + 3:
+            parts[0] = parts[0][-(longest + 2) :]
     return [p for p in parts if len(_key(p)) >= 2]
 
 
@@ -268,7 +275,10 @@ def _content_words(text: str, question: str) -> tuple[str, ...]:
 
     qk = _key(question)
     out: list[str] = []
-    for w in jieba.lcut(normalize(text)[:400]):
+    # numbers with their units are strict items: cut them out first, so jieba cannot glue a
+    # unit to the next word ("26日到") and make a soft word no passage has
+    body = _ARABIC.sub(" ", _CHINESE.sub(" ", normalize(text)[:400]))
+    for w in jieba.lcut(body):
         k = _key(w)
         if len(k) < 2 or k in _FUNCTION or k.isdigit() or (qk and k in qk) or quantities(k):
             continue  # numbers are strict items, checked with their units

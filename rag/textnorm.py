@@ -33,7 +33,9 @@ def t2s(text: str) -> str:
 
 def s2t(text: str) -> str:
     """Simplified → traditional. `s2t("东北网") == "東北網"`."""
-    return _converter("s2t").convert(text) if text else text
+    # s2tw: the conventional traditional glyphs (為, 這裡, 群眾) rather than OpenCC's historical
+    # standard (爲, 這裏, 羣衆), which readers in Taiwan and Hong Kong find odd
+    return _converter("s2tw").convert(text) if text else text
 
 
 def fold_width(text: str) -> str:

@@ -93,6 +93,11 @@ def test_quantities_units_and_scripts():
     assert got == [(3000.0, "person"), (2003.0, "year"), (25.0, "%")]
 
 
+def test_a_date_is_not_glued_to_the_next_word():
+    # "26日到" must not become a soft word: the date is a strict item, found in the passage
+    assert check_claim("她是5月26日到公司任职的", "黄某于5月26日到公司任职。", "她是哪天到公司任职的？").supported
+
+
 def test_truncation_rules():
     assert is_truncated("主要有：")
     assert is_truncated("它的主要业务是")
@@ -102,6 +107,11 @@ def test_truncation_rules():
 
 def test_list_items_cut_the_lead_in():
     assert list_items("六学包括：带头学、系统学、促进学") == ["带头学", "系统学", "促进学"]
+    # a lead-in without a colon or copula: the first item keeps what follows the last comma,
+    # then at most the longest other item + 2 characters ("培育一流作风": 6 → 8 characters)
+    assert list_items("结合作风建设年活动,该局提出要打造一流队伍、培育一流作风、创造一流业绩")[0] == "出要打造一流队伍"
+    assert check_claim("结合作风建设年活动,该局提出要打造一流队伍、培育一流作风、创造一流业绩",
+                       "要打造一流队伍、培育一流作风、创造一流业绩。", "该局要打造哪几个一流？").supported
     assert list_items("带头致富、带领致富") == []  # two parts: not an enumeration to check item by item
 
 
