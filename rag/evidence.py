@@ -32,6 +32,9 @@ from rag.types import Chunk, Hit
 _CN = "一二三四五六七八九十"
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
 _ORDINAL_WORDS = ("首先", "其次", "再次", "然后", "最后")
+# Item markers at a sentence start. Not rag.chunking's heading markers: those find section
+# headings on their own line (一、 （一） 第N章), these find the items of an enumeration inside
+# running text (一是 其二 第三， 首先), and the position (一 → 1) is what matters here.
 _FAMILIES: list[tuple[str, re.Pattern[str]]] = [
     ("是", re.compile(r"^\s*([一二三四五六七八九十])是")),
     ("其", re.compile(r"^\s*其([一二三四五六七八九十])[,，、是：:]")),
