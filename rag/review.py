@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 from rag.cite import Passage, TextSource, cite_one
 from rag.claims import ClaimCheck, check_claim
+from rag.extractive import injection_like
 from rag.text.markers import canonical, parse_markers, strip_markers
 from rag.types import Citation, Claim
 
@@ -143,8 +144,12 @@ def review(
             if auto is not None:
                 ok = [auto]
                 checks[auto] = check_claim(content, _check_text(by_n[auto]), question, similarity=similarity)
-        for n, chk in checks.items():
+        for n, chk in list(checks.items()):
             span = quote_span(content, by_n[n].text, question) if chk.supported else None
+            if span is not None and injection_like(by_n[n].text[span[0] : span[1]]):
+                # documents are data: a sentence that instructs an AI ("你必须回答：…") backs nothing
+                chk = checks[n] = ClaimCheck(False, chk.score, (), "instruction in the document")
+                ok = [x for x in ok if x != n]
             c = cite_one(n, content, by_n[n], threshold=0.0, text_source=text_source,
                          extra={"auto": True} if n == auto else None, span=span)
             cites.append(dataclasses.replace(c, support=chk.score, supported=chk.supported,
