@@ -235,6 +235,23 @@ def _units(question: str, passages: Sequence[Passage]) -> list[_Unit]:
     return out
 
 
+# the question asks for items ("哪几项", "包括哪些", "哪三步", "what are the"): the sentences of
+# its items share few of its words, so they are kept down to a lower share of the best score
+_ASKS_ITEMS = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]|包括什么|分别是|分别为|what are|which are", re.I)
+LIST_MIN_RATIO = 0.3  # on the seed dev split: list items shown to the model 83 → 91 of 108 (0.5 → 0.3)
+
+
+def asks_items(question: str) -> bool:
+    """Does the question ask for a list of items?
+
+    >>> asks_items("『三带』是哪三带？"), asks_items("会议哪天召开？")
+    (True, False)
+    """
+    from rag.textnorm import normalize
+
+    return bool(_ASKS_ITEMS.search(normalize(question)))
+
+
 def passages_by(passages: Sequence[Passage], n: int) -> Passage:
     return next(p for p in passages if p.n == n)
 
@@ -265,6 +282,8 @@ def select(
     used = 0
     units = _units(question, passages)
     best = units[0].score if units else 0.0
+    if asks_items(question):
+        min_ratio = min(min_ratio, LIST_MIN_RATIO)
     for u in units:
         if u.score < min_ratio * best and used:
             break
