@@ -349,34 +349,25 @@ class Assistant:
 
         return sim
 
-    def _pair_similarity(self):
-        enc = self._encoder()
-        if enc is None:
-            return None
-
-        def sim(statement: str, sentence: str) -> float:
-            cos = float(enc.encode_queries([statement])[0] @ enc.encode_passages([sentence])[0])
-            return max(0.0, min(1.0, (cos - self.COS_FLOOR) / (self.COS_FULL - self.COS_FLOOR)))
-
-        return sim
-
     def _passage_similarity(self):
-        """statement × passage → [0, 1]: the best sentence's embedding cosine, rescaled; the
-        passages' sentence vectors are computed once per passage text."""
+        """statement × passage → [0, 1]: the best sentence's embedding cosine, rescaled; each
+        passage's sentence vectors and each statement's vector are computed once per answer."""
         pair = self._encoder()
         if pair is None:
             return None
         enc = pair
-        cache: dict[str, Any] = {}
+        passages: dict[str, Any] = {}
+        statements: dict[str, Any] = {}  # a statement is checked against several passages
 
         def sim(statement: str, passage_text: str) -> float:
             from rag.cite import split_sentences
 
-            if passage_text not in cache:
+            if passage_text not in passages:
                 sents = [passage_text[a:b] for a, b in split_sentences(passage_text)] or [passage_text]
-                cache[passage_text] = enc.encode_passages(sents)
-            q = enc.encode_queries([statement])[0]
-            cos = float((cache[passage_text] @ q).max())
+                passages[passage_text] = enc.encode_passages(sents)
+            if statement not in statements:
+                statements[statement] = enc.encode_queries([statement])[0]
+            cos = float((passages[passage_text] @ statements[statement]).max())
             return max(0.0, min(1.0, (cos - self.COS_FLOOR) / (self.COS_FULL - self.COS_FLOOR)))
 
         return sim

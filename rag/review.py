@@ -26,12 +26,18 @@ from typing import Callable, Sequence
 from rag.cite import Passage, TextSource, cite_one
 from rag.claims import ClaimCheck, check_claim
 from rag.extractive import injection_like
-from rag.text.markers import canonical, parse_markers, strip_markers
+from rag.claims import is_truncated
+from rag.text.markers import MARKER_RE, canonical, parse_markers, strip_markers
 from rag.types import Citation, Claim
 
 _END = re.compile(r"[。！？!?；;\n]+[”’」』）)]*")  # closing quotes stay with their sentence
 _TRAIL = "。！？!?；;.\n \t"
 _LEAD = "，,、：: \t"
+# a piece ends after a sentence end (with the markers that follow it) or after a marker group
+# that closes a clause within the sentence
+_GROUP = r"(?:\s*(?:" + MARKER_RE.pattern + r"))+"
+_CUTS = re.compile(_END.pattern + r"(?:" + _GROUP + r")?|" + _GROUP + r"(?=\s*[^\s。！？!?；;\n【\[［])")
+
 
 
 def debullet(text: str) -> str:
@@ -44,7 +50,7 @@ def debullet(text: str) -> str:
     >>> debullet("现有68人【1】，其中党员32人【2】。")
     '现有68人【1】，其中党员32人【2】。'
     """
-    m = _marker_pattern()
+    m = MARKER_RE.pattern
     text = re.sub(r"^\s*(?:" + m + r"\s*)+", "", text)
     text = re.sub(r"(?<=[:：\n])\s*(?:" + m + r"\s*)+", "", text)
     return re.sub(r"(?<=[\u3400-\u9fff\w）)”』」])(\s*(?:" + m + r"))\s*(?=[\u3400-\u9fff“『「（(])", r"\1、", text)
@@ -62,22 +68,14 @@ def pieces(text: str) -> list[str]:
     >>> pieces("有68人【1】，其中党员32人【2】。")
     ['有68人【1】', '，其中党员32人【2】。']
     """
-    group = r"(?:\s*(?:" + _marker_pattern() + r"))+"
-    cuts = re.compile(_END.pattern + r"(?:" + group + r")?|" + group + r"(?=\s*[^\s。！？!?；;\n【\[［])")
     out: list[str] = []
     pos = 0
-    for m in cuts.finditer(text):
+    for m in _CUTS.finditer(text):
         out.append(text[pos : m.end()])
         pos = m.end()
     if pos < len(text):
         out.append(text[pos:])
     return [p for p in out if p]
-
-
-def _marker_pattern() -> str:
-    from rag.text.markers import MARKER_RE
-
-    return MARKER_RE.pattern
 
 
 def _check_text(p: Passage) -> str:
@@ -125,7 +123,7 @@ def review(
         nums = [n for m in parse_markers(piece) for n in m.numbers if n in by_n]
         nums = list(dict.fromkeys(nums))
         checks = {n: check_claim(content, _check_text(by_n[n]), question, similarity=similarity) for n in nums}
-        if any(c.reason == "truncated" for c in checks.values()) or (not checks and _truncated(content, question)):
+        if any(c.reason == "truncated" for c in checks.values()) or (not checks and is_truncated(content)):
             # a statement cut off mid-clause is never shown as an answer; the sentence it ended
             # keeps its full stop
             if out and punct and not "".join(out).rstrip().endswith(tuple("。！？!?")):
@@ -236,12 +234,6 @@ def _missing(checks: dict[int, ClaimCheck]) -> tuple[str, ...]:
         return ()
     best = max(checks.values(), key=lambda c: c.score)
     return best.missing
-
-
-def _truncated(content: str, question: str) -> bool:
-    from rag.claims import is_truncated
-
-    return is_truncated(content)
 
 
 def _restates(content: str, question: str) -> bool:
