@@ -40,10 +40,9 @@ from __future__ import annotations
 from typing import Callable, Iterable, Mapping, Sequence
 
 from rag.text.grams import bigrams, overlap
-from rag.text.markers import Marker, Statement, canonical, parse_markers, statements, strip_markers
+from rag.text.markers import Marker, Statement, parse_markers, statements, strip_markers
 from rag.text.match import align
-from rag.text.sentences import sentence_spans, statement_spans
-from rag.textnorm import normalize_answer
+from rag.text.sentences import sentence_spans
 from rag.types import Chunk, Citation, Hit, Passage, merge_text
 
 # Re-exported: the names other modules import from here (the definitions live in rag.text and
