@@ -2,6 +2,12 @@
 calibration and (when available) answer quality, written to benchmarks/results/answering.md.
 
     python3 benchmarks/answer_latency.py --n 10 --backends extractive,local:qwen2.5-0.5b,local:qwen2.5-1.5b
+    python3 benchmarks/answer_latency.py --n 40 --backends local:qwen2.5-1.5b,local:qwen2.5-1.5b@portable
+
+A `@portable` suffix runs that backend on pip's portable llama.cpp build instead of the build
+chosen for this CPU (rag.kernels). llama.cpp's libraries are fixed per process, so every
+backend runs in a child process of its own (this script with --worker), one after the other on
+the same questions; the load average is recorded before and after each.
 
 Each backend answers the same questions through `Assistant.ask` (real retrieval, real packing,
 real citation checking), after one warm-up question that loads the model and fills llama.cpp's
@@ -18,7 +24,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +53,27 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))] if xs else float("nan")
 
 
+def run_in_child(spec: str, args) -> dict:
+    """`run_backend` for `spec` in a child process (so each gets its own llama.cpp build)."""
+    env = dict(os.environ)
+    if spec.endswith("@portable"):
+        env["RAG_LLM_KERNELS"] = "portable"
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    try:
+        load0 = os.getloadavg()
+        subprocess.run([sys.executable, __file__, "--worker", spec, "--worker-out", str(out), "--n", str(args.n),
+                        "--evalset", args.evalset], env=env, check=True)
+        res = json.loads(out.read_text(encoding="utf-8"))
+    finally:
+        out.unlink(missing_ok=True)
+    res["loadavg"] = [load0, os.getloadavg()]
+    return res
+
+
 def run_backend(spec: str, cfg, kb, questions) -> dict:
+    spec_name = spec
+    spec = spec.removesuffix("@portable")
     backend, _, model = spec.partition(":")
     c = dataclasses.replace(cfg)
     c.llm = dataclasses.replace(cfg.llm, backend=backend, **({"model": model} if model else {}))
@@ -80,7 +108,10 @@ def run_backend(spec: str, cfg, kb, questions) -> dict:
         )
         print(f"  {spec} {qid}: first {rows[-1]['first_token']:.2f}s total {rows[-1]['total']:.2f}s "
               f"{'refused' if final.refused else ('grounded' if final.grounded else 'UNGROUNDED')}", flush=True)
-    return {"backend": spec, "model": warm.model, "warmup_seconds": load, "rows": rows}
+    from rag.kernels import running
+
+    return {"backend": spec_name, "model": warm.model, "kernels": running() if backend == "local" else "",
+            "warmup_seconds": load, "rows": rows}
 
 
 def prompt_tokens(cfg, kb, questions) -> dict:
@@ -112,6 +143,8 @@ def summarize(res: dict) -> dict:
     col = lambda k: [r[k] for r in rows]  # noqa: E731
     return {
         "backend": res["backend"],
+        "kernels": res.get("kernels", ""),
+        "loadavg": res.get("loadavg"),
         "warmup": res["warmup_seconds"],
         "first_median": statistics.median(col("first_token")),
         "first_p90": pct(col("first_token"), 0.9),
@@ -166,9 +199,17 @@ def main() -> int:
     ap.add_argument("--out", default="benchmarks/results/answering.md")
     ap.add_argument("--quality", default="", help="optional Markdown file with answer quality per backend (from `rag eval`) to include")
     ap.add_argument("--render-only", action="store_true", help="re-render the .md from the saved .json (e.g. after recalibrating)")
+    ap.add_argument("--worker", default="", help=argparse.SUPPRESS)  # child process: one backend
+    ap.add_argument("--worker-out", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     cfg = load_config()
+    if args.worker:
+        from rag.kb import KnowledgeBase
+
+        res = run_backend(args.worker, cfg, KnowledgeBase.open(cfg.paths.kb, cfg), pick_questions(load_beir(args.evalset), args.n))
+        Path(args.worker_out).write_text(json.dumps(res, ensure_ascii=False), encoding="utf-8")
+        return 0
     js = Path(args.out).with_suffix(".json")
     if args.render_only:
         saved = json.loads(js.read_text(encoding="utf-8"))
@@ -186,7 +227,7 @@ def main() -> int:
         partial = js.with_suffix(".partial.json")
         for spec in [s.strip() for s in args.backends.split(",") if s.strip()]:
             print(f"{spec}…", flush=True)
-            results.append(run_backend(spec, cfg, kb, questions))
+            results.append(run_in_child(spec, args))
             # keep what is measured even if a later (slower) backend is interrupted
             partial.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
         ptok = prompt_tokens(cfg, kb, questions) if any(s.startswith("local") for s in args.backends.split(",")) else {}
@@ -212,12 +253,14 @@ def main() -> int:
         "",
         f"{len(questions)} seed questions ({', '.join(q for q, _ in questions)}); seconds.",
         "",
-        "| backend | model load + warm-up | first token median | first token p90 | first token after retrieval (median) | total median | total p90 | retrieval median | answered | grounded |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | llama.cpp kernels | load average before → after | model load + warm-up | first token median | first token p90 | first token after retrieval (median) | total median | total p90 | retrieval median | answered | grounded |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in sums:
+        la = s.get("loadavg")
+        la = f"{la[0][0]:.2f} → {la[1][0]:.2f}" if la else ""
         lines.append(
-            f"| {s['backend']} | {s['warmup']:.1f} | {s['first_median']:.2f} | {s['first_p90']:.2f} | "
+            f"| {s['backend']} | {s.get('kernels') or '-'} | {la} | {s['warmup']:.1f} | {s['first_median']:.2f} | {s['first_p90']:.2f} | "
             f"{s['first_after_retrieval_median']:.2f} | {s['total_median']:.2f} | {s['total_p90']:.2f} | "
             f"{s['retrieve_median']:.2f} | {s['answered']}/{s['n']} | {s['grounded']}/{s['n']} |"
         )

@@ -1,7 +1,12 @@
 """Local LLM speed and a small answer-quality trial, per installed GGUF model.
 
     nice python3 benchmarks/llm_speed.py [--models qwen2.5-0.5b,qwen2.5-1.5b] [--repeats 3]
-                                         [--out benchmarks/results/llm.md]
+                                         [--kernels auto,portable] [--out benchmarks/results/llm.md]
+
+`--kernels auto,portable` measures each model on the llama.cpp build chosen for this CPU
+(rag.kernels) and on pip's portable build, in one run: llama.cpp's libraries are fixed per
+process, so each (model, build) pair runs in a child process of its own, one after the other,
+and the report gives the fast/portable ratios (the figure that survives a noisy machine).
 
 Speed: for each model, `--repeats` rounds of
 - load: a fresh `llama_cpp.Llama` (the file is in the page cache after the first round);
@@ -34,8 +39,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -167,10 +175,11 @@ def run_request(model, llm, messages, max_tokens: int) -> dict[str, float]:
     }
 
 
-def speed(name: str, models_dir: str, repeats: int, max_tokens: int, n_threads: int) -> dict:
+def speed(name: str, models_dir: str, repeats: int, max_tokens: int, n_threads: int, kernels: str = "auto") -> dict:
     from rag import llm as rl
+    from rag.kernels import running
 
-    cfg = LLMConfig(backend="local", model=name, n_threads=n_threads)
+    cfg = LLMConfig(backend="local", model=name, n_threads=n_threads, kernels=kernels)
     rounds: dict[str, list[dict]] = {}
     loads: list[float] = []
     questions = [
@@ -183,7 +192,7 @@ def speed(name: str, models_dir: str, repeats: int, max_tokens: int, n_threads: 
         rl.unload_all()
         model = rl.get_chat_model(cfg, models_dir)
         t0 = time.perf_counter()
-        llm, _lock = rl.load_llama(model.model_path, model.n_ctx, model.n_threads)
+        llm, _lock = rl.load_llama(model.model_path, model.n_ctx, model.n_threads, kernels=kernels)
         loads.append(time.perf_counter() - t0)
         ev_a = evidence(llm, ["002", "003"], 1200)
         ev_b = evidence(llm, ["004", "000"], 1200)
@@ -202,7 +211,45 @@ def speed(name: str, models_dir: str, repeats: int, max_tokens: int, n_threads: 
         rounds.setdefault("after_condense", []).append(run_request(model, llm, answer_messages(questions[0], ev_d), max_tokens))
         print(f"  {name} round {r + 1}: " + ", ".join(f"{k} ttft {v[-1]['ttft']:.2f}s" for k, v in rounds.items()), flush=True)
     rl.unload_all()
-    return {"load": loads, "rounds": rounds}
+    return {"load": loads, "rounds": rounds, "kernels": running()}
+
+
+def speed_in_child(name: str, kernels: str, args) -> dict:
+    """`speed` in a child process on the `kernels` build (see the module docstring)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    try:
+        la0 = os.getloadavg()
+        subprocess.run([sys.executable, __file__, "--worker", f"{name}@{kernels}", "--worker-out", str(out),
+                        "--repeats", str(args.repeats), "--max-tokens", str(args.max_tokens), "--threads", str(args.threads)],
+                       check=True)
+        res = json.loads(out.read_text(encoding="utf-8"))
+    finally:
+        out.unlink(missing_ok=True)
+    res["loadavg"] = [la0, os.getloadavg()]
+    return res
+
+
+def ratio_lines(results: dict) -> list[str]:
+    """Per model and scenario: the chosen build's tokens/s over the portable build's (medians)."""
+    out = []
+    for key, res in results.items():
+        name, _, k = key.partition(" @ ")
+        base = results.get(f"{name} @ portable")
+        if k == "portable" or base is None:
+            continue
+        if not out:
+            out = ["## Chosen build vs portable build (ratio of median tokens/s)", "",
+                   "| model | build | scenario | prompt tok/s ratio | decode tok/s ratio |", "| --- | --- | --- | ---: | ---: |"]
+        for sc, rs in res["rounds"].items():
+            med = lambda rows, f: statistics.median(r[f] for r in rows)  # noqa: E731
+            b = base["rounds"].get(sc)
+            if not b:
+                continue
+            pr = med(rs, "prompt_tps") / max(1e-9, med(b, "prompt_tps"))
+            dr = med(rs, "decode_tps") / max(1e-9, med(b, "decode_tps"))
+            out.append(f"| {name} | {res.get('kernels', k)} | {sc} | {pr:.2f}× | {dr:.2f}× |")
+    return out + [""] if out else []
 
 
 # ------------------------------------------------------------------------------------ quality
@@ -288,9 +335,14 @@ def render(results: dict, quals: dict, args, cmd: str, loadavg: tuple) -> str:
         "cached; **after_condense** = a compact answer right after a follow-up-rewrite call (different system prompt).",
         "",
     ]
-    for name, res in results.items():
+    lines += ratio_lines(results)
+    for key, res in results.items():
+        name, _, k = key.partition(" @ ")
         spec = MODELS[name]
-        lines += [f"## {name} — {spec.description}", "", f"Load: {_fmt(res['load'])}", ""]
+        la = res.get("loadavg")
+        where = f"llama.cpp kernels: {res.get('kernels') or k}" + (
+            f"; load average {la[0][0]:.2f} → {la[1][0]:.2f}" if la else "")
+        lines += [f"## {key} — {spec.description}", "", f"Load: {_fmt(res['load'])}; {where}", ""]
         lines += ["| scenario | prompt tok | reused | TTFT | total | prompt tok/s | decode tok/s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for key, rs in res["rounds"].items():
             lines.append(
@@ -344,10 +396,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-quality", action="store_true")
     ap.add_argument("--prompts", default="project,plain", help="answer-trial prompts: project (rag.prompts), plain")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--kernels", default="auto,portable", help="llama.cpp builds to measure (rag.kernels): auto, portable")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llm.md"))
+    ap.add_argument("--worker", default="", help=argparse.SUPPRESS)  # child: MODEL@KERNELS
+    ap.add_argument("--worker-out", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     cfg = load_config()
     models_dir = cfg.paths.models_dir
+    if args.worker:
+        name, _, kernels = args.worker.partition("@")
+        res = speed(name, models_dir, args.repeats, args.max_tokens, args.threads, kernels)
+        Path(args.worker_out).write_text(json.dumps(res, ensure_ascii=False), encoding="utf-8")
+        return 0
     names = [n.strip() for n in args.models.split(",") if n.strip()] or [n for n in MODELS if is_installed(n, models_dir)]
     if not names:
         print("no local model installed: run `rag models install`", file=sys.stderr)
@@ -372,9 +432,10 @@ def main(argv: list[str] | None = None) -> int:
                 quals[f"{name} / {prompt}"] = quality(name, models_dir, args.threads, prompt)
                 write(False)
     for name in [] if args.no_speed else names:
-        print(f"{name}: speed", flush=True)
-        results[name] = speed(name, models_dir, args.repeats, args.max_tokens, args.threads)
-        write(False)
+        for kernels in [k.strip() for k in args.kernels.split(",") if k.strip()]:
+            print(f"{name} @ {kernels}: speed", flush=True)
+            results[f"{name} @ {kernels}"] = speed_in_child(name, kernels, args)
+            write(False)
     print(write(True))
     return 0
 

@@ -88,6 +88,7 @@ class LLMConfig:
     max_tokens: int = 384
     n_ctx: int = 4096
     n_threads: int = 0  # 0 = all cores
+    kernels: str = "auto"  # llama.cpp build: auto (the self-tested build for this CPU, rag.kernels) | portable
 
 
 @dataclass

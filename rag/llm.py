@@ -172,7 +172,8 @@ def _threads(n: int) -> int:
 
 
 def load_llama(
-    model_path: str | Path, n_ctx: int = 4096, n_threads: int = 0, slot: str = "main"
+    model_path: str | Path, n_ctx: int = 4096, n_threads: int = 0, slot: str = "main",
+    kernels: str = "auto", models_dir: str | Path | None = None,
 ) -> tuple[Any, threading.Lock]:
     """The process-wide `llama_cpp.Llama` for this file, settings and slot, with its lock.
 
@@ -182,7 +183,14 @@ def load_llama(
     question) evicts the answer prompt's cached prefix; such calls can use their own `slot`
     (a second context over the same file: costs another copy of the weights in RAM, since
     llama.cpp repacks them for the CPU, and its own KV cache).
+
+    `kernels`/`models_dir` choose the llama.cpp build on the first load in the process
+    (rag.kernels: the self-tested build for this CPU, or the portable one).
     """
+    from rag.kernels import activate
+
+    # the model file lies in {models_dir}/llm/, the kernel builds in {models_dir}/llama/
+    activate(kernels, models_dir if models_dir is not None else Path(model_path).resolve().parent.parent)
     try:
         import llama_cpp
     except ImportError as e:  # pragma: no cover - depends on the machine
@@ -241,6 +249,7 @@ class LocalChatModel(BaseChatModel):
     max_tokens: int = 384
     seed: int = 0  # fixed so answers are reproducible at a given temperature
     slot: str = "main"  # which cached llama.cpp context to use (see load_llama)
+    kernels: str = "auto"  # which llama.cpp build runs (rag.kernels; fixed at the first load in a process)
 
     @property
     def _llm_type(self) -> str:
@@ -251,7 +260,7 @@ class LocalChatModel(BaseChatModel):
         return {"model_name": self.model_name, "model_path": self.model_path, "temperature": self.temperature}
 
     def _llama(self) -> tuple[Any, threading.Lock]:
-        return load_llama(self.model_path, self.n_ctx, self.n_threads, self.slot)
+        return load_llama(self.model_path, self.n_ctx, self.n_threads, self.slot, self.kernels)
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         return dict(
@@ -349,6 +358,7 @@ def get_chat_model(cfg: LLMConfig, models_dir: str | Path | None = None, *, slot
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
             slot=slot,
+            kernels=cfg.kernels,
         )
     if backend == "extractive":
         raise ConfigError(

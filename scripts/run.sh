@@ -19,7 +19,10 @@ install_python() {
   # llama.cpp is compiled for a portable x86-64-v3 CPU (AVX2/FMA/F16C), not -march=native: on
   # hosts that advertise AVX-512/AMX, the native build's AMX kernels crash with a general
   # protection fault on the first multi-token decode (seen on this project's machines), and CI
-  # machines are not the machine that built the wheel. Speeds of this build: benchmarks/results/llm.md.
+  # machines are not the machine that built the wheel. `rag models install` then builds the same
+  # llama.cpp source for this CPU's AVX-512/VNNI/BF16 (never AMX) and keeps it only if a self-test in
+  # a child process passes (rag/kernels.py); RAG_LLM_KERNELS=portable forces this build.
+  # Speeds of both builds: benchmarks/results/llm.md.
   export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
   log "installing the project and its dependencies (llama-cpp-python compiles once, ~7 min)"
   "$PY" -m pip install -e ".[local,test]"

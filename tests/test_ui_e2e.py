@@ -98,12 +98,11 @@ class FakeKB:
     def documents(self):
         return list(self.docs)
 
-    def add_paths(self, paths, progress=True):
-        p = Path(paths[0])
-        if p.read_bytes().startswith(b"%PDF-broken"):
-            return SimpleNamespace(failures=[SimpleNamespace(path=str(p), error="PDF 无法解析")], added=[], updated=[], n_chunks=0)
-        self.docs.append(_Doc(p.stem, p.stem, str(p), 2, "", "2026-01-01T00:00:00"))
-        return SimpleNamespace(failures=[], added=[p.stem], updated=[], n_chunks=2 * len(self.docs))
+    def add_documents(self, docs, progress=False):
+        # rag.uploads reads the file itself (real ingest) and hands over Documents
+        for d in docs:
+            self.docs.append(_Doc(d.doc_id, d.title, d.source, 2, "", "2026-01-01T00:00:00"))
+        return SimpleNamespace(failures=[], added=[d.doc_id for d in docs], updated=[], n_chunks=2 * len(self.docs))
 
     def delete_document(self, doc_id):
         self.docs = [d for d in self.docs if d.doc_id != doc_id]
@@ -175,7 +174,7 @@ def test_uploads_bad_file_does_not_stop_the_others(tmp_path):
     lines = index_uploads(svc, "seeds", files)
     got = {name: (st, msg) for st, name, msg in lines}
     assert got["好.txt"][0] == "ok"
-    assert got["坏.pdf"] == ("error", "无法读取：PDF 无法解析")
+    assert got["坏.pdf"][0] == "error" and got["坏.pdf"][1].startswith("无法读取：") and "PDF" in got["坏.pdf"][1]
     assert got["x.exe"][0] == "error" and "不支持的文件类型" in got["x.exe"][1]
     assert got["空.md"] == ("error", "文件是空的")
     assert got["大.txt"][0] == "error" and "上限 20 MB" in got["大.txt"][1]
@@ -332,15 +331,14 @@ def _pick_backend(models_dir: str) -> str:
     cfg = load_config()
     if cfg.llm.backend != "local":
         return cfg.llm.backend
-    try:
-        import llama_cpp  # noqa: F401
+    import importlib.util
 
+    # find_spec, not import: importing llama_cpp here would fix this process's kernels (rag.kernels)
+    if importlib.util.find_spec("llama_cpp") is not None:
         from rag.models_install import is_installed
 
         if is_installed(cfg.llm.model, models_dir):
             return "local"
-    except Exception:
-        pass
     return "extractive"
 
 

