@@ -369,22 +369,13 @@ def build_version(
             todo.append(i)
     if reuse_rows:
         vecs[[i for i, _ in reuse_rows]] = old.vectors([r for _, r in reuse_rows])
+    # encoded in batches, each cached as soon as it is done: an interrupted run resumes there
+    from rag.embed_batches import embed_missing
+
     cache = _open_vector_cache(cfg) if todo else None
-    cached = _cache_get(cache, encoder.name, [texts[i] for i in todo])
-    still: list[int] = []
-    for i, v in zip(todo, cached):
-        if v is not None and v.shape == (encoder.dim,):
-            vecs[i] = v
-        else:
-            still.append(i)
-    stats.reused_vectors = len(flat_new) - len(still)
-    if still:
-        enc = np.asarray(encoder.encode_passages([texts[i] for i in still], show_progress=progress), np.float32)
-        if enc.shape != (len(still), encoder.dim):
-            raise RagError(f"encoder {encoder.name} returned shape {enc.shape}, expected {(len(still), encoder.dim)}")
-        vecs[still] = enc
-        _cache_put(cache, encoder.name, [texts[i] for i in still], enc)
-    stats.embedded = len(still)
+    if todo:
+        vecs[todo], stats.embedded = embed_missing(encoder, [texts[i] for i in todo], cache, progress=progress)
+    stats.reused_vectors = len(flat_new) - stats.embedded
     # guard against an encoder that forgot to normalise: IP must be cosine
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     vecs = vecs / np.where(norms > 0, norms, 1.0)

@@ -1,8 +1,9 @@
 """The web chat (Gradio): ask, read cited answers, open the sources, manage documents.
 
 The page only *renders* the events of the Python API (`rag.answer.Assistant.ask`: Status, Token,
-Evidence, Final) and calls `rag.kb.KnowledgeBase` for documents; retrieval, prompting and
-citation checking live in rag/. HTML comes from the pure functions in ui/render.py.
+Evidence, Final) and calls `rag.kb.KnowledgeBase` for documents and `rag.uploads` for uploads;
+retrieval, prompting, citation checking and storing uploads live in rag/. HTML comes from the
+pure functions in ui/render.py.
 
 State: every browser session has its own `gr.State` (conversation, answers, feedback ids) and
 its own settings components (KB, backend, model, k, mode). The only things shared between
@@ -22,7 +23,6 @@ test).
 import logging
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -34,13 +34,13 @@ from typing import Any, Callable
 from rag.config import Config
 from rag.errors import ConfigError, RagError
 from rag.types import Answer, Evidence, Final, Status, Token
+from rag.uploads import ALLOWED_SUFFIXES
 from ui import render
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 log = logging.getLogger(__name__)
 
-ALLOWED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf")
 BACKENDS = ("local", "openai", "extractive")
 MODES = ("hybrid", "dense", "bm25")
 MODE_LABELS = [("混合 hybrid (向量+BM25)", "hybrid"), ("向量 dense", "dense"), ("关键词 BM25", "bm25")]
@@ -321,91 +321,19 @@ def run_turn(
 # ------------------------------------------------------------------ documents
 
 
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
-
-
-def validate_upload(path: Path, max_mb: int, orig_name: str | None = None) -> str | None:
-    """None if the file may be indexed, else a message saying why not."""
-    name = orig_name or path.name
-    suffix = Path(name).suffix.lower()
-    if suffix not in ALLOWED_SUFFIXES:
-        kinds = ", ".join(s.lstrip(".") for s in ALLOWED_SUFFIXES if s not in (".markdown", ".htm"))
-        return f"不支持的文件类型「{suffix or '无扩展名'}」，支持：{kinds}"
-    size = _file_size(path)
-    if size < 0:
-        return "文件无法读取（上传可能未完成）"
-    if size == 0:
-        return "文件是空的"
-    if size > max_mb * 1024 * 1024:
-        return f"文件太大（{size / 1024 / 1024:.1f} MB），上限 {max_mb} MB"
-    return None
-
-
-def _safe_filename(name: str) -> str:
-    base = Path(name).name.strip().replace("\x00", "")
-    base = re.sub(r"[\\/:*?\"<>|\r\n\t]", "_", base)
-    return base.lstrip(".") or "upload"
-
-
-def _upload_path(f: Any) -> Path:
-    """A path from what gr.File hands over: a str/PathLike, or an object with .path/.name."""
-    if isinstance(f, (str, os.PathLike)):
-        return Path(f)
-    return Path(getattr(f, "path", None) or getattr(f, "name"))
-
-
 def index_uploads(
     services: Services,
     kb_name: str,
     files: Sequence[Any],
     progress: Callable[..., Any] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """Validate, store and index uploaded files one by one; one bad file never stops the others.
+    """Store and index uploaded files (rag.uploads: a stored file is replaced only after its new
+    version indexed; one bad file never stops the others). Returns (status, file name, message)
+    per file for `render.index_report_html`."""
+    from rag.uploads import index_uploads as store_and_index_all
 
-    Returns (status, file name, message) per file for `render.index_report_html`."""
-    lines: list[tuple[str, str, str]] = []
-    kb = services.kb(kb_name, create=True)
-    dest_dir = services.uploads_dir(kb_name)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    paths = [_upload_path(f) for f in files or []]
-    for i, p in enumerate(paths):
-        # Gradio keeps the original file name as the basename of its temp copy
-        orig = _safe_filename(getattr(files[i], "orig_name", None) or p.name)
-        if progress is not None:
-            progress((i, len(paths)), desc=f"索引 {orig}（{i + 1}/{len(paths)}）")
-        problem = validate_upload(p, services.cfg.ui.max_upload_mb, orig)
-        if problem:
-            lines.append(("error", orig, problem))
-            continue
-        dest = dest_dir / orig
-        try:
-            shutil.copyfile(p, dest)
-            # progress=True: its tqdm bars (chunking, embedding) show in the page via track_tqdm
-            rep = kb.add_paths([dest], progress=progress is not None)
-        except RagError as e:
-            lines.append(("error", orig, str(e)))
-            continue
-        except Exception as e:
-            log.exception("indexing %s failed", dest)
-            lines.append(("error", orig, f"索引失败：{type(e).__name__}: {e}"))
-            continue
-        if rep.failures:
-            dest.unlink(missing_ok=True)
-            err = "; ".join(str(getattr(f, "error", f)) for f in rep.failures)
-            lines.append(("error", orig, f"无法读取：{err}"))
-        elif rep.added:
-            lines.append(("ok", orig, f"已加入（{', '.join(rep.added)}），知识库现有 {rep.n_chunks} 个段落"))
-        elif rep.updated:
-            lines.append(("ok", orig, f"已更新（{', '.join(rep.updated)}），知识库现有 {rep.n_chunks} 个段落"))
-        else:
-            lines.append(("skip", orig, "内容未变化，无需重新索引"))
-    if progress is not None:
-        progress((len(paths), len(paths)), desc="完成")
-    return lines
+    kb = services.kb(kb_name, create=True)  # checks the name before anything is written
+    return store_and_index_all(kb, services.uploads_dir(kb_name), files, services.cfg.ui.max_upload_mb, progress)
 
 
 def delete_document(services: Services, kb_name: str, doc_id: str) -> str:
