@@ -16,7 +16,7 @@ from rag import __version__
 from rag.errors import RagError
 
 # order is the order shown in --help
-COMMANDS = ["models", "chunk", "index", "search", "ask", "report", "chat", "serve", "eval"]
+COMMANDS = ["models", "chunk", "index", "kb", "search", "ask", "report", "chat", "serve", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:

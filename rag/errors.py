@@ -24,3 +24,14 @@ class ModelNotInstalled(RagError):
 
 class ConfigError(RagError):
     """A setting is invalid."""
+
+
+class IndexDamaged(IndexMissing):
+    """A file of an index version is missing, truncated or altered (its size or checksum differs
+    from what the version recorded, or it cannot be parsed). `file` names it relative to the
+    version folder, `version` is the folder's name."""
+
+    def __init__(self, message: str, file: str = "", version: str = ""):
+        super().__init__(message)
+        self.file = file
+        self.version = version

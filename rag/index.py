@@ -2,7 +2,8 @@
 
 Layout of a knowledge-base folder (`cfg.paths.kb_dir(name)`):
 
-    CURRENT              one line: the name of the active version folder (replaced atomically)
+    CURRENT              the active version folder's name, then `previous <name>` lines: the kept
+                         versions, newest first, at most KEEP_VERSIONS (replaced atomically)
     .lock                fcntl lock held by whoever writes (two indexers never collide)
     v<time>-<pid>/       one complete index version:
         chunks.jsonl       row i = FAISS row i = BM25 row i (rows of one document are contiguous)
@@ -11,14 +12,22 @@ Layout of a knowledge-base folder (`cfg.paths.kb_dir(name)`):
         bm25_params.json, bm25_tokens.npy, bm25_offsets.npy, bm25s/   (rag.bm25)
         config.json        the resolved rag.config.Config
         manifest.json      embedding model + dim, chunker settings, corpus hash, documents
-                           (source, sha256, chunk ids), package versions, build time
-        COMPLETE           written last; a folder without it is never loaded
+                           (source, sha256, chunk ids), package versions, build time, and `files`:
+                           size and sha256 of every other file (rag.index_verify)
+        COMPLETE           written last, holds the manifest's size and sha256; a folder without it
+                           is never loaded
 
-Atomicity: a build writes a hidden `.tmp-…` folder, writes COMPLETE, renames it to its final
-name, then swaps CURRENT with `os.replace` (atomic on POSIX). A crash or Ctrl-C at any point
-leaves CURRENT naming the previous, complete version. Directories cannot be swapped atomically
-over a non-empty one (rename(2) fails with ENOTEMPTY), hence the pointer file. The previous
-version is kept (a reader in another process may still be using it); older ones are removed.
+Atomicity: a build writes a hidden `.tmp-…` folder, seals it (manifest, then COMPLETE), renames
+it to its final name, then swaps CURRENT with `os.replace` (atomic on POSIX). A crash or Ctrl-C
+at any point leaves CURRENT naming the previous, complete version. Directories cannot be swapped
+atomically over a non-empty one (rename(2) fails with ENOTEMPTY), hence the pointer file. The
+previous complete, undamaged version is kept (a reader in another process may still be using it,
+and opening falls back to it when the current one is damaged); older ones are removed.
+
+Integrity (rag.index_verify, rag.index_version): opening a version checks every file's size and
+the checksums of small files and raises IndexDamaged naming a damaged file; `open_latest` then
+falls back to the previous version. A build given `drop` (versions found damaged) marks them
+DAMAGED once the new version is published, so nothing falls back to them again.
 
 Incremental updates reuse, for every unchanged document, its chunks, vectors (read back from
 FAISS) and BM25 token ids; changed documents are re-chunked and only chunks whose text is new
@@ -40,7 +49,6 @@ import logging
 import os
 import platform
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,15 +57,24 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from rag.bm25 import DEFAULT_ANALYZER, BM25Index, tokenize
-from rag.errors import IndexMissing, ModelMismatch, RagError
+from rag.errors import ModelMismatch, RagError
+from rag.index_verify import COMPLETE, CURRENT, cleanup, fallback_names, publish, read_history, seal
+from rag.index_version import (  # noqa: F401  (the reading side, re-exported: rag.index is the API)
+    FORMAT,
+    ChunkStore,
+    IndexVersion,
+    check_kb,
+    current_version_path,
+    open_current,
+    open_latest,
+)
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-CURRENT = "CURRENT"
-COMPLETE = "COMPLETE"
 LOCK = ".lock"
+__all__ = ["COMPLETE", "CURRENT", "FORMAT", "LOCK", "ChunkStore", "IndexVersion", "BuildStats", "build_version",
+           "write_version", "check_kb", "current_version_path", "open_current", "open_latest", "check_model"]
 
 
 def text_hash(text: str) -> str:
@@ -80,124 +97,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-# ------------------------------------------------------------------ chunk store
-
-
-class ChunkStore:
-    """chunks.jsonl with a byte-offset table: `get(row)` reads one line (os.pread, thread-safe),
-    so opening a 100k-chunk index does not parse 100k JSON objects; `all()` parses once, cached."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.offsets = np.load(path.with_name("chunks.offsets.npy"))
-        self._fd = os.open(path, os.O_RDONLY)
-        self._all: list[Chunk] | None = None
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def get(self, row: int) -> Chunk:
-        if self._all is not None:
-            return self._all[row]
-        if not 0 <= row < len(self):
-            raise IndexError(row)
-        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
-        return Chunk.from_dict(json.loads(os.pread(self._fd, b - a, a).decode("utf-8")))
-
-    def all(self) -> list[Chunk]:
-        if self._all is None:
-            with self._lock:
-                if self._all is None:
-                    with open(self.path, encoding="utf-8") as f:
-                        self._all = [Chunk.from_dict(json.loads(line)) for line in f]
-        return self._all
-
-    def close(self) -> None:
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
-
-    def __del__(self):  # pragma: no cover - best effort
-        self.close()
-
-    @staticmethod
-    def write(path: Path, chunks: Iterable[Chunk]) -> int:
-        offsets = [0]
-        with open(path, "wb") as f:
-            for c in chunks:
-                line = (json.dumps(c.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
-                f.write(line)
-                offsets.append(offsets[-1] + len(line))
-            f.flush()
-            os.fsync(f.fileno())
-        np.save(path.with_name("chunks.offsets.npy"), np.asarray(offsets, dtype=np.int64))
-        return len(offsets) - 1
-
-
-# ------------------------------------------------------------------ one opened version
-
-
-class IndexVersion:
-    """One complete, immutable index version, opened for reading (thread-safe)."""
-
-    def __init__(self, path: Path):
-        path = Path(path)
-        if not (path / COMPLETE).exists() or not (path / "manifest.json").exists():
-            raise IndexMissing(f"{path} is not a complete index (interrupted build?); run `rag index` again")
-        import faiss
-
-        # One query at a time is memory-bound: OpenMP's thread wake-ups cost more than they save,
-        # and on a busy machine spinning threads made a 10k flat search take ~60 ms instead of <2.
-        faiss.omp_set_num_threads(1)
-        self.path = path
-        self.manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        if self.manifest.get("format") != FORMAT:
-            raise IndexMissing(f"{path} uses index format {self.manifest.get('format')}, this version reads "
-                               f"{FORMAT}; rebuild it with `rag index --rebuild`")
-        self.faiss = faiss.read_index(str(path / "vectors.faiss"))
-        self.bm25 = BM25Index.load(path)
-        self.store = ChunkStore(path / "chunks.jsonl")
-        n = len(self.store)
-        if not (self.faiss.ntotal == n == self.bm25.n_docs == self.manifest["n_chunks"]):
-            raise IndexMissing(f"{path} is inconsistent (chunks {n}, vectors {self.faiss.ntotal}, "
-                               f"bm25 {self.bm25.n_docs}); rebuild it with `rag index --rebuild`")
-        self.ids_by_row: list[str] = [""] * n
-        self.doc_rows: dict[str, tuple[int, int]] = {}
-        for d in self.manifest["documents"]:
-            first = d["first_row"]
-            self.doc_rows[d["doc_id"]] = (first, first + d["n_chunks"])
-            self.ids_by_row[first : first + d["n_chunks"]] = d["chunk_ids"]
-        self.row_of: dict[str, int] = {cid: i for i, cid in enumerate(self.ids_by_row)}
-
-    @property
-    def n_chunks(self) -> int:
-        return len(self.store)
-
-    @property
-    def dim(self) -> int:
-        return int(self.faiss.d)
-
-    def vectors(self, rows: Sequence[int]) -> np.ndarray:
-        if len(rows) == 0:
-            return np.zeros((0, self.dim), np.float32)
-        return self.faiss.reconstruct_batch(np.asarray(rows, dtype=np.int64))
-
-    def dense_search(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """Exact top-k by inner product; ties → lower row (FAISS's own order is not guaranteed)."""
-        if self.n_chunks == 0 or k <= 0:
-            return []
-        kk = min(self.n_chunks, k + 8)  # a little slack so rows tied at the k-th place are seen
-        D, I = self.faiss.search(np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32), kk)
-        pairs = [(int(i), float(s)) for i, s in zip(I[0], D[0]) if i >= 0]
-        pairs.sort(key=lambda p: (-p[1], p[0]))
-        return pairs[:k]
-
-    def close(self) -> None:
-        self.store.close()
 
 
 # ------------------------------------------------------------------ building
@@ -238,11 +137,40 @@ def _open_vector_cache(cfg):
         from embeddings.cache import VectorCache
     except ImportError:
         return None
-    try:
-        return VectorCache(Path(cfg.paths.home) / "cache" / "vectors")
-    except Exception as e:  # a broken cache must never stop indexing
-        log.warning("vector cache unavailable: %s", e)
-        return None
+    folder = Path(cfg.paths.home) / "cache" / "vectors"
+    for attempt in (1, 2):
+        try:
+            return VectorCache(folder)
+        except Exception as e:  # a broken cache must never stop indexing
+            if attempt == 1 and _set_cache_aside(folder, e):
+                continue  # a fresh, empty cache: this build re-embeds, the next ones hit it again
+            log.warning("vector cache unavailable: %s", e)
+            return None
+    return None
+
+
+def _set_cache_aside(folder: Path, error: Exception) -> bool:
+    """A damaged SQLite vector cache is renamed aside (never deleted: it is the user's disk, but it
+    is only a cache) so a new one can start; otherwise every later build would re-embed every
+    passage. Only for SQLite's own corruption errors, not for e.g. a permission problem."""
+    import sqlite3
+
+    cause = error.__cause__ if error.__cause__ is not None else error
+    if not isinstance(cause, sqlite3.DatabaseError) or isinstance(cause, sqlite3.OperationalError):
+        return False
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    moved = False
+    for p in sorted(folder.glob("vectors.sqlite*")):
+        if ".damaged-" not in p.name:
+            try:
+                os.replace(p, p.with_name(f"{p.name}.damaged-{stamp}"))
+                moved = True
+            except OSError:
+                return False
+    if moved:
+        log.warning("vector cache %s is damaged (%s); set aside as *.damaged-%s, starting a new one",
+                    folder, cause, stamp)
+    return moved
 
 
 def _cache_get(cache, model: str, texts: Sequence[str]) -> list[np.ndarray | None]:
@@ -283,6 +211,7 @@ def build_version(
     chunk_fn: Callable[[Document, Any], list[Chunk]] | None = None,
     progress: bool = False,
     analyzer: str | None = None,
+    drop: Iterable[str] = (),
 ) -> tuple[Path | None, BuildStats]:
     """Write a new index version for `kb_dir` from `old` plus `docs` and make it current.
 
@@ -290,7 +219,10 @@ def build_version(
     - `remove`: doc ids to drop; `keep_only`: if given, every old doc id not in it is dropped
       (sync). Returns (new version path or None if nothing changed, stats). The caller holds the
       write lock.
+    - `drop`: names of versions found damaged (see write_version); a new version is written even
+      if nothing changed relative to `old`, so CURRENT stops naming a damaged one.
     """
+    drop = list(drop)
     t0 = time.time()
     stats = BuildStats()
     chunker = _chunker_settings(cfg)
@@ -302,9 +234,9 @@ def build_version(
     if old is not None and old.dim != encoder.dim:
         raise ModelMismatch(f"the index has {old.dim}-dim vectors, the encoder {encoder.name} gives {encoder.dim}")
 
-    drop = set(remove)
+    gone = set(remove)
     if keep_only is not None:
-        drop |= {d for d in old_docs if d not in keep_only}
+        gone |= {d for d in old_docs if d not in keep_only}
     incoming: dict[str, Document] = {}
     for d in docs:
         incoming[d.doc_id] = d  # a later duplicate id wins (same file given twice)
@@ -313,7 +245,7 @@ def build_version(
     kept_entries: list[dict] = []  # manifest entries of unchanged docs, old order
     new_docs: list[tuple[Document, str, dict | None]] = []  # (doc, sha, old entry)
     for doc_id, entry in old_docs.items():
-        if doc_id in drop and doc_id not in incoming:
+        if doc_id in gone and doc_id not in incoming:
             stats.removed.append(doc_id)
             continue
         d = incoming.get(doc_id)
@@ -332,7 +264,7 @@ def build_version(
             new_docs.append((d, doc_sha256(d), None))
             stats.added.append(doc_id)
 
-    if old is not None and not new_docs and not stats.removed:
+    if old is not None and not new_docs and not stats.removed and not drop:
         stats.n_chunks = old.n_chunks
         return None, stats
 
@@ -433,13 +365,14 @@ def build_version(
         "build_seconds": None,
     }
     stats.n_chunks = int(len(all_vecs))
-    path = write_version(kb_dir, list(chunk_iter()), all_vecs, bm25, manifest, cfg, t0)
+    path = write_version(kb_dir, list(chunk_iter()), all_vecs, bm25, manifest, cfg, t0, drop=drop)
     return path, stats
 
 
 def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm25: BM25Index,
-                  manifest: dict, cfg, t0: float | None = None) -> Path:
-    """Write a complete version into a temp folder, then publish it atomically (see module doc)."""
+                  manifest: dict, cfg, t0: float | None = None, drop: Iterable[str] = ()) -> Path:
+    """Write a complete version into a temp folder, then publish it atomically (see module doc).
+    `drop`: versions found damaged; they are never kept as the fallback of the new one."""
     import faiss
 
     kb_dir = Path(kb_dir)
@@ -459,84 +392,33 @@ def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm
         cfg.save(tmp / "config.json")
         if t0 is not None:
             manifest["build_seconds"] = round(time.time() - t0, 3)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-        _fsync_tree(tmp)
-        (tmp / COMPLETE).write_text(manifest["corpus_hash"] + "\n", encoding="utf-8")
-        _fsync_path(tmp / COMPLETE)
+        seal(tmp, manifest)  # file table into manifest.json, then COMPLETE (rag.index_verify)
         final = kb_dir / name
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # also on Ctrl-C: CURRENT still names the old version
         raise
+    _quarantine(kb_dir, drop)
     _publish(kb_dir, name)
-    _cleanup(kb_dir, keep={name, _previous_name(kb_dir, name)})
+    cleanup(kb_dir, keep=set(read_history(kb_dir)[0]) | {name})
     return final
 
 
-def _fsync_path(p: Path) -> None:
-    try:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            _fsync_path(p)
-    _fsync_path(folder)
+def _quarantine(kb_dir: Path, names: Iterable[str]) -> None:
+    """Versions found damaged lose their COMPLETE marker (renamed DAMAGED, kept for inspection
+    until cleanup), so nothing falls back to them; done only after the new version is whole."""
+    for n in names:
+        p = Path(kb_dir) / n
+        if n and "/" not in n and (p / COMPLETE).exists():
+            try:
+                os.replace(p / COMPLETE, p / "DAMAGED")
+            except OSError as e:
+                log.warning("could not mark %s as damaged: %s", n, e)
 
 
 def _publish(kb_dir: Path, name: str) -> None:
-    cur = kb_dir / CURRENT
-    prev = cur.read_text(encoding="utf-8").strip() if cur.exists() else ""
-    tmp = kb_dir / f".{CURRENT}.{os.getpid()}.tmp"
-    tmp.write_text(name + "\n" + (f"previous {prev}\n" if prev else ""), encoding="utf-8")
-    _fsync_path(tmp)
-    os.replace(tmp, cur)
-    _fsync_path(kb_dir)
-
-
-def _previous_name(kb_dir: Path, current: str) -> str:
-    try:
-        lines = (kb_dir / CURRENT).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return ""
-    for ln in lines[1:]:
-        if ln.startswith("previous "):
-            return ln.split(" ", 1)[1].strip()
-    return ""
-
-
-def _cleanup(kb_dir: Path, keep: set[str]) -> None:
-    """Remove versions other than `keep` and stale temp folders (the caller holds the write lock,
-    so no other build is in progress)."""
-    for p in kb_dir.iterdir():
-        if p.is_dir() and p.name not in keep and (p.name.startswith("v") or p.name.startswith(".tmp-")):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def current_version_path(kb_dir: Path) -> Path | None:
-    """The folder CURRENT names, if it is complete; None if there is no usable index."""
-    cur = Path(kb_dir) / CURRENT
-    if not cur.exists():
-        return None
-    lines = cur.read_text(encoding="utf-8").splitlines()
-    if not lines or not lines[0].strip():
-        return None
-    p = Path(kb_dir) / lines[0].strip()
-    return p if (p / COMPLETE).exists() and (p / "manifest.json").exists() else None
-
-
-def open_current(kb_dir: Path) -> IndexVersion:
-    p = current_version_path(kb_dir)
-    if p is None:
-        raise IndexMissing(f"no index in {kb_dir}")
-    return IndexVersion(p)
+    """CURRENT := `name` plus the newest complete earlier versions (bounded; rag.index_verify)."""
+    publish(kb_dir, name, fallback_names(kb_dir, name))
 
 
 def check_model(manifest: Mapping[str, Any], kb: str, config_model: str | None = None,

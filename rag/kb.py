@@ -26,16 +26,17 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from rag.config import Config, load_config
-from rag.errors import ConfigError, IndexMissing, RagError
+from rag.errors import ConfigError, IndexDamaged, IndexMissing, RagError
 from rag.index import (
-    CURRENT,
     LOCK,
     BuildStats,
     IndexVersion,
     build_version,
     check_model,
     current_version_path,
+    open_latest,
 )
+from rag.index_verify import candidates, fallback_names, file_problems, publish, read_history, version_problems
 from rag.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class IndexReport:
     reused_vectors: int = 0  # chunks whose vectors were reused (old index / vector cache)
     seconds: float = 0.0
     version: str = ""  # the index version folder now current
+    repaired: list[str] = field(default_factory=list)  # damage found (and built around), one line each
 
     @property
     def changed(self) -> bool:
@@ -75,7 +77,7 @@ class IndexReport:
             "added": self.added, "updated": self.updated, "removed": self.removed, "unchanged": self.unchanged,
             "failures": [{"path": str(getattr(f, "path", f)), "error": str(getattr(f, "error", ""))} for f in self.failures],
             "n_chunks": self.n_chunks, "embedded": self.embedded, "reused_vectors": self.reused_vectors,
-            "seconds": round(self.seconds, 3), "version": self.version,
+            "seconds": round(self.seconds, 3), "version": self.version, "repaired": self.repaired,
         }
 
 
@@ -85,7 +87,9 @@ def list_kbs(cfg: Config | None = None) -> list[str]:
     root = cfg.paths.kb_root
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and current_version_path(p) is not None)
+    # any complete version counts: a KB whose current version is damaged still opens (fallback)
+    # or at least says which file is damaged, rather than vanishing from the list
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and candidates(p))
 
 
 def resolve_kb_dir(name_or_dir: str | os.PathLike, cfg: Config) -> tuple[str, Path]:
@@ -120,31 +124,47 @@ class KnowledgeBase:
         self._version: IndexVersion | None = None
         self._searcher = None
         self._checked_at = 0.0
+        self._bad_version: Path | None = None  # a published version found damaged: not retried
+        self.damage: list[IndexDamaged] = []  # found when opened (see `open`)
         self.chunk_fn = None  # None: rag.chunking.chunk_document; tests may plug a simpler chunker
 
     # ------------------------------------------------------------ opening
     @classmethod
     def open(cls, name_or_dir: str | os.PathLike | None = None, cfg: Config | None = None, encoder=None,
-             create: bool = False, check_model_: bool = True) -> "KnowledgeBase":
+             create: bool = False, check_model_: bool = True, load: bool = True) -> "KnowledgeBase":
+        """Open the newest undamaged version. A damaged current version is reported (a warning
+        naming the file, and `kb.damage`) and the previous complete one is used; if none opens,
+        the IndexDamaged is raised — unless `create`, which gives an empty KB whose next build
+        starts afresh. `load=False` reads nothing of the folder (`rag index --rebuild`)."""
         cfg = cfg or load_config()
         name, path = resolve_kb_dir(name_or_dir or cfg.paths.kb, cfg)
         kb = cls(name, path, cfg, encoder)
-        vpath = current_version_path(path)
-        if vpath is None:
-            if not create:
-                hint = f"run `rag index PATH --kb {name}`"
-                raise IndexMissing(f"knowledge base '{name}' has no index at {path}; {hint}")
+        v, kb.damage = open_latest(path) if load else (None, [])
+        if v is None and not create:
+            if kb.damage:  # the damage of a version says more than that of CURRENT
+                raise next((e for e in kb.damage if e.version), kb.damage[0])
+            hint = f"run `rag index PATH --kb {name}`"
+            raise IndexMissing(f"knowledge base '{name}' has no index at {path}; {hint}")
+        kb._warn_damage(kb.damage, v)  # only when not raising: the error itself is the one line
+        if v is None:
             path.mkdir(parents=True, exist_ok=True)
             return kb
-        kb._load(vpath)
+        kb._install(v)
         if check_model_:
             kb._check_model()
         return kb
 
-    def _load(self, vpath: Path) -> None:
+    def _warn_damage(self, damage: Sequence[IndexDamaged], using: IndexVersion | None) -> None:
+        then = f"using the previous version {using.path.name}" if using is not None else "no undamaged version left"
+        for e in damage:
+            log.warning("knowledge base '%s': %s (%s)", self.name, e, then)
+
+    def _load(self, vpath: Path, verify: str = "open") -> None:
+        self._install(IndexVersion(vpath, verify=verify))
+
+    def _install(self, v: IndexVersion) -> None:
         from rag.retrieve import HybridSearcher
 
-        v = IndexVersion(vpath)
         s = HybridSearcher(v, self._get_encoder, self.cfg.retrieve)
         _warm_jieba()
         self._version, self._searcher = v, s  # readers pick up the new pair on their next call
@@ -161,9 +181,15 @@ class KnowledgeBase:
         """Reload if another process published a new version. Returns True if it did."""
         vpath = current_version_path(self.path)
         self._checked_at = time.monotonic()
-        if vpath is None or (self._version is not None and vpath == self._version.path):
+        if vpath is None or vpath == self._bad_version or (self._version is not None and vpath == self._version.path):
             return False
-        self._load(vpath)
+        try:
+            self._load(vpath)
+        except IndexDamaged as e:  # keep serving what we have; say so once, not every second
+            self._bad_version = vpath
+            log.warning("knowledge base '%s': %s (still serving %s)", self.name, e,
+                        self._version.path.name if self._version else "nothing")
+            return False
         self._check_model()
         return True
 
@@ -256,6 +282,8 @@ class KnowledgeBase:
     # ------------------------------------------------------------ writing
     @contextlib.contextmanager
     def _write_lock(self, timeout: float = 600.0) -> Iterator[None]:
+        """Hold the KB's fcntl lock (and this object's thread lock). The version to build on is
+        chosen after it is taken (`_base_for_update`): another process may have published."""
         self.path.mkdir(parents=True, exist_ok=True)
         with self._write_tlock:
             fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -274,10 +302,6 @@ class KnowledgeBase:
                             raise RagError(f"knowledge base '{self.name}' is locked by another indexer "
                                            f"({self.path / LOCK}); try again when it has finished") from None
                         time.sleep(0.2)
-                # another process may have published while we waited: build on top of its version
-                vpath = current_version_path(self.path)
-                if vpath is not None and (self._version is None or vpath != self._version.path):
-                    self._load(vpath)
                 yield
             finally:
                 try:
@@ -285,21 +309,51 @@ class KnowledgeBase:
                 finally:
                     os.close(fd)
 
-    def _apply(self, docs, failures, *, keep_only=None, remove=(), rebuild=False, progress=False) -> IndexReport:
+    def _base_for_update(self) -> tuple[IndexVersion | None, list[IndexDamaged]]:
+        """The version an incremental build starts from, fully verified (checksums of every file:
+        the build copies its vectors, token ids and chunks into the new version), and the damage
+        found. Damaged → the previous undamaged version, else None (build from the documents)."""
+        v, damage = self._version, list(self.damage)
+        latest = current_version_path(self.path)
+        if v is None or (latest is not None and latest != v.path):
+            # another process published while we waited, or nothing usable was open
+            v, more = open_latest(self.path, verify="full")
+            damage += more
+        else:
+            problems = file_problems(v.path, v.manifest, full=True)
+            if problems:
+                damage.append(problems[0].error(v.path))
+                v, more = open_latest(self.path, verify="full", skip={v.path.name})
+                damage += more
+        if v is not None and v is not self._version:
+            self._install(v)
+        seen: set[str] = set()
+        damage = [e for e in damage if not (str(e) in seen or seen.add(str(e)))]
+        known = {str(e) for e in self.damage}  # already warned about when opened
+        self._warn_damage([e for e in damage if str(e) not in known], v)
+        return v, damage
+
+    def _apply(self, docs, failures, *, keep_only=None, remove=(), rebuild=False, progress=False,
+               drop=()) -> IndexReport:
         t0 = time.time()
         with self._write_lock():
             enc = self._get_encoder()
-            old = None if rebuild else self._version
+            # a rebuild reads nothing of the old versions: whatever their state, it cannot fail on them
+            old, damage = (None, []) if rebuild else self._base_for_update()
             if old is not None:
                 check_model(old.manifest, self.name, encoder_name=enc.name, encoder_dim=enc.dim)
-            if keep_only is not None and self._version is not None:
+            if keep_only is not None and old is not None:
                 keep_only = set(keep_only) | self._failed_doc_ids(failures)
             path, st = build_version(self.path, old, docs, self.cfg, enc, remove=remove, keep_only=keep_only,
                                      progress=progress, chunk_fn=self.chunk_fn,
-                                     analyzer=None if old else self.cfg.retrieve.bm25_analyzer)
+                                     analyzer=None if old else self.cfg.retrieve.bm25_analyzer,
+                                     drop=sorted({e.version for e in damage if e.version} | set(drop)))
             if path is not None:
                 self._load(path)
-        return self._report(st, failures, t0)
+                self.damage, self._bad_version = [], None
+        rep = self._report(st, failures, t0)
+        rep.repaired = [str(getattr(e, "problem", e)) for e in damage]  # "version/file: reason"
+        return rep
 
     def _failed_doc_ids(self, failures) -> set[str]:
         """Docs whose file failed to load this time are kept as they were (a failure loses nothing)."""
@@ -349,6 +403,29 @@ class KnowledgeBase:
         current until the new one is complete."""
         docs, failures = self._load_paths(paths)
         return self._apply(docs, failures, rebuild=True, progress=progress)
+
+    def repair(self) -> IndexReport:
+        """Make the newest undamaged version (the one opening falls back to) current again, under
+        the write lock, and remove every damaged version: a damaged version means a fresh copy is
+        built (like any update), a damaged CURRENT only is rewritten. Raises IndexDamaged when no
+        undamaged version is left: then only `rebuild(paths)` can help."""
+        t0 = time.time()
+        drop = [p.name for p in candidates(self.path) if version_problems(p, full=True)]
+        v, damage = open_latest(self.path, verify="full")
+        if v is None:
+            if damage:
+                raise next((e for e in damage if e.version), damage[0])
+            raise IndexMissing(f"knowledge base '{self.name}' has no index to repair; run `rag index PATH --kb {self.name}`")
+        if drop:
+            v.close()
+            return self._apply([], [], drop=drop)
+        if read_history(self.path)[1] is not None:  # only CURRENT is damaged: point it at v again
+            with self._write_lock():
+                publish(self.path, v.path.name, fallback_names(self.path, v.path.name))
+            self._install(v)
+        rep = self._report(BuildStats(n_chunks=v.n_chunks), [], t0)
+        rep.repaired = [str(getattr(e, "problem", e)) for e in damage]  # "version/file: reason"
+        return rep
 
     def delete_document(self, doc_id: str) -> IndexReport:
         if self._version is None or doc_id not in self._version.doc_rows:

@@ -3,7 +3,10 @@
 Incremental by default: new and changed files are chunked and embedded, unchanged ones are kept
 as they are. `--sync` also removes documents whose files are gone; `--rebuild` re-indexes from
 scratch (e.g. after changing the embedding model or chunk size; the old index stays usable until
-the new one is complete). Without PATH, the seed corpus (cfg.paths.seeds_dir) is indexed.
+the new one is complete) and reads nothing of the old index, so it also recovers a damaged one.
+A damaged index is detected by the incremental run too (sizes and checksums, rag.index_verify):
+it builds on the previous undamaged version, or from the given files, and says what it found.
+Without PATH, the seed corpus (cfg.paths.seeds_dir) is indexed.
 Prints a summary: added / updated / removed / unchanged documents, chunks, embedded chunks,
 failures with their reasons, time. Exit code 0, or 1 if some files failed.
 """
@@ -41,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args, embed={"model": args.model})
     paths = args.paths or ([] if args.delete else [cfg.paths.seeds_dir])
-    kb = KnowledgeBase.open(cfg.paths.kb, cfg, create=True, check_model_=not args.rebuild)
+    # --rebuild opens nothing of the old index: it must work whatever state the folder is in
+    kb = KnowledgeBase.open(cfg.paths.kb, cfg, create=True, check_model_=not args.rebuild,
+                           load=not args.rebuild or bool(args.delete))
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
     report = IndexReport()
     for doc_id in args.delete or []:
@@ -88,6 +93,10 @@ def _print_summary(kb, r) -> None:
     t.add_row("time", f"{r.seconds:.1f} s")
     t.add_row("index", str(kb.version.path if kb.version else kb.path))
     con.print(t)
+    from rich.markup import escape
+
+    for line in getattr(r, "repaired", []):
+        con.print(f"[bold yellow]damaged index found and rebuilt around:[/] {escape(line)}")
     if r.failures:
         con.print(f"[bold red]{len(r.failures)} file(s) failed[/] (their previous version, if any, is kept):")
         for f in r.failures:
