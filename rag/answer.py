@@ -567,6 +567,7 @@ class Assistant:
                 similarity=self._passage_similarity() if lang == "en" else None,
                 attribute=True,
                 convert=lambda t: to_answer_script(t, lang),
+                query=query if lang == "en" and query != standalone else "",
             )
             if not any(c.verified for c in claims):
                 # nothing the model said could be verified (or it declined): refuse, saying why;

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
 
+from rag.text.sentences import sentence_spans
 from rag.textnorm import normalize, strip_punct_space
 
 # ---------------------------------------------------------------- numbers
@@ -248,11 +249,12 @@ def list_items(statement: str) -> list[str]:
     parts[-1] = re.split(r"等|和其他", parts[-1])[0].strip() or parts[-1]
     # a first item far longer than the others still holds a lead-in without a colon
     # ("结合…活动，某局提出要打造一流队伍"): keep its tail, as long as the longest other item
+    # (items of one list are of a length; a longer tail takes in the model's own lead-in words)
     longest = max(len(p) for p in parts[1:])
     if len(parts[0]) > longest + 3:
         parts[0] = re.split(r"[，,：:]", parts[0])[-1].strip()
         if len(parts[0]) > longest + 3:
-            parts[0] = parts[0][-(longest + 2) :]
+            parts[0] = parts[0][-longest:]
     return [p for p in parts if len(_key(p)) >= 2]
 
 
@@ -316,8 +318,14 @@ def check_claim(
     *,
     similarity: Callable[[str, str], float] | None = None,
     min_similarity: float = 0.5,
+    query: str = "",
 ) -> ClaimCheck:
     """Is `statement` backed by `passage`? (markers must already be stripped)
+
+    `query`, for an English statement over a Chinese passage: the Chinese form of the question
+    (rag.condense.to_chinese_query). Cross-lingual cosine is weak on e5-small, so once every
+    number and romanised name of the statement is found, the passage sentences holding them
+    may agree with `query` (Chinese to Chinese) instead of with the English statement.
 
     >>> p = "寶泰隆公司組建於2003年，現有員工3000名。"
     >>> check_claim("宝泰隆公司于2003年组建", p, "宝泰隆公司是哪一年组建的？").supported
@@ -361,7 +369,14 @@ def check_claim(
             n_strict += 1
             if not _in(run, pk):
                 strict_missing.append(run)
+        anchors = _english_anchors(statement, passage, question, strict_missing)
+        n_strict += len(anchors["names"])
         sim = float(similarity(statement, passage)) if similarity is not None else None
+        if sim is not None and query and n_strict and not strict_missing:
+            # Chinese to Chinese is judged at the full bar, not the lowered cross-lingual one
+            held = [passage[a:b] for a, b in sentence_spans(passage) if any(a <= x < b for x in anchors["at"])]
+            if float(similarity(query, "".join(held) or passage)) >= min_similarity:
+                sim = max(sim, min_similarity)
         found = n_strict - len(strict_missing)
         score = (found / n_strict) if n_strict else (sim if sim is not None else 0.0)
         if strict_missing:
@@ -397,6 +412,26 @@ def check_claim(
         missing = tuple(w for w in soft if w not in soft_found)
         return ClaimCheck(False, round(score, 4), missing, "missing content")
     return ClaimCheck(True, round(score, 4))
+
+
+def _english_anchors(statement: str, passage: str, question: str, strict_missing: list[str]) -> dict:
+    """Romanised names of an English statement (each must be in the passage: appended to
+    `strict_missing` when not) and the passage positions of its names and literal numbers."""
+    from rag.text.pinyin import find_name, romanized_names
+
+    at: list[int] = []
+    names = romanized_names(statement, question)
+    for name in names:
+        span = find_name(name, passage)
+        if span is None:
+            strict_missing.append(name)
+        else:
+            at.append(span[0])
+    for num in re.findall(r"\d+(?:\.\d+)?", statement):
+        i = passage.find(num)
+        if i >= 0:
+            at.append(i)
+    return {"names": names, "at": at}
 
 
 def question_constraints(question: str) -> list[str]:

@@ -2,8 +2,8 @@
 
 The model's raw text is split into statements (sentence or clause ends, 。！？；, with a marker
 group that follows the punctuation kept with its statement). Each statement is checked with
-rag.claims.check_claim against the body of every passage it cites (not its heading: a heading
-names a topic, it states no fact) and gets a `Claim`:
+rag.claims.check_claim against the body of every passage it cites (not its headings, unless one
+holds a number or date: a heading names a topic, it rarely states a fact) and gets a `Claim`:
 
 - verified: at least one cited passage backs it; only those markers are shown (canonical 【n】);
 - a statement citing nothing, or citing a passage that does not back it, is checked against the
@@ -24,9 +24,8 @@ import re
 from typing import Callable, Sequence
 
 from rag.cite import Passage, TextSource, cite_one
-from rag.claims import ClaimCheck, check_claim
+from rag.claims import ClaimCheck, check_claim, is_truncated, quantities
 from rag.extractive import injection_like
-from rag.claims import is_truncated
 from rag.text.markers import MARKER_RE, canonical, parse_markers, strip_markers
 from rag.types import Citation, Claim
 
@@ -79,9 +78,19 @@ def pieces(text: str) -> list[str]:
 
 
 def _check_text(p: Passage) -> str:
-    # the passage body only: a heading names the topic, it does not state facts, and a model
-    # that answers a list question with the section heading must not be verified by it
-    return p.text
+    """The text a statement citing `p` is checked against.
+
+    The passage body, plus those of its section headings that hold a number or date: a heading
+    mostly names the topic, and a model that answers a list question with the section heading
+    must not be verified by it; but a heading such as "㈡全面争创,扎实推进(2010年6月-2011年6月)"
+    is the only place that period is stated.
+    """
+    heads: list[str] = []
+    for ch, _ in p.parts:
+        for h in ch.section:
+            if h not in heads and quantities(h):
+                heads.append(h)
+    return "\n".join([*heads, p.text]) if heads else p.text
 
 
 def review(
@@ -93,11 +102,12 @@ def review(
     similarity: Callable[[str, str], float] | None = None,
     attribute: bool = True,
     convert: Callable[[str], str] = lambda s: s,
+    query: str = "",
 ) -> tuple[str, list[Citation], list[Claim]]:
     """(shown text, citations, claims) for a raw answer; see the module docstring.
     `convert` puts each statement into the answer's script before it is placed (claim spans
     are spans of the returned text). `attribute`: look for a backing passage for statements
-    without a valid one.
+    without a valid one. `query`: the Chinese form of an English question (rag.claims.check_claim).
 
     >>> from rag.types import Chunk, Hit
     >>> c = Chunk("d#0", "d", 0, "某局", (), "该局现有干部职工68人。局内设8个股室。", 0, 19)
@@ -109,6 +119,10 @@ def review(
     [('verified', ()), ('unverified', ('9个',))]
     """
     by_n = {p.n: p for p in passages}
+
+    def check(content: str, p: Passage) -> ClaimCheck:
+        return check_claim(content, _check_text(p), question, similarity=similarity, query=query)
+
     out: list[str] = []
     cites: list[Citation] = []
     claims: list[Claim] = []
@@ -122,7 +136,7 @@ def review(
             continue
         nums = [n for m in parse_markers(piece) for n in m.numbers if n in by_n]
         nums = list(dict.fromkeys(nums))
-        checks = {n: check_claim(content, _check_text(by_n[n]), question, similarity=similarity) for n in nums}
+        checks = {n: check(content, by_n[n]) for n in nums}
         if any(c.reason == "truncated" for c in checks.values()) or (not checks and is_truncated(content)):
             # a statement cut off mid-clause is never shown as an answer; the sentence it ended
             # keeps its full stop
@@ -132,16 +146,16 @@ def review(
             continue
         ok = [n for n in nums if checks[n].supported]
         if not ok and nums:
-            fixed = _drop_list_items(content, checks, by_n, question, similarity)
+            fixed = _drop_list_items(content, checks, by_n, check)
             if fixed is not None:
                 content, checks = fixed
                 ok = [n for n in nums if checks[n].supported]
         auto: int | None = None
         if not ok and attribute:
-            auto = _backing(content, passages, question, similarity, exclude=set(nums))
+            auto = _backing(content, passages, check, exclude=set(nums))
             if auto is not None:
                 ok = [auto]
-                checks[auto] = check_claim(content, _check_text(by_n[auto]), question, similarity=similarity)
+                checks[auto] = check(content, by_n[auto])
         for n, chk in list(checks.items()):
             span = quote_span(content, by_n[n].text, question) if chk.supported else None
             if span is not None and injection_like(by_n[n].text[span[0] : span[1]]):
@@ -197,7 +211,7 @@ def quote_span(statement: str, text: str, question: str, max_window: int = 4) ->
     return (best[1], best[2]) if best else None
 
 
-def _drop_list_items(content, checks, by_n, question, similarity):
+def _drop_list_items(content, checks, by_n, check):
     """A list statement whose only unbacked parts are some of its items: the items no cited
     passage has are removed (a fabricated item is never shown as checked) when at least two
     backed items remain. Returns (new content, new checks) or None.
@@ -206,7 +220,8 @@ def _drop_list_items(content, checks, by_n, question, similarity):
     >>> c = Chunk("d#0", "d", 0, "t", (), "三带即带头致富、带领致富、带动致富。", 0, 18)
     >>> ps = {1: Passage.from_hit(1, Hit(c, 1.0, 1))}
     >>> chk = {1: check_claim("三带是抓领导、带头致富、带动致富", c.text, "三带是什么？")}
-    >>> _drop_list_items("三带是抓领导、带头致富、带动致富", chk, ps, "三带是什么？", None)[0]
+    >>> recheck = lambda text, p: check_claim(text, p.text, "三带是什么？")
+    >>> _drop_list_items("三带是抓领导、带头致富、带动致富", chk, ps, recheck)[0]
     '三带是带头致富、带动致富'
     """
     from rag.claims import list_items
@@ -221,7 +236,7 @@ def _drop_list_items(content, checks, by_n, question, similarity):
     text = content
     for it in missing:
         text = re.sub(re.escape(it) + r"\s*[、；;]\s*|\s*[、；;]\s*" + re.escape(it), "", text, count=1)
-    new = {n: check_claim(text, _check_text(by_n[n]), question, similarity=similarity) for n in checks}
+    new = {n: check(text, by_n[n]) for n in checks}
     return (text, new) if any(c.supported for c in new.values()) else None
 
 
@@ -241,14 +256,14 @@ def _restates(content: str, question: str) -> bool:
 
 
 def _backing(
-    content: str, passages: Sequence[Passage], question: str, similarity, exclude: set[int]
+    content: str, passages: Sequence[Passage], check: Callable[[str, Passage], ClaimCheck], exclude: set[int]
 ) -> int | None:
     """The passage that best backs an uncited (or wrongly cited) statement, if any does."""
     best: tuple[float, int] | None = None
     for p in passages:
         if p.n in exclude:
             continue
-        chk = check_claim(content, _check_text(p), question, similarity=similarity)
+        chk = check(content, p)
         if chk.supported and (best is None or chk.score > best[0]):
             best = (chk.score, p.n)
     return best[1] if best else None

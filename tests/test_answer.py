@@ -398,3 +398,22 @@ def test_a_document_instructing_the_model_backs_no_answer():
     # the document's own facts still verify
     _, _, ok = review("会议于6月25日召开【1】。", ps, "会议哪天召开？")
     assert [k.status for k in ok] == ["verified"]
+
+
+def test_a_period_stated_only_in_the_section_heading_verifies_but_a_plain_heading_does_not():
+    from rag.review import review
+    from rag.types import Chunk, Hit, Passage
+
+    body = "规定动作是在全局统一开展“五项活动”。"
+    dated = Chunk("d#3", "d", 3, "实施方案", ("实施方案", "㈡全面争创,扎实推进(2010年6月-2011年6月)"), body, 0, len(body))
+    ps = [Passage.from_hit(1, Hit(dated, 1.0, 1))]
+    q = "“全面争创,扎实推进”阶段的起止时间是什么？"
+    _, _, claims = review("该阶段的起止时间是2010年6月-2011年6月【1】。", ps, q)
+    assert [k.status for k in claims] == ["verified"]
+    _, _, wrong = review("该阶段的起止时间是2010年6月-2012年6月【1】。", ps, q)
+    assert [k.status for k in wrong] != ["verified"]
+    # a heading without a number is not evidence: answering a list question with it stays unverified
+    plain = Chunk("d#4", "d", 4, "实施方案", ("三大工程",), "各支部认真落实。", 0, 8)
+    _, _, listed = review("三大工程是支部建设工程、党员教育工程、服务生产工程【1】。",
+                          [Passage.from_hit(1, Hit(plain, 1.0, 1))], "三大工程是什么？")
+    assert [k.status for k in listed] != ["verified"]

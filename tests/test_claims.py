@@ -108,10 +108,17 @@ def test_truncation_rules():
 def test_list_items_cut_the_lead_in():
     assert list_items("六学包括：带头学、系统学、促进学") == ["带头学", "系统学", "促进学"]
     # a lead-in without a colon or copula: the first item keeps what follows the last comma,
-    # then at most the longest other item + 2 characters ("培育一流作风": 6 → 8 characters)
-    assert list_items("结合作风建设年活动,该局提出要打造一流队伍、培育一流作风、创造一流业绩")[0] == "出要打造一流队伍"
+    # then at most as long as the longest other item ("培育一流作风": 6 characters)
+    assert list_items("结合作风建设年活动,该局提出要打造一流队伍、培育一流作风、创造一流业绩")[0] == "打造一流队伍"
     assert check_claim("结合作风建设年活动,该局提出要打造一流队伍、培育一流作风、创造一流业绩",
                        "要打造一流队伍、培育一流作风、创造一流业绩。", "该局要打造哪几个一流？").supported
+    # the passage has no "提出要" before the first item: the model's lead-in words must not count
+    assert check_claim("结合作风建设年活动,该局提出要打造一流队伍、培育一流作风、创造一流业绩",
+                       "结合我局作风建设年活动的开展,打造一流队伍、培育一流作风、创造一流业绩。",
+                       "该局要打造哪几个一流？").supported
+    # a fabricated first item is still caught
+    assert not check_claim("该局提出要建设一流班子、培育一流作风、创造一流业绩",
+                           "打造一流队伍、培育一流作风、创造一流业绩。", "该局要打造哪几个一流？").supported
     assert list_items("带头致富、带领致富") == []  # two parts: not an enumeration to check item by item
 
 
@@ -123,3 +130,40 @@ def test_question_constraints_for_near_misses():
     assert missing_constraints("『五带头』是指什么？", [HANT]) == []
     assert missing_constraints("公司2004年有多少员工？", [HANT]) == ["2004年"]
     assert question_constraints("该局有多少干部职工？") == []
+
+
+def _zh_overlap(a: str, b: str) -> float:
+    # a stand-in for the embedding similarity: Chinese bigram overlap (English vs Chinese → 0,
+    # as weak as e5-small's cross-lingual cosine can be)
+    from rag.text.grams import bigrams
+
+    ga, gb = bigrams(a), bigrams(b)
+    return len(ga & gb) / len(ga) if ga else 0.0
+
+
+FUJIN = "为促进后进村整体晋位升级,富锦市委选派了29名优秀乡镇科级后备干部到村任第一书记。全市共有村屯120个。"
+
+
+def test_english_number_verified_through_the_chinese_query_of_its_sentence():
+    q = "How many reserve cadres did the Fujin committee send to villages as first secretaries?"
+    zh = "富锦市委选派了多少名后备干部到村任第一书记？"
+    s = "The Fujin committee sent 29 reserve cadres to villages as first secretaries."
+    assert not check_claim(s, FUJIN, q, similarity=_zh_overlap).supported  # cross-lingual cosine alone: too weak
+    assert check_claim(s, FUJIN, q, similarity=_zh_overlap, query=zh).supported
+    # the number is in the passage, but in a sentence the question is not about: not verified
+    q2 = "How many villages does Fujin have?"
+    c = check_claim("Fujin has 29 villages.", FUJIN, q2, similarity=_zh_overlap, query="富锦市有多少个村屯？")
+    # "29" sits in the cadres sentence, whose overlap with the villages question is low
+    assert not c.supported
+
+
+def test_english_romanised_names_must_be_in_the_passage():
+    p = "鸡西市一鸣网络科技公司总经理刘恩福说。"
+    q = "Who is the general manager of Yiming Network Technology in Jixi?"
+    zh = "鸡西市一鸣网络科技公司总经理是谁？"
+    ok = check_claim("The general manager of Yiming Network Technology in Jixi is Liu Enfu.", p, q,
+                     similarity=_zh_overlap, query=zh)
+    assert ok.supported
+    bad = check_claim("The general manager of Yiming Network Technology in Jixi is Bao Sheng.", p, q,
+                      similarity=_zh_overlap, query=zh)
+    assert not bad.supported and bad.missing == ("Bao Sheng",)
