@@ -6,12 +6,25 @@
                      (the same typed events Assistant.ask yields), or `error`.
     POST /search     {query, k?, mode?, kb?} → ranked hits
     GET  /documents  ?kb= → the documents of a knowledge base
-    GET  /health     → status, version, knowledge bases, default backend
+    GET  /health     → status, version, knowledge bases, default backend (never needs the key)
 
-Bad requests get a 4xx with a readable `detail` (pydantic validation → 422; empty question,
-unknown backend/mode → 400; unknown knowledge base → 404; model not installed → 503); an
-unexpected error is a 500 with the exception type only — never a stack trace.
+Robustness (issue 11), all before any work starts:
+- Limits (`rag.limits.LIMITS`): the body is read by an ASGI guard (`rag.serving.Guard`) that answers 413 above
+  `body_bytes` (declared or counted) before anything parses it; lengths of the question, of
+  each history turn, the number of turns, `k` and KB names are in the pydantic schema (so the
+  OpenAPI document states them); KB names go through `rag.limits.check_kb_name`.
+- A deadline per request: the work runs in a daemon thread (`rag.serving.Job`) that feeds events to the event
+  loop; the handler waits at most until the deadline (504, or an `error` event when streaming),
+  then tells the thread to stop at its next event. A cancelled request (client gone, SIGTERM)
+  stops it the same way. Daemon threads never hold up the process when the server exits.
+  At most `max_inflight` such threads run; more requests get 503.
+- Errors: every response that is not a success is one-line JSON {detail, error}; `detail` in
+  Chinese when Accept-Language prefers zh; no stack trace, no server path (an unknown KB says
+  its name only; other messages go through `scrub_paths`); OSError → 503 with its errno name.
+- `api_key`: Bearer token required for everything but /health (constant-time comparison).
 
+Compromise: a thread cannot be killed, so work past its deadline runs to its next event (a
+retrieval, one token); the tokenizers it calls are bounded by the input limits, so that is short.
 Assistants (and so knowledge bases and models) are opened once per knowledge base and reused.
 """
 
@@ -21,47 +34,73 @@ import dataclasses
 import json
 import logging
 import threading
-from typing import Any, Callable, Iterator, Literal
+from typing import Annotated, Any, Callable, Iterator, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag import __version__
-from rag.answer import MAX_QUESTION_CHARS, Assistant, QuestionError, answer_to_json
+from rag.answer import Assistant, QuestionError, answer_to_json
 from rag.config import Config, load_config
 from rag.errors import ConfigError, IndexMissing, ModelMismatch, ModelNotInstalled, RagError
+from rag.limits import LIMITS, Limits, LimitError, check_kb_name, client_language, scrub_paths
+from rag.serving import Guard, Job, error_payload
 from rag.types import Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["local", "openai", "extractive", "fake"]
 Mode = Literal["hybrid", "dense", "bm25"]
+Turn = Annotated[str, Field(max_length=LIMITS.turn_chars)]
+KbName = Annotated[str | None, Field(max_length=LIMITS.kb_name_chars, description="knowledge base name; default from the configuration")]
 
 
 class ChatMessage(BaseModel):
     role: Literal["user", "assistant"]
-    content: str
+    content: Turn
 
 
 class AskRequest(BaseModel):
-    question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS, examples=["安达市委实施了哪些措施？"])
-    history: list[tuple[str, str] | ChatMessage] = Field(
-        default_factory=list, description="earlier turns: [question, answer] pairs or {role, content} messages"
+    question: str = Field(..., min_length=1, max_length=LIMITS.question_chars, examples=["安达市委实施了哪些措施？"])
+    history: list[tuple[Turn, Turn] | ChatMessage] = Field(
+        default_factory=list, max_length=LIMITS.history_turns,
+        description="earlier turns: [question, answer] pairs or {role, content} messages",
     )
     llm: Backend | None = Field(None, description="backend; default from the server's configuration")
-    k: int | None = Field(None, ge=1, le=100)
+    k: int | None = Field(None, ge=1, le=LIMITS.k_max)
     mode: Mode | None = None
     stream: bool = False
-    kb: str | None = Field(None, description="knowledge base name; default from the configuration")
+    kb: KbName = None
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
-    k: int | None = Field(None, ge=1, le=100)
+    query: str = Field(..., min_length=1, max_length=LIMITS.question_chars)
+    k: int | None = Field(None, ge=1, le=LIMITS.k_max)
     mode: Mode | None = None
-    kb: str | None = None
+    kb: KbName = None
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(..., description="one line, in Chinese when Accept-Language prefers zh")
+    error: str = Field(..., description="a stable name: ValidationError, IndexMissing, PayloadTooLarge, …")
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses a route can give, for the OpenAPI document (clients and fuzzers)."""
+    what = {400: "bad request", 401: "missing or wrong API key", 404: "unknown knowledge base", 408: "body too slow",
+            413: "body too large", 422: "invalid request", 503: "busy, model missing or storage error",
+            504: "deadline exceeded"}
+    return {c: {"model": ErrorBody, "description": what[c]} for c in codes}
+
+
+_ASK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the answer (JSON), or Server-Sent Events when stream=true",
+          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    **_errors(400, 401, 404, 408, 413, 422, 503, 504),
+}
 
 
 def _status_for(e: RagError) -> int:
@@ -89,48 +128,50 @@ def event_to_sse(ev: Any) -> str:
     raise TypeError(f"unknown event {type(ev).__name__}")
 
 
-def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Assistant] | None = None) -> FastAPI:
+# ------------------------------------------------------------------ the app
+
+
+def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Assistant] | None = None, *,
+               limits: Limits = LIMITS, api_key: str | None = None) -> FastAPI:
     """The FastAPI app. `assistant_factory(kb_name)` builds an Assistant (tests inject one with
-    a stand-in KB and a fake model); by default `Assistant.open(kb_name, cfg)`."""
+    a stand-in KB and a fake model); by default `Assistant.open(kb_name, cfg)`. `limits` sets the
+    body size, deadline and concurrency (the schema's lengths are LIMITS'); `api_key` requires
+    `Authorization: Bearer KEY` everywhere but /health."""
     cfg = cfg or load_config()
     factory = assistant_factory or (lambda name: Assistant.open(name, cfg))
     cache: dict[str, Assistant] = {}
     lock = threading.Lock()
+    slots = threading.BoundedSemaphore(limits.max_inflight)
 
     def assistant(kb: str | None) -> Assistant:
-        name = (kb or cfg.paths.kb).strip()
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise ConfigError(f"invalid knowledge base name {kb!r}")
+        name = check_kb_name(kb or cfg.paths.kb, limits)
         with lock:
             if name not in cache:
-                cache[name] = factory(name)
+                try:
+                    cache[name] = factory(name)
+                except IndexMissing:  # its message names the server's folder: say the name only
+                    raise LimitError("kb_missing", 404, name=name) from None
             return cache[name]
 
-    app = FastAPI(
-        title="rag-zh",
-        version=__version__,
-        description="Question answering with checked citations over Chinese documents.",
-    )
+    def job(produce: Callable[[], Iterator[Any]]) -> Job:
+        if not slots.acquire(blocking=False):
+            raise LimitError("busy", 503, limit=limits.max_inflight)
+        return Job(produce, limits.deadline_seconds, slots)
 
-    @app.exception_handler(RagError)
-    async def _rag_error(request: Request, exc: RagError):
-        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=_status_for(exc))
+    async def one(compute: Callable[[], Any]) -> Any:
+        """`compute()` in a bounded job; its result."""
+        items = job(lambda: iter([compute()])).items()
+        try:
+            return await items.__anext__()
+        finally:
+            await items.aclose()
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
-        msgs = []
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
-            msgs.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
-        return JSONResponse({"detail": "; ".join(msgs) or "invalid request", "error": "ValidationError"}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
-        log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__})", "error": "InternalError"}, status_code=500)
+    app = FastAPI(title="rag-zh", version=__version__,
+                  description="Question answering with checked citations over Chinese documents.")
+    _add_error_handlers(app)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         try:
             from rag.kb import list_kbs
 
@@ -139,46 +180,110 @@ def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Ass
             kbs = []
         return {"status": "ok", "version": __version__, "default_kb": cfg.paths.kb, "kbs": kbs, "llm": cfg.llm.backend}
 
-    @app.post("/ask")
-    def ask(req: AskRequest):
-        a = assistant(req.kb)
+    @app.post("/ask", responses=_ASK_RESPONSES)
+    async def ask(req: AskRequest, request: Request):
         history = [h.model_dump() if isinstance(h, ChatMessage) else tuple(h) for h in req.history]
-        # validation (empty question, backend, mode) happens here, before any streaming starts
-        events = a.ask(req.question, history, llm_backend=req.llm, k=req.k, mode=req.mode)
+
+        def produce() -> Iterator[Any]:
+            # validation (empty question, backend, mode) happens here, before any streaming starts
+            events = assistant(req.kb).ask(req.question, history, llm_backend=req.llm, k=req.k, mode=req.mode)
+            yield "started"
+            yield from events
+
+        items = job(produce).items()
+        await items.__anext__()  # raises the request's own errors while a status can still be sent
         if not req.stream:
             final = None
-            for ev in events:
+            async for ev in items:
                 if isinstance(ev, Final):
                     final = ev.answer
             return answer_to_json(final)
+        lang = client_language(request.headers.get("accept-language"))
+        return StreamingResponse(_stream(items, lang), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-        def gen() -> Iterator[str]:
-            try:
-                for ev in events:
-                    yield event_to_sse(ev)
-            except RagError as e:
-                yield _sse("error", {"detail": str(e), "error": type(e).__name__})
-            except Exception as e:  # the status line is already sent: report in-band
-                log.exception("error while streaming an answer")
-                yield _sse("error", {"detail": f"internal error ({type(e).__name__})", "error": "InternalError"})
-
-        return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-    @app.post("/search")
-    def search(req: SearchRequest) -> dict[str, Any]:
+    @app.post("/search", responses=_errors(400, 401, 404, 408, 413, 422, 503, 504))
+    async def search(req: SearchRequest) -> dict[str, Any]:
         q = req.query.strip()
         if not q:
             raise QuestionError("the query is empty")
-        a = assistant(req.kb)
-        hits = a.kb.search(q, k=req.k or cfg.retrieve.k, mode=req.mode)
+        hits = await one(lambda: assistant(req.kb).kb.search(q, k=req.k or cfg.retrieve.k, mode=req.mode))
         return {"query": q, "hits": [h.to_dict() for h in hits]}
 
-    @app.get("/documents")
-    def documents(kb: str | None = Query(None, description="knowledge base name")) -> dict[str, Any]:
-        a = assistant(kb)
-        docs = []
-        for d in a.kb.documents():
-            docs.append(dataclasses.asdict(d) if dataclasses.is_dataclass(d) else dict(d))
-        return {"kb": kb or cfg.paths.kb, "documents": docs}
+    @app.get("/documents", responses=_errors(400, 401, 404, 422, 503, 504))
+    async def documents(kb: str | None = Query(None, max_length=LIMITS.kb_name_chars, description="knowledge base name")) -> dict[str, Any]:
+        docs = await one(lambda: list(assistant(kb).kb.documents()))
+        out = [dataclasses.asdict(d) if dataclasses.is_dataclass(d) else dict(d) for d in docs]
+        return {"kb": kb or cfg.paths.kb, "documents": out}
 
+    # outermost of the app's own layers: nothing reads a body or routes before the guard
+    app.add_middleware(Guard, limits=limits, api_key=api_key)
     return app
+
+
+async def _stream(items, lang: str) -> Any:
+    """SSE text of the job's events; an error after the status line is sent is reported in-band."""
+    try:
+        async for ev in items:
+            yield event_to_sse(ev)
+    except LimitError as e:
+        kind = "DeadlineExceeded" if e.key == "deadline" else "LimitError"
+        yield _sse("error", error_payload(e.key, lang, kind, **e.fields))
+    except RagError as e:
+        yield _sse("error", error_payload("error", lang, type(e).__name__, detail=scrub_paths(str(e))))
+    except Exception as e:
+        log.exception("error while streaming an answer")
+        yield _sse("error", error_payload("internal", lang, "InternalError", kind=type(e).__name__))
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """One-line JSON for every failure, in the client's language, without paths or tracebacks."""
+
+    def lang(request: Request) -> str:
+        return client_language(request.headers.get("accept-language"))
+
+    def reply(status: int, payload: dict, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    @app.exception_handler(LimitError)
+    async def _limit(request: Request, exc: LimitError):
+        kind = {"deadline": "DeadlineExceeded", "busy": "Busy", "kb_missing": "IndexMissing"}.get(exc.key, "LimitError")
+        if exc.key == "kb_name":
+            kind = "ConfigError"
+        return reply(exc.status, error_payload(exc.key, lang(request), kind, **exc.fields))
+
+    @app.exception_handler(RagError)
+    async def _rag_error(request: Request, exc: RagError):
+        key = ("model" if isinstance(exc, (ModelNotInstalled, ModelMismatch))
+               else "invalid" if isinstance(exc, (QuestionError, ConfigError)) else "error")
+        detail = scrub_paths(str(exc))
+        return reply(_status_for(exc), error_payload(key, lang(request), type(exc).__name__, detail=detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        msgs = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+            msgs.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
+        detail = "; ".join(msgs) or "invalid request"
+        return reply(422, error_payload("invalid", lang(request), "ValidationError", detail=detail[:500]))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            payload = error_payload("not_found", lang(request), "NotFound")
+        else:
+            payload = error_payload("error", lang(request), "HTTPError", detail=str(exc.detail))
+        return reply(exc.status_code, payload, getattr(exc, "headers", None))
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError):
+        import errno
+
+        log.error("OS error on %s: %s", request.url.path, exc)
+        kind = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        return reply(503, error_payload("storage", lang(request), "StorageError", kind=kind))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return reply(500, error_payload("internal", lang(request), "InternalError", kind=type(exc).__name__))

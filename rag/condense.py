@@ -28,7 +28,9 @@ Compromises: the heuristic knows no synonyms and cannot resolve a referent named
 answer (answers are not used at all); 其中 ("among them") and a 这 that points at a statement are
 not resolved; the checks are lexical, so a rewrite that reorders words passes and one that
 paraphrases any word fails — by design. Names in translations are not verified (the 1.5B model
-transliterates Nanmalu as 南明); only numbers are.
+transliterates Nanmalu as 南明); only numbers are. Only the last `rag.limits.LIMITS.condense_chars`
+characters of each of the last 4 earlier questions are read (the tokenizer's cost is bounded
+whatever a caller passes); the question itself is bounded by its callers (rag.answer).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
+from rag.limits import bounded_tail
 from rag.text.markers import parse_markers
 from rag.textnorm import cjk_count, detect_script, fold_width, normalize, s2t, t2s
 
@@ -407,9 +410,21 @@ def needs_context(question: str) -> bool:
 
 
 def _resolved(history: Sequence[tuple[str, str]]) -> list[str]:
-    """The earlier questions (at most the last 4), each made standalone by the heuristic."""
+    """The earlier questions (at most the last 4), each made standalone by the heuristic.
+
+    Only the last `LIMITS.condense_chars` characters of each are read: jieba's HMM step is
+    quadratic, and a 1,048,576-character "question" in the history pinned a core for 13 minutes.
+    An earlier question is itself bounded to that length, so no real conversation loses a word.
+    """
+    recent: list[str] = []
+    for q, _ in reversed(history):  # newest first, so a long history is never walked whole
+        q = bounded_tail(q) if isinstance(q, str) else ""
+        if q.strip():
+            recent.append(q)
+            if len(recent) == 4:
+                break
     out: list[str] = []
-    for q in [q for q, _ in history if q and q.strip()][-4:]:
+    for q in reversed(recent):
         out.append(condense_heuristic(q, [(p, "") for p in out]).text if out else q)
     return out
 
