@@ -78,7 +78,8 @@ def run_repair(args: argparse.Namespace) -> int:
         if not bad:
             print(f"knowledge base '{name}': nothing to repair")
             return 0
-        kb = KnowledgeBase.open(cfg.paths.kb, cfg, create=True, check_model_=False)
+        # load=False: repair() finds the version to restore itself (and says so in one line if none)
+        kb = KnowledgeBase.open(cfg.paths.kb, cfg, create=True, check_model_=False, load=False)
         try:
             r = kb.repair()
         except IndexDamaged as e:
