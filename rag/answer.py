@@ -50,8 +50,7 @@ from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 1000
-BACKENDS = ("local", "openai", "extractive", "fake")
-MODES = ("hybrid", "dense", "bm25")
+from rag.config import LLM_BACKENDS as BACKENDS, RETRIEVE_MODES as MODES  # noqa: E402 - one home: rag.config
 
 _SCRIPT = {"zh-Hant": "traditional", "zh-Hans": "simplified"}
 

@@ -59,3 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rag {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        # a full disk, a permission or a vanished file: one line naming what failed (the index
+        # is published atomically, so the previous version is intact)
+        what = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"rag {args.command}: {e.strerror or e}{what}", file=sys.stderr)
+        return 1

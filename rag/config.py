@@ -5,6 +5,11 @@ else `rag.toml` in the working directory if present) < `RAG_<GROUP>_<FIELD>` env
 variables (e.g. `RAG_RETRIEVE_K=8`, `RAG_LLM_BACKEND=extractive`) < explicit overrides (CLI flags).
 The resolved config is saved as `config.json` beside each index.
 
+Validated once, here (`validate`): a setting of the wrong type, an unknown name, a value outside
+its allowed set or range, a missing or malformed config file all raise `ConfigError` naming the
+key, where the value came from and what is allowed — one line the CLI, API and chat can show.
+The allowed values of each enum setting live here (`CHOICES`) and nowhere else.
+
 Top-level paths have short env names too: `RAG_HOME` (data: knowledge bases, caches, feedback)
 and `RAG_MODELS_DIR` (built/assembled model files).
 """
@@ -18,6 +23,37 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from rag.errors import ConfigError
+
+# allowed values of the enum settings: the one home of these lists (other modules import them)
+RETRIEVE_MODES = ("hybrid", "dense", "bm25")
+LLM_BACKENDS = ("local", "openai", "extractive", "fake")
+KERNELS = ("auto", "portable")
+REFUSE_FEATURES = ("block", "sent", "sent_h", "mean_h", "score")  # rag.extractive.evidence_features
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("retrieve", "mode"): RETRIEVE_MODES,
+    ("retrieve", "fusion"): ("rrf", "convex"),
+    ("retrieve", "norm"): ("minmax", "zscore", "max"),
+    ("retrieve", "bm25_analyzer"): ("jieba+bigram", "bigram", "jieba"),
+    ("embed", "backend"): ("auto", "torch", "onnx"),
+    ("llm", "backend"): LLM_BACKENDS,
+    ("llm", "kernels"): KERNELS,
+    ("answer", "refuse_feature"): REFUSE_FEATURES,
+}
+# inclusive numeric ranges (a k of 0 or 10,000 is a typo, not a wish)
+RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("chunk", "max_tokens"): (16, 8192), ("chunk", "min_tokens"): (0, 4096), ("chunk", "overlap_sentences"): (0, 10),
+    ("embed", "batch_size"): (1, 4096), ("embed", "max_seq_length"): (16, 8192), ("embed", "threads"): (0, 256),
+    ("retrieve", "k"): (1, 100), ("retrieve", "candidates"): (1, 1000), ("retrieve", "rrf_k"): (1, 10000),
+    ("retrieve", "w_dense"): (0, 1), ("retrieve", "w_bm25"): (0, 1),
+    ("llm", "temperature"): (0, 2), ("llm", "max_tokens"): (1, 8192), ("llm", "n_ctx"): (256, 131072),
+    ("llm", "n_threads"): (0, 256),
+    ("answer", "context_tokens"): (50, 100000), ("answer", "max_passages"): (1, 50),
+    ("answer", "refuse_threshold"): (0, 1), ("answer", "support_threshold"): (0, 1),
+    ("answer", "local_context_tokens"): (50, 100000),
+    ("ui", "port"): (0, 65535), ("ui", "max_upload_mb"): (1, 1024),
+}
 
 
 def _default_home() -> str:
@@ -139,25 +175,72 @@ class Config:
         return new
 
 
-def _coerce(value: str, typ: Any) -> Any:
+def _coerce(value: str, typ: Any, key: str, origin: str) -> Any:
     t = typ if isinstance(typ, type) else {"int": int, "float": float, "bool": bool, "str": str}.get(str(typ), str)
     if t is bool:
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return t(value)
+        v = value.strip().lower()
+        if v not in {"1", "true", "yes", "on", "0", "false", "no", "off", ""}:
+            raise ConfigError(f"{key} = {value!r} ({origin}): expected true or false")
+        return v in {"1", "true", "yes", "on"}
+    if t in (int, float):
+        try:
+            return t(value.strip())
+        except ValueError:
+            raise ConfigError(f"{key} = {value!r} ({origin}): expected {'an integer' if t is int else 'a number'}") from None
+    return t(value) if t is str else value
 
 
-def _apply(cfg: Config, data: Mapping[str, Mapping[str, Any]], origin: str) -> None:
+def _apply(cfg: Config, data: Mapping[str, Mapping[str, Any]], origin: str, origins: dict | None = None) -> None:
     for group, vals in data.items():
-        if not hasattr(cfg, group) or not isinstance(vals, Mapping):
-            raise ValueError(f"{origin}: unknown config group [{group}]")
+        if not hasattr(cfg, group) or not dataclasses.is_dataclass(getattr(cfg, group)) or not isinstance(vals, Mapping):
+            groups = ", ".join(f.name for f in dataclasses.fields(cfg))
+            raise ConfigError(f"{origin}: unknown config group [{group}]; the groups are {groups}")
         obj = getattr(cfg, group)
         names = {f.name: f for f in dataclasses.fields(obj)}
         for key, val in vals.items():
             if key not in names:
-                raise ValueError(f"{origin}: unknown setting {group}.{key}")
+                raise ConfigError(f"{origin}: unknown setting {group}.{key}; [{group}] has {', '.join(names)}")
             if val is None:
                 continue
-            setattr(obj, key, _coerce(val, names[key].type) if isinstance(val, str) else val)
+            typ = names[key].type
+            if isinstance(val, str):
+                val = _coerce(val, typ, f"{group}.{key}", origin)
+            elif str(typ) in ("int", "float") and (isinstance(val, bool) or not isinstance(val, (int, float))):
+                raise ConfigError(f"{group}.{key} = {val!r} ({origin}): expected a number")
+            elif str(typ) == "int" and isinstance(val, float) and not val.is_integer():
+                raise ConfigError(f"{group}.{key} = {val!r} ({origin}): expected an integer")
+            elif str(typ) == "int":
+                val = int(val)
+            setattr(obj, key, val)
+            if origins is not None:
+                origins[(group, key)] = origin
+
+
+def validate(cfg: Config, origins: Mapping[tuple[str, str], str] | None = None) -> Config:
+    """Check every enum and range setting; ConfigError names the first bad one.
+
+    >>> validate(Config()).retrieve.mode
+    'hybrid'
+    >>> c = Config(); c.retrieve.mode = "semantic"
+    >>> validate(c, {("retrieve", "mode"): "RAG_RETRIEVE_MODE"})
+    Traceback (most recent call last):
+    ...
+    rag.errors.ConfigError: retrieve.mode = 'semantic' (RAG_RETRIEVE_MODE): choose one of hybrid, dense, bm25
+    """
+    origins = origins or {}
+    where = lambda g, k: origins.get((g, k), "default")  # noqa: E731
+    for (g, k), allowed in CHOICES.items():
+        v = getattr(getattr(cfg, g), k)
+        if v not in allowed:
+            raise ConfigError(f"{g}.{k} = {v!r} ({where(g, k)}): choose one of {', '.join(allowed)}")
+    for (g, k), (lo, hi) in RANGES.items():
+        v = getattr(getattr(cfg, g), k)
+        if not lo <= v <= hi:
+            raise ConfigError(f"{g}.{k} = {v!r} ({where(g, k)}): must be between {lo:g} and {hi:g}")
+    if cfg.retrieve.candidates < cfg.retrieve.k:
+        raise ConfigError(f"retrieve.candidates = {cfg.retrieve.candidates} is below retrieve.k = {cfg.retrieve.k}: "
+                          "each retriever must return at least k candidates")
+    return cfg
 
 
 def load_config(
@@ -169,23 +252,28 @@ def load_config(
     so CLI flags that were not given do not override anything."""
     env = os.environ if env is None else env
     cfg = Config()
+    origins: dict[tuple[str, str], str] = {}
     path = path or env.get("RAG_CONFIG") or ("rag.toml" if Path("rag.toml").exists() else None)
     if path:
         p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"config file not found: {p}")
-        _apply(cfg, tomllib.loads(p.read_text(encoding="utf-8")), str(p))
-    from_env: dict[str, dict[str, str]] = {}
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"config file {p} cannot be read: {e.strerror or e}") from None
+        _apply(cfg, data, str(p), origins)
+    # each variable is applied on its own, so an error names it (RAG_RETRIEVE_K = 'abc')
     for f in dataclasses.fields(cfg):
         for sub in dataclasses.fields(getattr(cfg, f.name)):
             key = f"RAG_{f.name.upper()}_{sub.name.upper()}"
             if key in env:
-                from_env.setdefault(f.name, {})[sub.name] = env[key]
-    if "RAG_HOME" in env:
-        from_env.setdefault("paths", {})["home"] = env["RAG_HOME"]
-    if "RAG_MODELS_DIR" in env:
-        from_env.setdefault("paths", {})["models_dir"] = env["RAG_MODELS_DIR"]
-    _apply(cfg, from_env, "environment")
+                _apply(cfg, {f.name: {sub.name: env[key]}}, key, origins)
+    for key, field_name in (("RAG_HOME", "home"), ("RAG_MODELS_DIR", "models_dir")):
+        if key in env:
+            _apply(cfg, {"paths": {field_name: env[key]}}, key, origins)
     if overrides:
-        _apply(cfg, overrides, "overrides")
-    return cfg
+        _apply(cfg, overrides, "command line", origins)
+    return validate(cfg, origins)

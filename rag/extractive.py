@@ -270,7 +270,7 @@ def evidence_features(question: str, passages: Sequence[Passage]) -> dict[str, f
     return {"block": block, "sent": sent, "sent_h": sent_h, "mean_h": (block + sent_h) / 2, "score": (block + sent) / 2}
 
 
-EVIDENCE_FEATURES = ("block", "sent", "sent_h", "mean_h", "score")
+from rag.config import REFUSE_FEATURES as EVIDENCE_FEATURES  # noqa: E402 - the one list, validated in rag.config
 
 
 def evidence_score(question: str, passages: Sequence[Passage], feature: str = "block") -> float:

@@ -38,7 +38,7 @@ from typing import Callable
 
 from rag.errors import ConfigError, RagError
 
-MODES = ("auto", "portable")
+from rag.config import KERNELS as MODES  # noqa: E402 - one home: rag.config
 PORTABLE = "portable"
 STATE_FILE = "kernels.json"
 # the portable flags pip's build uses (scripts/run.sh); the fast build adds to them

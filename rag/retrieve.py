@@ -27,7 +27,7 @@ from rag.errors import ConfigError, RagError
 from rag.fusion import convex, rrf
 from rag.types import Chunk, Hit
 
-MODES = ("hybrid", "dense", "bm25")
+from rag.config import RETRIEVE_MODES as MODES  # noqa: E402 - one home: rag.config
 
 
 class HybridSearcher:

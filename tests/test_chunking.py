@@ -598,7 +598,7 @@ def test_bad_limits_are_a_clear_error(capsys):
     from rag.cli import main
 
     assert main(["chunk", str(SEEDS / "001_75b9d2d6f7b67755.txt"), "--max-tokens", "4"]) == 2
-    assert "max_tokens=4 is too small" in capsys.readouterr().err
+    assert "chunk.max_tokens = 4 (command line): must be between 16" in capsys.readouterr().err
 
 
 def test_table_rows_are_not_titles():

@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from rag.errors import ConfigError
+
 from rag.config import Config, load_config
 
 
@@ -19,9 +21,9 @@ def test_precedence_file_env_overrides(tmp_path):
 def test_unknown_settings_are_errors(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text("[retrieve]\nkk = 1\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="retrieve.kk"):
+    with pytest.raises(ConfigError, match="retrieve.kk"):
         load_config(f, env={})
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.toml", env={})
 
 
@@ -37,3 +39,64 @@ def test_replace_copies():
     a = Config()
     b = a.replace(retrieve={"k": 11})
     assert b.retrieve.k == 11 and a.retrieve.k != 11
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"RAG_RETRIEVE_K": "abc"}, "retrieve.k = 'abc' (RAG_RETRIEVE_K): expected an integer"),
+        ({"RAG_RETRIEVE_K": "0"}, "retrieve.k = 0 (RAG_RETRIEVE_K): must be between 1 and 100"),
+        ({"RAG_RETRIEVE_MODE": "semantic"}, "choose one of hybrid, dense, bm25"),
+        ({"RAG_LLM_KERNELS": "fastest"}, "llm.kernels = 'fastest' (RAG_LLM_KERNELS): choose one of auto, portable"),
+        ({"RAG_EMBED_CACHE": "maybe"}, "embed.cache = 'maybe' (RAG_EMBED_CACHE): expected true or false"),
+        ({"RAG_RETRIEVE_K": "20", "RAG_RETRIEVE_CANDIDATES": "10"}, "below retrieve.k"),
+    ],
+)
+def test_bad_settings_name_the_key_the_source_and_what_is_allowed(env, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(env=env)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_config_files_are_config_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[retrieve\nk = 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, env={})
+    typed = tmp_path / "typed.toml"
+    typed.write_text('[retrieve]\nk = "many"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"retrieve.k = 'many' \(.*typed.toml\): expected an integer"):
+        load_config(typed, env={})
+    group = tmp_path / "group.toml"
+    group.write_text("[retrival]\nk = 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown config group"):
+        load_config(group, env={})
+
+
+@pytest.mark.parametrize("env", [{"RAG_RETRIEVE_K": "abc"}, {"RAG_CONFIG": "/nonexistent/rag.toml"}])
+def test_cli_prints_one_line_for_a_config_error(env, monkeypatch, capsys):
+    from rag.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["search", "南马路小学"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rag search: ") and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_prints_one_line_for_a_full_disk(monkeypatch, capsys):
+    import errno
+
+    from rag import cli
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/kb/v2/vectors.faiss")
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["search", "x"])
+    monkeypatch.setattr(cli, "build_parser", lambda: type("P", (), {"parse_args": lambda self, a: args})())
+    args.func = full
+    assert cli.main(["search", "x"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "rag search: No space left on device: /data/kb/v2/vectors.faiss"

@@ -42,7 +42,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 log = logging.getLogger(__name__)
 
 BACKENDS = ("local", "openai", "extractive")
-MODES = ("hybrid", "dense", "bm25")
+from rag.config import RETRIEVE_MODES as MODES  # noqa: E402 - one home: rag.config
 MODE_LABELS = [("混合 hybrid (向量+BM25)", "hybrid"), ("向量 dense", "dense"), ("关键词 BM25", "bm25")]
 BACKEND_LABELS = [("本地模型 local", "local"), ("OpenAI 兼容 openai", "openai"), ("抽取式 extractive (无生成)", "extractive")]
 STAGE_LABELS = {
