@@ -39,7 +39,7 @@ from typing import Annotated, Any, Callable, Iterator, Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag import __version__
@@ -55,7 +55,22 @@ log = logging.getLogger(__name__)
 Backend = Literal["local", "openai", "extractive", "fake"]
 Mode = Literal["hybrid", "dense", "bm25"]
 Turn = Annotated[str, Field(max_length=LIMITS.turn_chars)]
-KbName = Annotated[str | None, Field(max_length=LIMITS.kb_name_chars, description="knowledge base name; default from the configuration")]
+# The name pattern is stated in the schema for clients, and checked by rag.limits.check_kb_name (400,
+# as before), not by pydantic; likewise "a question has a non-blank character" (400 "empty").
+KB_PATTERN = r"^(\w[\w.\-]*)?$"  # "" = the default knowledge base
+KbName = Annotated[str | None, Field(max_length=LIMITS.kb_name_chars, json_schema_extra={"pattern": KB_PATTERN},
+                                     description="knowledge base name; default from the configuration")]
+_NONBLANK = {"pattern": r"\S"}
+
+
+def _json_int(v: Any) -> int:
+    """A JSON Schema integer: an int or an integral float, never a bool or a numeric string."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+        raise ValueError("Input should be a valid integer")
+    return int(v)
+
+
+K = Annotated[int, Field(ge=1, le=LIMITS.k_max), BeforeValidator(_json_int)]
 
 
 class ChatMessage(BaseModel):
@@ -64,21 +79,23 @@ class ChatMessage(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: str = Field(..., min_length=1, max_length=LIMITS.question_chars, examples=["安达市委实施了哪些措施？"])
+    question: str = Field(..., min_length=1, max_length=LIMITS.question_chars, examples=["安达市委实施了哪些措施？"],
+                          json_schema_extra=_NONBLANK)
     history: list[tuple[Turn, Turn] | ChatMessage] = Field(
         default_factory=list, max_length=LIMITS.history_turns,
         description="earlier turns: [question, answer] pairs or {role, content} messages",
     )
     llm: Backend | None = Field(None, description="backend; default from the server's configuration")
-    k: int | None = Field(None, ge=1, le=LIMITS.k_max)
+    # as JSON Schema says: `true` is no k (49.0 is) and `0` no boolean — not pydantic's coercions
+    k: K | None = None
     mode: Mode | None = None
-    stream: bool = False
+    stream: StrictBool = False
     kb: KbName = None
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(..., min_length=1, max_length=LIMITS.question_chars)
-    k: int | None = Field(None, ge=1, le=LIMITS.k_max)
+    query: str = Field(..., min_length=1, max_length=LIMITS.question_chars, json_schema_extra=_NONBLANK)
+    k: K | None = None
     mode: Mode | None = None
     kb: KbName = None
 
@@ -98,7 +115,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 _ASK_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the answer (JSON), or Server-Sent Events when stream=true",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+          "content": {"text/event-stream": {}}},
     **_errors(400, 401, 404, 408, 413, 422, 503, 504),
 }
 
@@ -210,7 +227,8 @@ def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Ass
         return {"query": q, "hits": [h.to_dict() for h in hits]}
 
     @app.get("/documents", responses=_errors(400, 401, 404, 422, 503, 504))
-    async def documents(kb: str | None = Query(None, max_length=LIMITS.kb_name_chars, description="knowledge base name")) -> dict[str, Any]:
+    async def documents(kb: str | None = Query(None, max_length=LIMITS.kb_name_chars, description="knowledge base name",
+                                               json_schema_extra={"pattern": KB_PATTERN})) -> dict[str, Any]:
         docs = await one(lambda: list(assistant(kb).kb.documents()))
         out = [dataclasses.asdict(d) if dataclasses.is_dataclass(d) else dict(d) for d in docs]
         return {"kb": kb or cfg.paths.kb, "documents": out}

@@ -18,8 +18,8 @@ Why these numbers:
   nothing a real conversation holds is lost; jieba's HMM step is quadratic and 1,000 characters
   take ≈ 15 ms, where the 1,048,576 characters of the finding took 13 minutes.
 - `k` ≤ 100: the bound `Assistant.ask` already checks.
-- `kb_name_chars` 64: a name becomes a folder name (255 bytes on most file systems; a 256-
-  character name gave ENAMETOOLONG → 500).
+- `kb_name_chars` 60: a name becomes a folder name (255 bytes on most file systems; 60
+  characters of at most 4 UTF-8 bytes fit; a 256-character name gave ENAMETOOLONG → 500).
 - `deadline_seconds` 120: a long answer from the local 1.5B model (≈ 9 tokens/s, first token
   ≈ 3 s) ends well inside it; extractive answers take < 1 s. `rag serve --deadline` changes it.
 - `max_inflight` 32: concurrent answers in worker threads; more get 503 rather than a queue
@@ -46,7 +46,7 @@ class Limits:
     turn_chars: int = 4000
     condense_chars: int = 1000
     k_max: int = 100
-    kb_name_chars: int = 64
+    kb_name_chars: int = 60
     deadline_seconds: float = 120.0
     max_inflight: int = 32
 
@@ -123,7 +123,7 @@ def check_kb_name(name: str, limits: Limits = LIMITS) -> str:
     from rag.kb import _NAME
 
     s = name.strip()
-    if not s or len(s) > limits.kb_name_chars or len(s.encode()) > 200 or not _NAME.match(s):
+    if not s or len(s) > limits.kb_name_chars or not _NAME.match(s):
         raise LimitError("kb_name", 400, name=s[:40] + ("…" if len(s) > 40 else ""), limit=limits.kb_name_chars)
     return s
 

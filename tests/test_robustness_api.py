@@ -169,7 +169,8 @@ def test_256_character_kb_name_is_a_clean_4xx(tmp_path, call):
 
 def test_kb_name_validator():
     assert check_kb_name(" seeds ") == "seeds"
-    for bad in ["", "../etc", ".hidden", "a/b", "k" * 65, "名" * 70]:
+    assert check_kb_name("名" * LIMITS.kb_name_chars)  # fits a folder name even at 3 bytes a character
+    for bad in ["", "../etc", ".hidden", "a/b", "k" * (LIMITS.kb_name_chars + 1), "名" * 70]:
         with pytest.raises(LimitError):
             check_kb_name(bad)
 
@@ -186,7 +187,7 @@ def test_unknown_kb_404_shows_no_server_path(tmp_path):
 
 def test_paths_are_scrubbed_from_messages():
     assert scrub_paths("cannot read /root/.rag-zh/kb/x/chunks.jsonl: bad") == "cannot read …: bad"
-    assert "\n" not in message("kb_name", "zh", name="a\nb", limit=64)
+    assert "\n" not in message("kb_name", "zh", name="a\nb", limit=LIMITS.kb_name_chars)
 
 
 def test_os_error_is_a_503_without_path():
