@@ -49,7 +49,9 @@ from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 1000
+from rag.limits import LIMITS  # noqa: E402 - one home for input limits
+
+MAX_QUESTION_CHARS = LIMITS.question_chars
 from rag.config import LLM_BACKENDS as BACKENDS, RETRIEVE_MODES as MODES  # noqa: E402 - one home: rag.config
 
 _SCRIPT = {"zh-Hant": "traditional", "zh-Hans": "simplified"}

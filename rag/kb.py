@@ -98,8 +98,11 @@ def resolve_kb_dir(name_or_dir: str | os.PathLike, cfg: Config) -> tuple[str, Pa
     if os.sep in s or s.startswith(".") or Path(s).is_absolute():
         p = Path(s).expanduser().resolve()
         return p.name, p
-    if not _NAME.match(s):
-        raise ConfigError(f"invalid knowledge base name {s!r}: use letters, digits, '_', '-', '.'")
+    from rag.limits import LIMITS
+
+    if not _NAME.match(s) or len(s) > LIMITS.kb_name_chars:
+        shown = s if len(s) <= 40 else s[:40] + "…"
+        raise ConfigError(f"invalid knowledge base name {shown!r}: use at most {LIMITS.kb_name_chars} letters, digits, '_', '-', '.'")
     return s, cfg.paths.kb_dir(s)
 
 

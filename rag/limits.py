@@ -9,8 +9,8 @@ earlier question, so no tokenizer ever sees more than that, whatever a caller pa
 Why these numbers:
 - `body_bytes` 1 MiB: the largest legitimate request (20 turns × 4,000 characters of history,
   JSON-escaped at 6 bytes a character) is ≈ 0.5 MB; a 1 MB body parses in milliseconds.
-- `question_chars` 1,000: mirrors `rag.answer.MAX_QUESTION_CHARS` (a test keeps them equal;
-  rag.answer owns the CLI's check and is edited elsewhere, so it is not imported from here).
+- `question_chars` 1,000: `rag.answer.MAX_QUESTION_CHARS` is this value (a test keeps them equal;
+  rag.answer imports it from here).
 - `history_turns` 20 and `turn_chars` 4,000: the condenser reads only the last 4 questions, and
   an answer with its citations stays well below 4,000 characters; the rest is accepted only so
   that a chat client can send its whole window without trimming it.
