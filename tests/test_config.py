@@ -100,3 +100,11 @@ def test_cli_prints_one_line_for_a_full_disk(monkeypatch, capsys):
     assert cli.main(["search", "x"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "rag search: No space left on device: /data/kb/v2/vectors.faiss"
+
+
+def test_an_empty_search_query_is_one_line_like_an_empty_question(capsys):
+    from rag.cli import main
+
+    assert main(["search", "   "]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rag search: the query is empty") and len(err.splitlines()) == 1

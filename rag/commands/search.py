@@ -35,6 +35,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k is not None and args.k <= 0:
         raise ConfigError("-k must be a positive number")
+    from rag.limits import LIMITS
+
+    # the same rules as `rag ask` and the API: an empty or oversized query is one line, not 0 hits
+    if not args.query.strip():
+        raise ConfigError('the query is empty: type what to search for, e.g. rag search "创先争优活动的主题"')
+    if len(args.query) > LIMITS.question_chars:
+        raise ConfigError(f"the query is {len(args.query)} characters long; the limit is {LIMITS.question_chars}")
     cfg = resolve_config(args, retrieve={"k": args.k, "mode": args.mode})
     kb = KnowledgeBase.open(cfg.paths.kb, cfg)
     t0 = time.perf_counter()
