@@ -358,7 +358,12 @@ def install(models_dir: str | Path, model_path: str | Path | None, force: bool =
         echo("cmake is not installed: keeping the portable llama.cpp build")
     else:
         out = kernels_dir(models_dir) / build_tag(isa)
-        fast = out if (out / "libllama.so").is_file() and not force else build(models_dir, isa, echo)
+        try:
+            fast = out if (out / "libllama.so").is_file() and not force else build(models_dir, isa, echo)
+        except (RagError, OSError, subprocess.CalledProcessError, StopIteration) as e:
+            # the fast build is an optimisation: failing to fetch or compile it never fails the install
+            echo(f"could not build llama.cpp for this CPU ({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}); "
+                 "keeping the portable build")
     echo("self-testing the llama.cpp builds in child processes")
     state = choose(models_dir, model_path, fast, echo)
     state["cpu_isa"] = isa

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rag import kernels
-from rag.errors import ConfigError
+from rag.errors import ConfigError, RagError
 
 CPUINFO = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512dq avx512bw avx512vl avx512vbmi avx512_vnni amx_tile amx_int8\n"
 
@@ -148,3 +148,16 @@ def test_forced_fallback_still_answers(tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["kernels"] == "portable"
     assert "1951" in out["text"]
+
+
+def test_a_build_that_cannot_be_fetched_or_compiled_keeps_the_portable_build(tmp_path, monkeypatch):
+    """The fast build is an optimisation: `rag models install` must not fail because of it."""
+    monkeypatch.setattr(kernels, "extra_isa", lambda flags: ["AVX512"])
+    monkeypatch.setattr(kernels, "build", lambda *a, **k: (_ for _ in ()).throw(RagError("cmake failed")))
+    probed = []
+    monkeypatch.setattr(kernels, "probe", lambda model, lib, timeout=0: probed.append(lib) or
+                        {"ok": True, "prompt_tps": 50.0, "decode_tps": 20.0, "answer": "1951年"})
+    lines = []
+    state = kernels.install(tmp_path, tmp_path / "m.gguf", echo=lines.append)
+    assert state["chosen"] == kernels.PORTABLE and probed == [None]
+    assert any("keeping the portable build" in ln for ln in lines)
