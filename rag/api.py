@@ -25,7 +25,9 @@ Robustness (issue 11), all before any work starts:
 
 Compromise: a thread cannot be killed, so work past its deadline runs to its next event (a
 retrieval, one token); the tokenizers it calls are bounded by the input limits, so that is short.
-Assistants (and so knowledge bases and models) are opened once per knowledge base and reused.
+Assistants (and so knowledge bases and models) are opened once per knowledge base and reused,
+through the one cache the web chat uses too (`rag.service.AssistantCache`: rebuilt over the same
+KB when its index version changes).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from rag.config import Config, load_config
 from rag.errors import ConfigError, IndexMissing, ModelMismatch, ModelNotInstalled, RagError
 from rag.limits import LIMITS, Limits, LimitError, check_kb_name, client_language, scrub_paths
 from rag.serving import Guard, Job, error_payload
+from rag.service import AssistantCache
 from rag.types import Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)
@@ -155,20 +158,19 @@ def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Ass
     body size, deadline and concurrency (the schema's lengths are LIMITS'); `api_key` requires
     `Authorization: Bearer KEY` everywhere but /health."""
     cfg = cfg or load_config()
-    factory = assistant_factory or (lambda name: Assistant.open(name, cfg))
-    cache: dict[str, Assistant] = {}
-    lock = threading.Lock()
+    if assistant_factory is not None:
+        assistants = AssistantCache(lambda name, _variant, _previous: assistant_factory(name))
+    else:  # a rebuild after a new index version keeps the opened KB (and its encoder)
+        assistants = AssistantCache(lambda name, _variant, previous: Assistant.open(
+            previous.kb if previous is not None else name, cfg))
     slots = threading.BoundedSemaphore(limits.max_inflight)
 
     def assistant(kb: str | None) -> Assistant:
         name = check_kb_name(kb or cfg.paths.kb, limits)
-        with lock:
-            if name not in cache:
-                try:
-                    cache[name] = factory(name)
-                except IndexMissing:  # its message names the server's folder: say the name only
-                    raise LimitError("kb_missing", 404, name=name) from None
-            return cache[name]
+        try:
+            return assistants.get(name)
+        except IndexMissing:  # its message names the server's folder: say the name only
+            raise LimitError("kb_missing", 404, name=name) from None
 
     def job(produce: Callable[[], Iterator[Any]]) -> Job:
         if not slots.acquire(blocking=False):

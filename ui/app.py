@@ -22,9 +22,7 @@ test).
 
 import logging
 import os
-import re
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -34,6 +32,7 @@ from typing import Any, Callable
 from rag.config import Config
 from rag.errors import ConfigError, RagError
 from rag.types import Answer, Evidence, Final, Status, Token
+from rag.service import Services, create_kb, delete_document, index_uploads
 from rag.uploads import ALLOWED_SUFFIXES
 from ui import render
 
@@ -52,87 +51,6 @@ STAGE_LABELS = {
     "cite": "核对引用",
 }
 ASSETS = Path(__file__).resolve().parent / "assets"
-_KB_NAME = re.compile(r"^[\w][\w.\-]{0,63}$", re.UNICODE)
-
-
-# ------------------------------------------------------------------ shared services (KBs only)
-
-
-class Services:
-    """Process-wide handles: opened knowledge bases and assistants, cached by name.
-
-    `kb_opener(name, cfg, create)` and `assistant_factory(kb, cfg)` default to the real
-    `rag.kb.KnowledgeBase.open` / `rag.answer.Assistant.open`; tests pass stand-ins."""
-
-    def __init__(
-        self,
-        cfg: Config,
-        *,
-        kb_opener: Callable[..., Any] | None = None,
-        assistant_factory: Callable[..., Any] | None = None,
-        kb_lister: Callable[[Config], list[str]] | None = None,
-    ):
-        self.cfg = cfg
-        self._kb_opener = kb_opener
-        self._assistant_factory = assistant_factory
-        self._kb_lister = kb_lister
-        self._kbs: dict[str, Any] = {}
-        self._assistants: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
-
-    def list_kbs(self) -> list[str]:
-        if self._kb_lister is not None:
-            names = list(self._kb_lister(self.cfg))
-        else:
-            from rag.kb import list_kbs
-
-            names = list_kbs(self.cfg)
-        # a KB created in this process but still empty has no index yet: list it anyway
-        return sorted(set(names) | set(self._kbs))
-
-    @staticmethod
-    def check_name(name: str) -> str:
-        """KB names come from the browser: only plain names, never paths (`../x`, `/etc`)."""
-        if not isinstance(name, str) or not _KB_NAME.match(name):
-            raise ConfigError(f"无效的知识库名称 {name!r}")
-        return name
-
-    def kb(self, name: str, create: bool = False) -> Any:
-        self.check_name(name)
-        with self._lock:
-            kb = self._kbs.get(name)
-        if kb is not None:
-            return kb
-        if self._kb_opener is not None:
-            kb = self._kb_opener(name, self.cfg, create)
-        else:
-            from rag.kb import KnowledgeBase
-
-            kb = KnowledgeBase.open(name, self.cfg, create=create)
-        with self._lock:
-            return self._kbs.setdefault(name, kb)
-
-    def assistant(self, kb_name: str, model: str) -> Any:
-        key = (kb_name, model or self.cfg.llm.model)
-        with self._lock:
-            a = self._assistants.get(key)
-        if a is not None:
-            return a
-        kb = self.kb(kb_name)
-        cfg = self.cfg.replace(llm={"model": key[1]}) if model else self.cfg
-        if self._assistant_factory is not None:
-            a = self._assistant_factory(kb, cfg)
-        else:
-            from rag.answer import Assistant
-
-            a = Assistant.open(kb, cfg)
-        with self._lock:
-            return self._assistants.setdefault(key, a)
-
-    def uploads_dir(self, kb_name: str) -> Path:
-        """Where uploaded files are kept (the KB indexes them from here; re-uploading a file of
-        the same name updates that document)."""
-        return Path(self.cfg.paths.home) / "uploads" / self.check_name(kb_name)
 
 
 # ------------------------------------------------------------------ example questions
@@ -316,52 +234,6 @@ def run_turn(
             f'<div class="ans-error">⚠ 内部错误（{render.esc(type(e).__name__)}），详情见服务器日志。</div>'
         )
         yield state, render.status_html("内部错误，详情见服务器日志", busy=False, error=True), panel_for(state)
-
-
-# ------------------------------------------------------------------ documents
-
-
-def index_uploads(
-    services: Services,
-    kb_name: str,
-    files: Sequence[Any],
-    progress: Callable[..., Any] | None = None,
-) -> list[tuple[str, str, str]]:
-    """Store and index uploaded files (rag.uploads: a stored file is replaced only after its new
-    version indexed; one bad file never stops the others). Returns (status, file name, message)
-    per file for `render.index_report_html`."""
-    from rag.uploads import index_uploads as store_and_index_all
-
-    kb = services.kb(kb_name, create=True)  # checks the name before anything is written
-    return store_and_index_all(kb, services.uploads_dir(kb_name), files, services.cfg.ui.max_upload_mb, progress)
-
-
-def delete_document(services: Services, kb_name: str, doc_id: str) -> str:
-    kb = services.kb(kb_name)
-    known = {d.doc_id: d for d in kb.documents()}
-    if doc_id not in known:
-        raise ConfigError(f"知识库 {kb_name} 中没有文档 {doc_id}")
-    kb.delete_document(doc_id)
-    # drop the stored upload too, so a later re-index of the folder does not bring it back
-    src = Path(known[doc_id].source or "")
-    up = services.uploads_dir(kb_name)
-    for cand in (src, up / src.name):
-        try:
-            if cand.name and cand.resolve().parent == up.resolve() and cand.is_file():
-                cand.unlink()
-        except OSError:
-            pass
-    return f"已删除 {doc_id}"
-
-
-def create_kb(services: Services, name: str) -> str:
-    name = (name or "").strip()
-    if not _KB_NAME.match(name):
-        raise ConfigError("知识库名称只能包含字母、数字、汉字、'_'、'-'、'.'，且不超过 64 个字符")
-    if name in services.list_kbs():
-        raise ConfigError(f"知识库「{name}」已存在")
-    services.kb(name, create=True)
-    return name
 
 
 # ------------------------------------------------------------------ the page
