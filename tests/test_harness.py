@@ -66,7 +66,9 @@ def test_end_to_end_extractive(env, monkeypatch):
     tmp, cfg, es_path = env
     # the index cache key hashes the ingest/chunking code; pin it so edits elsewhere in a shared
     # working tree during the test cannot change it between the two runs below
-    monkeypatch.setattr(H, "_code_hash", lambda: "pinned")
+    from rag.evaluate import cache
+
+    monkeypatch.setattr(cache, "_code_hash", lambda: "pinned")
     run = H.run_eval(es_path, cfg, llm="extractive", out_dir=tmp / "out", progress=False)
     out = run.out_dir
     for f in ("metrics.json", "results.jsonl", "report.md", "run.json", "recall_at_k.png", "latency.png"):
