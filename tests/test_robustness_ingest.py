@@ -357,7 +357,7 @@ def test_upload_names_and_sizes(cfg, tmp_path):
 
 
 def test_web_chat_upload_goes_through_rag_uploads(cfg, tmp_path):
-    from ui.app import Services, index_uploads
+    from rag.service import Services, index_uploads
 
     kb = open_kb(cfg)
     svc = Services(cfg, kb_opener=lambda name, c, create: kb, kb_lister=lambda c: ["t"])
