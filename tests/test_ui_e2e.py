@@ -1,6 +1,6 @@
 """The web chat end to end.
 
-Fast tests (stand-ins, no Gradio server): the glue in ui/app.py — turning `Assistant.ask`
+Fast tests (stand-ins, no Gradio server): the web chat glue (ui/, rag/service.py) — turning `Assistant.ask`
 events into chat bubbles/status/panel, uploads with one bad file, KB creation, example
 questions, auth parsing.
 
@@ -109,7 +109,7 @@ class FakeKB:
 
 
 def _services(tmp_path, assistant=None):
-    from ui.app import Services
+    from rag.service import Services
 
     cfg = Config(paths=PathsConfig(home=str(tmp_path / "home"), seeds_dir=str(tmp_path / "noseeds")))
     kbs: dict[str, FakeKB] = {}
@@ -127,7 +127,7 @@ SETTINGS = {"kb": "seeds", "backend": "extractive", "model": "", "k": 3, "mode":
 
 
 def test_run_turn_streams_then_links_citations(tmp_path):
-    from ui.app import run_turn
+    from ui.chat import run_turn
 
     svc, fake, _ = _services(tmp_path)
     bubbles = []  # the state is updated in place: snapshot the bubble at every step
@@ -146,7 +146,7 @@ def test_run_turn_streams_then_links_citations(tmp_path):
 
 
 def test_run_turn_shows_errors_without_traceback(tmp_path):
-    from ui.app import run_turn
+    from ui.chat import run_turn
 
     svc, _, _ = _services(tmp_path, FakeAssistant(fail=RagError("本地模型未安装：rag models install")))
     state, status, panel = list(run_turn(svc, None, "问题", SETTINGS))[-1]
@@ -159,7 +159,7 @@ def test_run_turn_shows_errors_without_traceback(tmp_path):
 
 
 def test_uploads_bad_file_does_not_stop_the_others(tmp_path):
-    from ui.app import index_uploads
+    from rag.service import index_uploads
 
     svc, _, kbs = _services(tmp_path)
     up = tmp_path / "up"
@@ -184,7 +184,7 @@ def test_uploads_bad_file_does_not_stop_the_others(tmp_path):
 
 
 def test_delete_and_create_kb(tmp_path):
-    from ui.app import create_kb, delete_document, index_uploads
+    from rag.service import create_kb, delete_document, index_uploads
 
     svc, _, kbs = _services(tmp_path)
     f = tmp_path / "a.txt"
@@ -209,7 +209,7 @@ def test_delete_and_create_kb(tmp_path):
 
 
 def test_example_questions_from_evalset_or_titles(tmp_path):
-    from ui.app import example_questions
+    from ui.examples import example_questions
 
     seeds = tmp_path / "repo" / "seeds"
     es = tmp_path / "repo" / "evalsets" / "mykb"

@@ -15,8 +15,8 @@ Everything here is a pure function of `rag.types` values, so it is unit-tested w
 
 Citation links: a `【n】` marker in turn `t` becomes `<a class="cite" href="#src-t-n">【n】</a>`;
 the source panel holds one card per cited passage with `id="src-t-n"`. Gradio's sanitiser drops
-`data-*` attributes but keeps `class`, `href="#…"` and `title`, so the (tiny) page script in
-ui/app.py reads the target from the `href` and opens/scrolls/flashes the card.
+`data-*` attributes but keeps `class`, `href="#…"` and `title`, so the (tiny) page script
+(ui/assets/page.js) reads the target from the `href` and opens/scrolls/flashes the card.
 
 Claims: a finished answer is rendered from `Answer.text` cut at `Answer.claims`
 (`rag.report.claim_segments`, shared with `rag report`). A verified statement is
@@ -24,7 +24,7 @@ Claims: a finished answer is rendered from `Answer.text` cut at `Answer.claims`
 cards carry the ✓ 已核对 badge); an unverified one is `<span class="claim-unverified"
 title="未能在资料中核实：…">` — muted, dashed underline, a small "未核实" label — and never
 gets a ✓. A rewritten follow-up shows "理解为：…" above the answer (`understood_html`). The
-styles are `CLAIM_CSS`, appended to the page CSS by ui/app.py.
+styles are `CLAIM_CSS`, appended to the page CSS by ui/theme.py.
 
 Deliberate compromise: answer text is not rendered as Markdown. Only `**bold**` and line breaks
 are kept (a local 1.5B model uses little else); full Markdown would reopen links and autolinks.
@@ -68,7 +68,7 @@ _QUOTE_ENTITIES = {'"': "&quot;", "'": "&#x27;"}
 _TABLE = str.maketrans({**_HTML_ENTITIES, **_MD_ENTITIES})
 _TABLE_Q = str.maketrans({**_HTML_ENTITIES, **_QUOTE_ENTITIES, **_MD_ENTITIES})
 
-# Styles of the claim markup (appended to ui/assets/app.css by ui/app.py): an unverified
+# Styles of the claim markup (appended to ui/assets/app.css by ui/theme.py): an unverified
 # statement is muted with a dashed amber underline and a small "未核实" label, so it stands out
 # on screen and in a screenshot; a verified one looks like ordinary answer text.
 CLAIM_CSS = """
