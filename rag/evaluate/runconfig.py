@@ -17,7 +17,9 @@ from rag.evaluate import naive as N
 from rag.evaluate.base import EvalError
 
 # the retrieval modes, in the order the sweep searches and reports them
-MODES = ("bm25", "dense", "hybrid")
+from rag.config import RETRIEVE_MODES  # noqa: E402 - the one list of modes
+
+MODES = tuple(sorted(RETRIEVE_MODES))  # sweep order: bm25, dense, hybrid
 
 
 @dataclass(frozen=True)
