@@ -35,3 +35,31 @@ class IndexDamaged(IndexMissing):
         super().__init__(message)
         self.file = file
         self.version = version
+
+
+# what each kind of failure means, for a Chinese interface (the detail stays as raised: it names
+# files, keys and commands, which are the same in both languages)
+_ZH = (
+    ("IndexDamaged", "索引文件损坏（可运行 rag index --rebuild 重建）"),
+    ("IndexMissing", "知识库还没有可用的索引"),
+    ("ModelMismatch", "索引所用的嵌入模型与当前设置不同"),
+    ("ModelNotInstalled", "模型尚未安装"),
+    ("ConfigError", "设置有误"),
+    ("IngestError", "文件无法读取"),
+)
+
+
+def in_chinese(e: BaseException) -> str:
+    """A one-line message for a Chinese interface: what went wrong in Chinese, then the detail.
+
+    >>> in_chinese(ModelNotInstalled("local model 'qwen2.5-1.5b' is not installed"))
+    "模型尚未安装：local model 'qwen2.5-1.5b' is not installed"
+    >>> in_chinese(RagError("回答中断（没有收到最终结果）"))  # already Chinese: unchanged
+    '回答中断（没有收到最终结果）'
+    """
+    detail = " ".join(str(e).split())
+    if any("\u4e00" <= ch <= "\u9fff" for ch in detail[:40]):
+        return detail
+    names = {c.__name__ for c in type(e).__mro__}
+    lead = next((zh for name, zh in _ZH if name in names), "出错")
+    return f"{lead}：{detail}" if detail else lead

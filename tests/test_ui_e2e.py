@@ -153,6 +153,12 @@ def test_run_turn_shows_errors_without_traceback(tmp_path):
     assert "error" in status and "extractive" in status
     assert "ans-error" in state["messages"][-1]["content"]
     assert state["turns"][0]["answer"] is None
+    # an English reason from deeper down gets a Chinese lead in the Chinese interface
+    from rag.errors import ModelNotInstalled
+
+    svc3, _, _ = _services(tmp_path, FakeAssistant(fail=ModelNotInstalled("local model 'x' is not installed")))
+    _, status, _ = list(run_turn(svc3, None, "问题", SETTINGS))[-1]
+    assert "出错：模型尚未安装：local model" in status
     svc2, _, _ = _services(tmp_path, FakeAssistant(fail=ZeroDivisionError("boom")))
     state, status, _ = list(run_turn(svc2, None, "问题", SETTINGS))[-1]
     assert "内部错误" in status and "Traceback" not in state["messages"][-1]["content"]

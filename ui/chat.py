@@ -142,7 +142,9 @@ def run_turn(
         if rec["answer"] is None:  # the stream ended without a Final event: show what we have
             raise RagError("回答中断（没有收到最终结果）")
     except RagError as e:
-        yield state, _show_error(state, rec, turn, str(e)), panel_for(state)
+        from rag.errors import in_chinese
+
+        yield state, _show_error(state, rec, turn, in_chinese(e)), panel_for(state)
     except Exception as e:  # a bug: log it, show a short message, never a stack trace
         log.exception("answering failed")
         rec["error"] = f"{type(e).__name__}: {e}"
