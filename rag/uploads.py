@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rag.errors import IngestError, RagError
+from rag.index_verify import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +131,6 @@ def _copy_capped(src: Path, dst: Path, max_bytes: int) -> None:
         os.fsync(fout.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
 
 def remove_stale_temps(folder: Path, older_than: float = _STALE_SECONDS) -> None:
     """Delete temporary upload copies left by a crash (see the module's compromises)."""
@@ -199,7 +190,7 @@ def store_and_index(kb, src: Path, dest_dir: Path, name: str, max_mb: int, progr
         if result.status == "error":
             return result
         os.replace(tmp, dest)  # the new version is indexed: now it may replace the stored file
-        _fsync_dir(dest_dir)
+        fsync_path(dest_dir)  # the rename itself is durable only once the folder is synced
         return result
     except Exception as e:  # a bug or an OS error: reported, never a traceback in the page
         log.exception("indexing the upload %s failed", name)
