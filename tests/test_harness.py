@@ -200,6 +200,15 @@ def test_resume_after_interruption(env):
     assert "**Partial run**: 3 of 6" in (out / "report.md").read_text(encoding="utf-8")
     again = H.report_only(out)  # scoring what is there asks nothing and agrees
     assert again.metrics["configs"] == partial["configs"]
+    # --rescore recomputes the rows' scores from what they hold: with unchanged metrics, the same
+    # numbers, and a row whose stored score was tampered with is put right
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows[0]["scores"]["contains"] = -1.0
+    (out / "results.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    re_ = H.report_only(out, rescore=True)
+    assert re_.metrics["configs"] == partial["configs"]
+    assert json.loads((out / "results.jsonl").read_text(encoding="utf-8").splitlines()[0])["scores"]["contains"] != -1.0
+    assert "recomputed from the stored answers" in (out / "report.md").read_text(encoding="utf-8")
     # a half-written last line (killed mid-write) is ignored and redone
     with open(out / "results.jsonl", "a", encoding="utf-8") as f:
         f.write('{"config": "extractive/hybrid/k5", "qid": "q4", "quest')

@@ -243,3 +243,13 @@ def test_quote_in_a_heading_maps_to_the_chunk_below_it():
     rel, problems = M.chunk_qrels({"q": [{"doc_id": "d", "quote": "标题"}]}, {"d": {"d": text}["d"]},
                                   {"d": [("d#0", 10, 16, "其他")]})
     assert rel == {} and problems[0][2].startswith("no chunk")
+
+
+def test_english_citations_are_rechecked_by_the_facts_they_state():
+    p = {"a#0": "富锦市委选派了29名优秀乡镇后备干部到村任第一书记。"}
+    good = [{"chunk_id": "a#0", "statement": "The Fujin committee sent 29 reserve cadres to the villages.", "supported": True}]
+    wrong = [{"chunk_id": "a#0", "statement": "The Fujin committee sent 30 reserve cadres to the villages.", "supported": True}]
+    vague = [{"chunk_id": "a#0", "statement": "The committee cares about villages.", "supported": False}]
+    assert M.citation_precision(good, p) == 1.0  # no shared bigrams, but the number is there
+    assert M.citation_precision(wrong, p) == 0.0  # the system's flag does not save a wrong number
+    assert M.citation_precision(vague, p) == 0.0  # nothing to recheck: the system's own flag stands

@@ -84,6 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", metavar="FILE.md", help="also copy the report (and its plots) to FILE.md, e.g. benchmarks/results/eval_seeds.md")
     p.add_argument("--report-only", action="store_true",
                    help="with --resume DIR (or --out DIR): score and report what the run folder holds, asking nothing")
+    p.add_argument("--rescore", action="store_true",
+                   help="with --report-only: recompute each row's answer and citation scores from what it holds (after a metric change)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -158,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         folder = args.resume or args.out
         if not folder:
             raise H.EvalError("--report-only needs the run folder: --resume DIR or --out DIR")
-        run_ = H.report_only(folder, evalset)
+        run_ = H.report_only(folder, evalset, rescore=args.rescore)
         _print_summary(console, R, run_.metrics)
         if run_.info.get("partial"):
             p_ = run_.info["partial"]

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -361,8 +362,13 @@ def finalize(out: Path, es: EvalSet, configs: Sequence[RunConfig], qids: Sequenc
     return EvalRun(out, list(configs), rows, metrics, info)
 
 
-def report_only(out_dir: str | Path, evalset: str | Path | EvalSet | None = None, cfg: Config | None = None) -> EvalRun:
-    """Score and report what an (unfinished) run folder holds, without asking anything."""
+def report_only(out_dir: str | Path, evalset: str | Path | EvalSet | None = None, cfg: Config | None = None,
+                rescore: bool = False) -> EvalRun:
+    """Score and report what an (unfinished) run folder holds, without asking anything.
+
+    `rescore`: recompute every row's answer and citation scores from the answer, citations and
+    passages the row holds (after a change to a metric), rewriting results.jsonl atomically;
+    retrieval is always scored afresh."""
     out = Path(out_dir)
     rj, res = out / "run.json", out / "results.jsonl"
     if not rj.exists() or not res.exists():
@@ -374,7 +380,21 @@ def report_only(out_dir: str | Path, evalset: str | Path | EvalSet | None = None
     else:
         es = load_evalset(evalset or st["evalset"], cfg)
     configs = [RunConfig(**c) for c in st["configs"]]
-    done = {k: r for k, r in _load_rows(res).items() if _is_done(r) or r.get("answer") is not None or r.get("retrieved")}
+    rows = _load_rows(res)
+    if rescore:
+        from rag.evaluate.question import score_row
+
+        for r in rows.values():
+            if r.get("answer") is not None:
+                r["scores"] = score_row(r)
+        tmp = res.with_suffix(".jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in rows.values():
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(tmp, res)
+        info["rescored"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        _write_info(rj, info)  # a later report of this folder still says its scores were recomputed
+    done = {k: r for k, r in rows.items() if _is_done(r) or r.get("answer") is not None or r.get("retrieved")}
     qids = question_order(es, st.get("limit"), st.get("sample"), keep=S.keep_ids(S.split_map(es), st.get("split") or "all"))
     sweep = tuple(st.get("sweep_modes") or MODES)
     return finalize(out, es, configs, qids, done, info, sweep)

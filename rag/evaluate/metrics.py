@@ -20,7 +20,10 @@ one token; punctuation and whitespace dropped), then
 
 Citations are rechecked independently of the answering module's own `supported` flag with a
 lexical support score (`lexical_support`), because an evaluation that trusts the system's
-self-assessment measures nothing; the self-reported figure is reported beside it.
+self-assessment measures nothing; the self-reported figure is reported beside it. An English
+statement citing a Chinese passage shares no bigrams with it, so its recheck is the facts it
+states in a form both languages share (`crosslingual_support`: numbers, Chinese terms, pinyin
+names); one that states none of them keeps the system's flag.
 
 Markers, sentences, quote location and bigram recall come from `rag.text` (shared with the
 citation stage, so both read an answer the same way); `strip_markers` and `locate_quote` are
@@ -50,6 +53,7 @@ __all__ = [
     "strip_markers",
     "split_statements",
     "lexical_support",
+    "crosslingual_support",
     "citation_precision",
     "citation_recall",
     "cites_evidence",
@@ -235,12 +239,45 @@ def lexical_support(statement: str, passage: str) -> float:
     return overlap(strip_markers(statement), passage, units=answer_tokens)
 
 
+def _latin_heavy(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and sum(ch.isascii() for ch in letters) / len(letters) > 0.5
+
+
+def crosslingual_support(statement: str, passage: str) -> float | None:
+    """Share of an English statement's checkable facts found in a Chinese passage: its numbers
+    (thousands separators dropped), its Chinese runs and its romanised names (rag.text.pinyin).
+    None when it states none of them (nothing to recheck).
+
+    >>> p = "富锦市委选派了29名优秀后备干部到村任第一书记，总经理刘恩福说。"
+    >>> crosslingual_support("Fujin sent 29 cadres; the manager Liu Enfu agreed.", p)
+    1.0
+    >>> crosslingual_support("Fujin sent 30 cadres; the manager Bao Sheng agreed.", p)
+    0.0
+    >>> crosslingual_support("The campaign went well.", p) is None
+    True
+    """
+    from rag.text.pinyin import find_name, romanized_names
+
+    body = strip_markers(statement)
+    key = normalize(passage)
+    digits = re.sub(r"(?<=\d)[,，](?=\d{3})", "", key)
+    items = [(n, n in digits) for n in re.findall(r"\d+(?:\.\d+)?", re.sub(r"(?<=\d),(?=\d{3})", "", body))]
+    items += [(r, normalize(r) in key) for r in re.findall(r"[\u3400-\u9fff]{2,}", body)]
+    items += [(n, find_name(n, passage) is not None) for n in romanized_names(body)]
+    return sum(ok for _, ok in items) / len(items) if items else None
+
+
 def _get(c: Any, key: str, default: Any = None) -> Any:
     return c.get(key, default) if isinstance(c, Mapping) else getattr(c, key, default)
 
 
 def _citation_ok(c: Any, statement: str, passages: Mapping[str, str], threshold: float) -> bool:
     passage = passages.get(_get(c, "chunk_id", ""), "")
+    if passage and statement and _latin_heavy(strip_markers(statement)) and not _latin_heavy(passage):
+        cross = crosslingual_support(statement, passage)
+        # all stated facts must be there; with none to check, nothing is rechecked: the flag stands
+        return bool(_get(c, "supported", False)) if cross is None else cross == 1.0
     if passage and statement and answer_tokens(strip_markers(statement)):
         return lexical_support(statement, passage) >= threshold
     return bool(_get(c, "supported", False))  # nothing to recheck against: trust the flag

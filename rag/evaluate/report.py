@@ -69,6 +69,9 @@ def _md_head(info: Mapping[str, Any], metrics: Mapping[str, Any], names: Sequenc
         f"(cache key `{idx.get('key')}`, built in {idx.get('seconds')} s)",
         f"- configurations: {', '.join(f'`{n}`' for n in names)}",
     ]
+    if info.get("rescored"):
+        L += [f"- answer and citation scores recomputed from the stored answers on {info['rescored']} "
+              "(`rag eval --report-only --rescore --out DIR`: same answers, current metric definitions)"]
     nv = info.get("naive")
     if nv:
         L += [f"- naive baseline (`naive:…`, rag/evaluate/naive.py): RecursiveCharacterTextSplitter {nv.get('chunk_size')}/"
@@ -79,8 +82,9 @@ def _md_head(info: Mapping[str, Any], metrics: Mapping[str, Any], names: Sequenc
         "Metric definitions: retrieval through ranx; chunk level counts an evidence quote as found when a retrieved chunk "
         "contains it (or covers at least half of it); answers scored as the CMRC 2018 scorer (OpenCC-simplified, half-width, "
         "no punctuation; F1 from the longest common substring of character tokens); citation precision/recall rechecked "
-        "lexically (≥ 0.5 of the statement's character bigrams in the cited passage), the system's own flag shown as "
-        "self-reported.",
+        "lexically (≥ 0.5 of the statement's character bigrams in the cited passage; an English statement citing a Chinese "
+        "passage: every number, Chinese term and pinyin name it states is in the passage, the system's flag when it "
+        "states none), the system's own flag shown as self-reported.",
         "",
         "## Summary",
         "",
