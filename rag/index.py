@@ -156,7 +156,13 @@ def _set_cache_aside(folder: Path, error: Exception) -> bool:
     import sqlite3
 
     cause = error.__cause__ if error.__cause__ is not None else error
-    if not isinstance(cause, sqlite3.DatabaseError) or isinstance(cause, sqlite3.OperationalError):
+    if not isinstance(cause, sqlite3.DatabaseError):
+        return False
+    # an OperationalError is set aside only when it reports damage: a cut header under a WAL can
+    # surface as SQLITE_IOERR ("disk I/O error"); "locked", "readonly", "unable to open" are not damage
+    if isinstance(cause, sqlite3.OperationalError) and not any(
+        w in str(cause) for w in ("disk I/O error", "malformed", "not a database")
+    ):
         return False
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     moved = False
