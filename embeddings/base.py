@@ -7,6 +7,7 @@ raw text and always get L2-normalised float32 rows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -51,3 +52,20 @@ class FakeEncoder:
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self.encode_queries(texts)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers draws a "Loading weights" bar on every load: noise in a CLI's output."""
+    try:
+        from transformers.utils import logging as tlog
+    except ImportError:
+        yield
+        return
+    was = tlog.is_progress_bar_enabled()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            tlog.enable_progress_bar()

@@ -22,7 +22,6 @@ install time, see embeddings/onnx_backend.py); `auto` takes ONNX when the export
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -33,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from embeddings.base import Encoder, FakeEncoder
+from embeddings.base import Encoder, FakeEncoder, quiet_transformers as _quiet_transformers
 from rag.config import EmbedConfig, PathsConfig
 from rag.errors import ConfigError, ModelNotInstalled
 from rag.textnorm import fold_width, t2s
@@ -195,23 +194,6 @@ class _TorchBackend:
         with torch.inference_mode():
             return self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """transformers draws a "Loading weights" bar on every load: noise in a CLI's output."""
-    try:
-        from transformers.utils import logging as tlog
-    except ImportError:
-        yield
-        return
-    was = tlog.is_progress_bar_enabled()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            tlog.enable_progress_bar()
 
 
 def _make_backend(spec: _Spec):

@@ -425,7 +425,7 @@ def verify_folder(folder: str | Path, items=VERIFY_SENTENCES, min_cos: float = 0
         return None
     from sentence_transformers import SentenceTransformer
 
-    from embeddings.encoder import _quiet_transformers
+    from embeddings.base import quiet_transformers as _quiet_transformers
 
     with _quiet_transformers():
         st = SentenceTransformer(str(folder), device="cpu", local_files_only=True)

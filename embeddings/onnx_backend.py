@@ -102,7 +102,7 @@ def _export_fp32(folder: Path, out_file: Path) -> None:
     from transformers import AutoModel
 
     # eager attention traces into plain MatMul/Softmax, which ORT fuses into its attention kernel
-    from embeddings.encoder import _quiet_transformers
+    from embeddings.base import quiet_transformers as _quiet_transformers
 
     with _quiet_transformers():
         model = AutoModel.from_pretrained(str(folder), attn_implementation="eager", local_files_only=True).eval()
@@ -143,7 +143,7 @@ def _cosines(folder: Path, files: list[Path], threads: int) -> dict[str, float]:
     """Lowest cosine of each ONNX file against fp32 torch (sentence-transformers) on CHECK_TEXTS."""
     from sentence_transformers import SentenceTransformer
 
-    from embeddings.encoder import _quiet_transformers
+    from embeddings.base import quiet_transformers as _quiet_transformers
 
     with _quiet_transformers():
         st = SentenceTransformer(str(folder), device="cpu", local_files_only=True)

@@ -41,7 +41,7 @@ from rag.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[\w][\w.\-]*$", re.UNICODE)
+from rag.limits import KB_NAME as _NAME, LIMITS  # noqa: E402 - one home for the KB name rule and its length
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,6 @@ def resolve_kb_dir(name_or_dir: str | os.PathLike, cfg: Config) -> tuple[str, Pa
     if os.sep in s or s.startswith(".") or Path(s).is_absolute():
         p = Path(s).expanduser().resolve()
         return p.name, p
-    from rag.limits import LIMITS
-
     if not _NAME.match(s) or len(s) > LIMITS.kb_name_chars:
         shown = s if len(s) <= 40 else s[:40] + "…"
         raise ConfigError(f"invalid knowledge base name {shown!r}: use at most {LIMITS.kb_name_chars} letters, digits, '_', '-', '.'")

@@ -112,16 +112,18 @@ def scrub_paths(text: str) -> str:
     return _PATH.sub("…", text)
 
 
+# a KB name becomes a folder name: a word character first, then word characters, '.', '-'
+# (the one rule; rag.kb and the web chat import it)
+KB_NAME = re.compile(r"^[\w][\w.\-]*$", re.UNICODE)
+_NAME = KB_NAME
+
+
 def check_kb_name(name: str, limits: Limits = LIMITS) -> str:
     """`name` stripped, or a LimitError (400) — before the name touches the file system.
 
     >>> check_kb_name(" seeds ")
     'seeds'
     """
-    # the folder-name rule is rag.kb's own (one pattern; imported here, not copied), plus the
-    # length bound it lacks; imported lazily because rag.kb pulls in the index code
-    from rag.kb import _NAME
-
     s = name.strip()
     if not s or len(s) > limits.kb_name_chars or not _NAME.match(s):
         raise LimitError("kb_name", 400, name=s[:40] + ("…" if len(s) > 40 else ""), limit=limits.kb_name_chars)

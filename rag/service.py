@@ -31,7 +31,6 @@ Deliberate compromises:
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 from typing import Any, Callable, Hashable, Sequence
@@ -39,7 +38,11 @@ from typing import Any, Callable, Hashable, Sequence
 from rag.config import Config
 from rag.errors import ConfigError
 
-_KB_NAME = re.compile(r"^[\w][\w.\-]{0,63}$", re.UNICODE)
+from rag.limits import KB_NAME, LIMITS  # noqa: E402 - the one KB-name rule and length (API, CLI, chat)
+
+
+def _valid_kb_name(name: object) -> bool:
+    return isinstance(name, str) and bool(KB_NAME.match(name)) and len(name) <= LIMITS.kb_name_chars
 _STALE = object()  # the version token of an invalidated entry: never equal to a real one
 
 Build = Callable[[str, str, Any], Any]  # (kb_name, variant, previous Assistant or None) → Assistant
@@ -138,7 +141,7 @@ class Services:
     @staticmethod
     def check_name(name: str) -> str:
         """KB names come from the browser: only plain names, never paths (`../x`, `/etc`)."""
-        if not isinstance(name, str) or not _KB_NAME.match(name):
+        if not _valid_kb_name(name):
             raise ConfigError(f"无效的知识库名称 {name!r}")
         return name
 
@@ -219,8 +222,8 @@ def delete_document(services: Services, kb_name: str, doc_id: str) -> str:
 
 def create_kb(services: Services, name: str) -> str:
     name = (name or "").strip()
-    if not _KB_NAME.match(name):
-        raise ConfigError("知识库名称只能包含字母、数字、汉字、'_'、'-'、'.'，且不超过 64 个字符")
+    if not _valid_kb_name(name):
+        raise ConfigError(f"知识库名称只能包含字母、数字、汉字、'_'、'-'、'.'，且不超过 {LIMITS.kb_name_chars} 个字符")
     if name in services.list_kbs():
         raise ConfigError(f"知识库「{name}」已存在")
     services.kb(name, create=True)
