@@ -87,6 +87,68 @@ def describe_missing(missing: Sequence[str], passages_text: Sequence[str], lang:
     return s
 
 
+_ASKED_COUNT = re.compile(r"(?:多少|几)(?:个)?([^\s，,。？?！!、的]{1,3})")
+
+
+def asked_unit(question: str) -> str | None:
+    """The unit class of the count a Chinese question asks for ("多少名职工" → person), or None.
+
+    >>> asked_unit("苏里格项目部有多少名职工？"), asked_unit("龙泉山环山公路全长多少公里？")
+    ('person', 'km')
+    >>> asked_unit("宝泰隆公司是哪一年组建的？") is None
+    True
+    """
+    from rag.claims import _unit_class
+
+    from rag.textnorm import normalize
+
+    m = _ASKED_COUNT.search(normalize(question))  # script-folded: 幾戶 reads as 几户
+    if not m:
+        return None
+    qs = quantities("1" + m.group(1))
+    return _unit_class(qs[0].unit, None) if qs and qs[0].unit else None
+
+
+def unit_mismatch(question: str, statements: Sequence[str]) -> tuple[str, str] | None:
+    """(asked unit class, what the answer counts instead) when the question asks for a count in
+    one unit and the verified statements give counts only in others — the neighbouring fact of
+    a near miss ("多少名职工" answered with "19支作业队"); None otherwise.
+
+    >>> unit_mismatch("苏里格项目部有多少名职工？", ["苏里格项目部有19支作业队"])
+    ('person', '19支')
+    >>> unit_mismatch("该局有多少名党员？", ["该局现有党员32人"]) is None  # 名 and 人 both count people
+    True
+    >>> unit_mismatch("该村有多少名党员？", ["该村党员很多"]) is None  # no count given: not this rule
+    True
+    """
+    from rag.claims import _unit_class
+
+    want = asked_unit(question)
+    if want is None:
+        return None
+    found = [q for s in statements for q in quantities(s)]
+    counts = [q for q in found if q.unit and _unit_class(q.unit, q.value) not in ("year", "years", "month", "月", "day", "date", "%")]
+    if not counts or any(_unit_class(q.unit, q.value) == want for q in found):
+        return None
+    return want, counts[0].text
+
+
+def describe_unit_mismatch(instead: str, lang: str) -> str:
+    """Why an answer with the neighbouring count is refused, in the answer's language.
+
+    >>> describe_unit_mismatch("19支", "zh-Hans")
+    '资料中没有提到问题所问单位的数字，只提到“19支”。'
+    """
+    if lang == "en":
+        return f"The documents give no figure in the unit the question asks for; they only mention “{instead}”."
+    text = f"资料中没有提到问题所问单位的数字，只提到“{instead}”。"
+    if lang == "zh-Hant":
+        from rag.textnorm import s2t
+
+        return s2t(text)
+    return text
+
+
 def refusal_text(lang: str, reason: str = "") -> str:
     """The refusal sentence in the question's language, with the reason when one is known."""
     base = REFUSAL.get(lang, REFUSAL["zh-Hans"])
