@@ -17,6 +17,11 @@ Decisions
 - An answer with no supported citation is returned with `grounded=False` (never presented as
   grounded); small local models that forget markers get them attributed back when one passage
   clearly supports a sentence (`rag.cite.resolve(attribute_uncited=True)`).
+
+Layout: this module holds the `Assistant` and its event stream; the pure edges (question and
+history checks, backend specs, answer script, JSON shape) live in rag.answer_io, the original
+text for quotes in rag.document_text, the embedding similarity for English questions in
+rag.cross_language. Every name other code imports from rag.answer is re-exported here.
 """
 
 from __future__ import annotations
@@ -26,35 +31,35 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
+from rag.answer_io import (  # noqa: F401 - re-exported: rag.answer was their home
+    MAX_QUESTION_CHARS,
+    QuestionError,
+    answer_language,
+    answer_to_json,
+    normalize_history,
+    parse_backend,
+    to_answer_script,
+    validate_question,
+)
+from rag.answer_io import backend_kind as _kind
 from rag.cite import Passage
 from rag.config import Config, load_config
+from rag.config import LLM_BACKENDS as BACKENDS, RETRIEVE_MODES as MODES  # noqa: F401 - one home: rag.config
+from rag.document_text import DocumentTextSource
 from rag.errors import ConfigError, RagError
 from rag.condense import needs_context
+from rag.cross_language import COS_FLOOR, COS_FULL, passage_similarity, sentence_similarity
 from rag.extractive import extract
 from rag.evidence import extend_enumerations
-from rag.prompts import (
-    PROMPT_VERSION,
-    REFUSAL,
-    answer_messages,
-    pack,
-    to_langchain,
-)
+from rag.limits import LIMITS  # noqa: F401 - re-exported; one home for input limits
+from rag.prompts import PROMPT_VERSION, REFUSAL, answer_messages, pack, to_langchain
 from rag.refusal import is_refusal, pre_check, refusal_text
-from rag.textnorm import cjk_count, question_language, s2t, t2s
 from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)
-
-from rag.limits import LIMITS  # noqa: E402 - one home for input limits
-
-MAX_QUESTION_CHARS = LIMITS.question_chars
-from rag.config import LLM_BACKENDS as BACKENDS, RETRIEVE_MODES as MODES  # noqa: E402 - one home: rag.config
-
-_SCRIPT = {"zh-Hant": "traditional", "zh-Hans": "simplified"}
 
 _UNVERIFIED = {
     "zh-Hans": "（模型给出的回答无法在资料中核实。）",
@@ -63,208 +68,6 @@ _UNVERIFIED = {
 }
 
 _ANSWER_LABEL = re.compile(r"^\s*(?:回答|答案|答|Answer)\s*[:：]\s*", re.I)
-
-
-class QuestionError(RagError):
-    """The question is empty, too long or not text."""
-
-
-def validate_question(question: Any) -> str:
-    """The question, stripped; a clear QuestionError for empty, whitespace-only or overlong input.
-
-    >>> validate_question("  问题？ ")
-    '问题？'
-    """
-    if not isinstance(question, str):
-        raise QuestionError("the question must be text")
-    q = question.strip()
-    if not q:
-        raise QuestionError("the question is empty: type a question, e.g. rag ask \"安达市委实施了哪些措施？\"")
-    if len(q) > MAX_QUESTION_CHARS:
-        raise QuestionError(
-            f"the question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}. "
-            "Ask a shorter question (put long material into the knowledge base instead)."
-        )
-    return q
-
-
-def normalize_history(history: Any) -> list[tuple[str, str]]:
-    """Accept [(question, answer), …] pairs or chat messages [{"role", "content"}, …] (Gradio's
-    format) and return pairs.
-
-    >>> normalize_history([{"role": "user", "content": "问"}, {"role": "assistant", "content": "答"}])
-    [('问', '答')]
-    >>> normalize_history([("问", None)])
-    [('问', '')]
-    """
-    if not history:
-        return []
-    pairs: list[tuple[str, str]] = []
-    pending: str | None = None
-    for item in history:
-        if isinstance(item, Mapping):
-            role, content = item.get("role"), item.get("content")
-            content = content if isinstance(content, str) else ""
-            if role == "user":
-                if pending is not None:
-                    pairs.append((pending, ""))
-                pending = content
-            elif role == "assistant" and pending is not None:
-                pairs.append((pending, content))
-                pending = None
-        elif isinstance(item, (list, tuple)) and len(item) >= 1:
-            q = item[0] if isinstance(item[0], str) else ""
-            a = item[1] if len(item) > 1 and isinstance(item[1], str) else ""
-            pairs.append((q, a))
-        else:
-            raise QuestionError("history must be a list of [question, answer] pairs")
-    if pending is not None:
-        pairs.append((pending, ""))
-    return [(q, a) for q, a in pairs if q.strip()]
-
-
-def answer_language(question: str) -> str:
-    """The language/script to answer in: rag.textnorm.question_language, except that an
-    English sentence quoting a few Chinese names is still English.
-
-    >>> answer_language("In which year was the 安达 committee founded?"), answer_language("安達在哪裡？")
-    ('en', 'zh-Hant')
-    """
-    lang = question_language(question)
-    if lang != "en":
-        latin = len(re.findall(r"[A-Za-z]+", question))
-        if latin >= 3 and latin > cjk_count(question) / 2:
-            return "en"
-    return lang
-
-
-def _simplified_only(ch: str) -> bool:
-    return t2s(ch) == ch and s2t(ch) != ch
-
-
-def to_answer_script(text: str, lang: str) -> str:
-    """Put the answer into the question's script without damaging text that already is in it.
-
-    Simplified target: OpenCC t2s on everything (safe). Traditional target: s2t only on the
-    clauses that contain a simplified-only character — running s2t over text that is already
-    traditional "corrects" legitimate variants (89周年 → 89週年), and answers often quote
-    traditional sources verbatim. English: unchanged.
-
-    >>> to_answer_script("座談會在6月25日召開，纪念89周年【1】。", "zh-Hant")
-    '座談會在6月25日召開，紀念89週年【1】。'
-    >>> to_answer_script("紀念89周年【1】。", "zh-Hant")
-    '紀念89周年【1】。'
-    >>> to_answer_script("紀念89周年【1】。", "zh-Hans"), to_answer_script("It was 1949.", "en")
-    ('纪念89周年【1】。', 'It was 1949.')
-    """
-    if lang == "zh-Hans":
-        return t2s(text)
-    if lang != "zh-Hant":
-        return text
-    pieces = re.split(r"(?<=[。！？!?；;，,：:\n])", text)
-    return "".join(s2t(p) if any(_simplified_only(c) for c in p) else p for p in pieces)
-
-
-class _TextSource:
-    """Original document text for exact quotes, fetched from the KB and kept for a few docs."""
-
-    def __init__(self, kb: Any, size: int = 32):
-        self.kb = kb
-        self.size = size
-        self.cache: OrderedDict[str, str | None] = OrderedDict()
-        self.lock = threading.Lock()
-        self.repo_root = Path(__file__).resolve().parent.parent  # the default seeds/ live here
-
-    def _fetch(self, doc_id: str) -> str | None:
-        for name in ("document_text", "original_text"):
-            fn = getattr(self.kb, name, None)
-            if callable(fn):
-                try:
-                    t = fn(doc_id)
-                    if isinstance(t, str):
-                        return t
-                except Exception as e:  # a missing file loses the exact quote, not the answer
-                    log.debug("no original text for %s: %s", doc_id, e)
-        fn = getattr(self.kb, "get_document", None)
-        if callable(fn):
-            try:
-                doc = fn(doc_id)
-                t = getattr(doc, "text", None)
-                if isinstance(t, str):
-                    return t
-            except Exception as e:
-                log.debug("no original document for %s: %s", doc_id, e)
-        return None
-
-    def _from_file(self, chunk: Chunk) -> str | None:
-        """Re-read the indexed file (the index stores cleaned chunks, not the original text).
-        The file's sha256 must still match the manifest, else the spans would point into a
-        different text and no exact quote is given."""
-        if not chunk.source:
-            return None
-        from rag.ingest import load_file
-
-        expected = None
-        try:
-            for d in (getattr(self.kb, "manifest", None) or {}).get("documents", []):
-                if d.get("doc_id") == chunk.doc_id:
-                    expected = d.get("sha256")
-                    break
-        except Exception:
-            expected = None
-        p = Path(chunk.source)
-        cands = [p] if p.is_absolute() else [Path.cwd() / p, self.repo_root / p]
-        for c in cands:
-            if not c.is_file():
-                continue
-            try:
-                doc = load_file(c)
-            except RagError as e:
-                log.debug("cannot re-read %s: %s", c, e)
-                continue
-            if expected and doc.metadata.get("sha256") not in (None, expected):
-                log.info("%s changed since it was indexed; quotes fall back to the indexed text", c)
-                return None
-            return doc.text
-        return None
-
-    def __call__(self, chunk: Chunk) -> str | None:
-        with self.lock:
-            if chunk.doc_id in self.cache:
-                self.cache.move_to_end(chunk.doc_id)
-                text = self.cache[chunk.doc_id]
-            else:
-                text = self._fetch(chunk.doc_id)
-                if text is None:
-                    text = self._from_file(chunk)
-                self.cache[chunk.doc_id] = text
-                while len(self.cache) > self.size:
-                    self.cache.popitem(last=False)
-        if text is None or len(text) < chunk.end:
-            return None
-        return text
-
-
-def parse_backend(spec: str) -> tuple[str, str]:
-    """`BACKEND[:MODEL]` → (backend, model or ""); ConfigError for an unknown backend.
-
-    >>> parse_backend(" Local:qwen2.5-0.5b ")
-    ('local', 'qwen2.5-0.5b')
-    >>> parse_backend("extractive")
-    ('extractive', '')
-    """
-    kind, _, model = spec.strip().partition(":")
-    kind = kind.lower()
-    if kind not in BACKENDS:
-        raise ConfigError(f"unknown LLM backend {kind!r}; choose one of: {', '.join(BACKENDS)} (optionally BACKEND:MODEL)")
-    if model and kind == "extractive":
-        raise ConfigError("the extractive backend takes no model")
-    return kind, model
-
-
-def _kind(backend: str) -> str:
-    """`local:qwen2.5-0.5b` → `local`."""
-    return backend.partition(":")[0]
 
 
 class Assistant:
@@ -276,7 +79,7 @@ class Assistant:
         self._llm_override = llm
         self._models: dict[tuple[str, str], Any] = {}
         self._models_lock = threading.Lock()
-        self.text_source = _TextSource(kb)
+        self.text_source = DocumentTextSource(kb)
 
     @classmethod
     def open(cls, kb: Any = None, config: Config | None = None, llm: Any = None) -> "Assistant":
@@ -327,10 +130,7 @@ class Assistant:
 
     # ------------------------------------------------------------ embeddings (cross-language)
 
-    # e5 cosines of unrelated text sit around 0.7-0.75 and of a statement and its source sentence
-    # above ~0.85; the support score maps [COS_FLOOR, COS_FULL] linearly onto [0, 1]. A heuristic
-    # (not calibrated on a cross-language set), used only for English questions.
-    COS_FLOOR, COS_FULL = 0.75, 0.9
+    COS_FLOOR, COS_FULL = COS_FLOOR, COS_FULL  # rag.cross_language: why these values
 
     def _encoder(self) -> Any:
         try:
@@ -341,37 +141,12 @@ class Assistant:
 
     def _sentence_similarity(self):
         enc = self._encoder()
-        if enc is None:
-            return None
-
-        def sim(question: str, sentences: Sequence[str]) -> list[float]:
-            q = enc.encode_queries([question])[0]
-            return [float(v) for v in enc.encode_passages(list(sentences)) @ q]
-
-        return sim
+        return None if enc is None else sentence_similarity(enc)
 
     def _passage_similarity(self):
-        """statement × passage → [0, 1]: the best sentence's embedding cosine, rescaled; each
-        passage's sentence vectors and each statement's vector are computed once per answer."""
-        pair = self._encoder()
-        if pair is None:
-            return None
-        enc = pair
-        passages: dict[str, Any] = {}
-        statements: dict[str, Any] = {}  # a statement is checked against several passages
-
-        def sim(statement: str, passage_text: str) -> float:
-            from rag.cite import split_sentences
-
-            if passage_text not in passages:
-                sents = [passage_text[a:b] for a, b in split_sentences(passage_text)] or [passage_text]
-                passages[passage_text] = enc.encode_passages(sents)
-            if statement not in statements:
-                statements[statement] = enc.encode_queries([statement])[0]
-            cos = float((passages[passage_text] @ statements[statement]).max())
-            return max(0.0, min(1.0, (cos - self.COS_FLOOR) / (self.COS_FULL - self.COS_FLOOR)))
-
-        return sim
+        """statement × passage → [0, 1] (rag.cross_language.passage_similarity), or None."""
+        enc = self._encoder()
+        return None if enc is None else passage_similarity(enc, self.COS_FLOOR, self.COS_FULL)
 
     # ------------------------------------------------------------ steps
 
@@ -510,6 +285,46 @@ class Assistant:
 
         yield Status("generate", "生成回答" if not refused else "资料不足，拒绝回答")
         tg = time.perf_counter()
+        raw_parts, first, refused = yield from self._generate(standalone, passages, query, lang, backend, refused, reason, t0)
+        timings["generate"] = time.perf_counter() - tg
+        timings["first_token"] = first if first is not None else time.perf_counter() - t0
+        # the system prompt's worked example ends in "回答：…"; a model may echo the label
+        raw = _ANSWER_LABEL.sub("", "".join(raw_parts), count=1)
+
+        yield Status("cite", "核对引用")
+        citations: list = []
+        claims: list = []
+        draft: dict = {}
+        if refused:
+            text = refusal_text(lang, reason)
+        else:
+            refused, reason, text, citations, claims, draft = self._check(raw, passages, standalone, query, lang, reason)
+        timings["total"] = time.perf_counter() - t0
+        answer = Answer(
+            question=q,
+            text=text,
+            citations=tuple(citations),
+            refused=refused,
+            hits=tuple(p.hit for p in passages),
+            timings={k_: round(v, 4) for k_, v in timings.items()},
+            model=model_name,
+            standalone_question=standalone,
+            grounded=(not refused) and any(c.verified for c in claims),
+            claims=tuple(claims),
+            refusal_reason=reason if refused else "",
+            diagnostics={**pre.features, "pre_refused": pre.refuse, "model_declined": bool(not pre.refuse and is_refusal(raw)),
+                         "retrieval_query": query, **draft},
+        )
+        yield Final(answer)
+        log.debug("answered %r with %s (prompt %s, evidence %.3f)", q, model_name, PROMPT_VERSION, ev)
+
+    def _generate(
+        self, standalone: str, passages: list[Passage], query: str, lang: str, backend: str,
+        refused: bool, reason: str, t0: float,
+    ) -> Generator[Token, None, tuple[list[str], float | None, bool]]:
+        """Yield the answer's Tokens: the refusal text, the extractive answer sentence by sentence,
+        or the model's stream. Returns (raw pieces, seconds from `t0` to the first token or None,
+        refused — the extractive backend refuses when it finds no sentence)."""
         first: float | None = None
         raw_parts: list[str] = []
         if refused:
@@ -545,60 +360,37 @@ class Assistant:
                 raise
             except Exception as e:
                 raise RagError(f"the {backend} model failed while answering: {e}") from None
-        timings["generate"] = time.perf_counter() - tg
-        timings["first_token"] = first if first is not None else time.perf_counter() - t0
-        # the system prompt's worked example ends in "回答：…"; a model may echo the label
-        raw = _ANSWER_LABEL.sub("", "".join(raw_parts), count=1)
+        return raw_parts, first, refused
 
-        yield Status("cite", "核对引用")
-        citations: list = []
-        claims: list = []
-        draft: dict = {}
-        if refused:
-            text = refusal_text(lang, reason)
-        else:
-            from rag.review import review
+    def _check(
+        self, raw: str, passages: list[Passage], standalone: str, query: str, lang: str, reason: str,
+    ) -> tuple[bool, str, str, list, list, dict]:
+        """Review a generated answer (rag.review: citations, claims, script). Returns (refused,
+        refusal reason, text shown, citations, claims, draft diagnostics): a refusal when nothing
+        the model said could be verified."""
+        from rag.review import review
 
-            shown, citations, claims = review(
-                raw,
-                passages,
-                standalone,
-                text_source=self.text_source,
-                # an English answer over Chinese passages shares no words: embeddings judge it
-                similarity=self._passage_similarity() if lang == "en" else None,
-                attribute=True,
-                convert=lambda t: to_answer_script(t, lang),
-                query=query if lang == "en" and query != standalone else "",
-            )
-            if not any(c.verified for c in claims):
-                # nothing the model said could be verified (or it declined): refuse, saying why;
-                # the draft and why it failed stay in the diagnostics (eval, logs), not the answer
-                draft = {"draft": raw[:2000], "draft_claims": [c.to_dict() for c in claims],
-                         "draft_citations": [{"n": c.n, "supported": c.supported, "missing": c.metadata.get("missing"),
-                                              "reason": c.metadata.get("reason")} for c in citations]}
-                model_declined = is_refusal(raw)
-                reason = "" if model_declined else _UNVERIFIED.get(lang, _UNVERIFIED["zh-Hans"])
-                refused, text, citations, claims = True, refusal_text(lang, reason), [], []
-            else:
-                text = shown.strip()
-        timings["total"] = time.perf_counter() - t0
-        answer = Answer(
-            question=q,
-            text=text,
-            citations=tuple(citations),
-            refused=refused,
-            hits=tuple(p.hit for p in passages),
-            timings={k_: round(v, 4) for k_, v in timings.items()},
-            model=model_name,
-            standalone_question=standalone,
-            grounded=(not refused) and any(c.verified for c in claims),
-            claims=tuple(claims),
-            refusal_reason=reason if refused else "",
-            diagnostics={**pre.features, "pre_refused": pre.refuse, "model_declined": bool(not pre.refuse and is_refusal(raw)),
-                         "retrieval_query": query, **draft},
+        shown, citations, claims = review(
+            raw,
+            passages,
+            standalone,
+            text_source=self.text_source,
+            # an English answer over Chinese passages shares no words: embeddings judge it
+            similarity=self._passage_similarity() if lang == "en" else None,
+            attribute=True,
+            convert=lambda t: to_answer_script(t, lang),
+            query=query if lang == "en" and query != standalone else "",
         )
-        yield Final(answer)
-        log.debug("answered %r with %s (prompt %s, evidence %.3f)", q, model_name, PROMPT_VERSION, ev)
+        if not any(c.verified for c in claims):
+            # nothing the model said could be verified (or it declined): refuse, saying why;
+            # the draft and why it failed stay in the diagnostics (eval, logs), not the answer
+            draft = {"draft": raw[:2000], "draft_claims": [c.to_dict() for c in claims],
+                     "draft_citations": [{"n": c.n, "supported": c.supported, "missing": c.metadata.get("missing"),
+                                          "reason": c.metadata.get("reason")} for c in citations]}
+            model_declined = is_refusal(raw)
+            reason = "" if model_declined else _UNVERIFIED.get(lang, _UNVERIFIED["zh-Hans"])
+            return True, reason, refusal_text(lang, reason), [], [], draft
+        return False, reason, shown.strip(), citations, claims, {}
 
     def answer(self, question: str, history: Sequence[Any] = (), **kw: Any) -> Answer:
         """Drain `ask` and return the final Answer."""
@@ -608,44 +400,3 @@ class Assistant:
                 final = ev.answer
         assert final is not None  # ask always ends with Final
         return final
-
-
-def answer_to_json(answer: Answer) -> dict[str, Any]:
-    """The JSON shape of `rag ask --json` and `POST /ask`: only supported citations under
-    `citations` (the ones shown); rejected ones (with their support score) under
-    `rejected_citations`."""
-
-    def cite(c: Any) -> dict[str, Any]:
-        return {
-            "n": c.n,
-            "chunk_id": c.chunk_id,
-            "doc_id": c.doc_id,
-            "title": c.title,
-            "section": list(c.section),
-            "source": c.source,
-            "date": str(c.metadata.get("date") or ""),
-            "start": c.start,
-            "end": c.end,
-            "quote": c.quote,
-            "quote_start": c.quote_start,
-            "quote_end": c.quote_end,
-            "support": c.support,
-            "statement": c.statement,
-            "auto": bool(c.metadata.get("auto", False)),
-        }
-
-    return {
-        "question": answer.question,
-        "standalone_question": answer.standalone_question or answer.question,
-        "answer": answer.text,
-        "refused": answer.refused,
-        "grounded": answer.grounded,
-        "citations": [cite(c) for c in answer.citations if c.supported],
-        "rejected_citations": [cite(c) for c in answer.citations if not c.supported],
-        "claims": [c.to_dict() for c in answer.claims],
-        "refusal_reason": answer.refusal_reason,
-        "hits": [h.to_dict() for h in answer.hits],
-        "timings": dict(answer.timings),
-        "model": answer.model,
-        "prompt_version": PROMPT_VERSION,
-    }
