@@ -56,7 +56,7 @@ from rag.extractive import extract
 from rag.evidence import extend_enumerations
 from rag.limits import LIMITS  # noqa: F401 - re-exported; one home for input limits
 from rag.prompts import PROMPT_VERSION, REFUSAL, answer_messages, pack, to_langchain
-from rag.refusal import is_refusal, pre_check, refusal_text
+from rag.refusal import describe_unit_mismatch, is_refusal, pre_check, refusal_text, unit_mismatch
 from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)
@@ -381,14 +381,22 @@ class Assistant:
             convert=lambda t: to_answer_script(t, lang),
             query=query if lang == "en" and query != standalone else "",
         )
+        # the draft and why it failed stay in the diagnostics (eval, logs), not the answer
+        draft = {"draft": raw[:2000], "draft_claims": [c.to_dict() for c in claims],
+                 "draft_citations": [{"n": c.n, "supported": c.supported, "missing": c.metadata.get("missing"),
+                                      "reason": c.metadata.get("reason")} for c in citations]}
         if not any(c.verified for c in claims):
-            # nothing the model said could be verified (or it declined): refuse, saying why;
-            # the draft and why it failed stay in the diagnostics (eval, logs), not the answer
-            draft = {"draft": raw[:2000], "draft_claims": [c.to_dict() for c in claims],
-                     "draft_citations": [{"n": c.n, "supported": c.supported, "missing": c.metadata.get("missing"),
-                                          "reason": c.metadata.get("reason")} for c in citations]}
+            # nothing the model said could be verified (or it declined): refuse, saying why
             model_declined = is_refusal(raw)
             reason = "" if model_declined else _UNVERIFIED.get(lang, _UNVERIFIED["zh-Hans"])
+            return True, reason, refusal_text(lang, reason), [], [], draft
+        from rag.textnorm import normalize
+
+        near = unit_mismatch(standalone, [normalize(c.text) for c in claims if c.verified]) if lang != "en" else None
+        if near is not None:
+            # verified, but a count in another unit than the one asked: the neighbouring fact of a
+            # near miss ("多少名职工" → "19支作业队") is not an answer
+            reason = describe_unit_mismatch(near[1], lang)
             return True, reason, refusal_text(lang, reason), [], [], draft
         return False, reason, shown.strip(), citations, claims, {}
 

@@ -457,3 +457,19 @@ def test_a_document_that_instructs_the_model_does_not_speak_through_it(tmp_path,
     assert d["refused"] or fact in d["answer"], d["answer"]
     for c in d.get("claims", []):
         assert "入侵" not in c["text"]
+
+
+def test_a_count_in_another_unit_than_asked_is_refused_saying_what_the_documents_have():
+    from rag.types import Chunk
+
+    text = "苏里格项目部现有19支作业队，分布在三个区块。"
+    c = Chunk("s#0", "s", 0, "苏里格项目部", (), text, 0, len(text))
+    kb = StandInKB(chunks=[c], originals={})
+    llm = FakeChatModel(responses=["苏里格项目部有19支作业队【1】。", "苏里格项目部有19支作业队【1】。"])
+    a = Assistant(kb, cfg(refuse_threshold=0.0), llm=llm)
+    ans = a.answer("苏里格项目部有多少名职工？", llm_backend="fake")
+    assert ans.refused and "19支" in ans.text and not ans.grounded
+    assert ans.diagnostics.get("draft", "").startswith("苏里格项目部有19支作业队")
+    # the same answer to a question asking for teams is an answer
+    ok = a.answer("苏里格项目部有多少支作业队？", llm_backend="fake")
+    assert not ok.refused and ok.grounded
