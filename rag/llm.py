@@ -23,6 +23,7 @@ has no lock around the context.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -231,6 +232,23 @@ def unload_all() -> None:
                 except Exception:  # pragma: no cover - best effort
                     pass
         _LLAMA_CACHE.clear()
+
+
+def _close_at_exit() -> None:
+    """Close the models before the interpreter tears llama_cpp down (a Llama freed during
+    shutdown calls into an already-unloaded library: "TypeError: 'NoneType' object is not
+    callable"). A model still generating in another thread is left alone: exit never waits."""
+    for llm, lock in list(_LLAMA_CACHE.values()):
+        if lock.acquire(timeout=0.2):
+            try:
+                llm.close()
+            except Exception:  # pragma: no cover - best effort at exit
+                pass
+            finally:
+                lock.release()
+
+
+atexit.register(_close_at_exit)
 
 
 class LocalChatModel(BaseChatModel):
