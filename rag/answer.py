@@ -381,15 +381,17 @@ class Assistant:
             convert=lambda t: to_answer_script(t, lang),
             query=query if lang == "en" and query != standalone else "",
         )
-        # the draft and why it failed stay in the diagnostics (eval, logs), not the answer
-        draft = {"draft": raw[:2000], "draft_claims": [c.to_dict() for c in claims],
-                 "draft_citations": [{"n": c.n, "supported": c.supported, "missing": c.metadata.get("missing"),
-                                      "reason": c.metadata.get("reason")} for c in citations]}
+        def draft() -> dict:
+            # a refused draft and why it failed stay in the diagnostics (eval, logs), not the answer
+            return {"draft": raw[:2000], "draft_claims": [c.to_dict() for c in claims],
+                    "draft_citations": [{"n": c.n, "supported": c.supported, "missing": c.metadata.get("missing"),
+                                         "reason": c.metadata.get("reason")} for c in citations]}
+
         if not any(c.verified for c in claims):
             # nothing the model said could be verified (or it declined): refuse, saying why
             model_declined = is_refusal(raw)
             reason = "" if model_declined else _UNVERIFIED.get(lang, _UNVERIFIED["zh-Hans"])
-            return True, reason, refusal_text(lang, reason), [], [], draft
+            return True, reason, refusal_text(lang, reason), [], [], draft()
         from rag.textnorm import normalize
 
         near = unit_mismatch(standalone, [normalize(c.text) for c in claims if c.verified]) if lang != "en" else None
@@ -397,7 +399,7 @@ class Assistant:
             # verified, but a count in another unit than the one asked: the neighbouring fact of a
             # near miss ("多少名职工" → "19支作业队") is not an answer
             reason = describe_unit_mismatch(near[1], lang)
-            return True, reason, refusal_text(lang, reason), [], [], draft
+            return True, reason, refusal_text(lang, reason), [], [], draft()
         return False, reason, shown.strip(), citations, claims, {}
 
     def answer(self, question: str, history: Sequence[Any] = (), **kw: Any) -> Answer:

@@ -307,7 +307,7 @@ def _probe_main(model_path: str) -> None:
 
 
 def choose(models_dir: str | Path, model_path: str | Path, fast: Path | None,
-           echo: Callable[[str], None] = print) -> dict:
+           echo: Callable[[str], None] = print, cpu_isa: list[str] | None = None) -> dict:
     """Self-test the portable build and `fast`, record the faster one that passes."""
     results = {PORTABLE: probe(model_path, None)}
     if fast is not None:
@@ -329,6 +329,7 @@ def choose(models_dir: str | Path, model_path: str | Path, fast: Path | None,
         "model": Path(model_path).name,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": results,
+        "cpu_isa": cpu_isa if cpu_isa is not None else extra_isa(cpu_flags()),
     }
     _write_state(models_dir, state)
     return state
@@ -365,9 +366,7 @@ def install(models_dir: str | Path, model_path: str | Path | None, force: bool =
             echo(f"could not build llama.cpp for this CPU ({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}); "
                  "keeping the portable build")
     echo("self-testing the llama.cpp builds in child processes")
-    state = choose(models_dir, model_path, fast, echo)
-    state["cpu_isa"] = isa
-    _write_state(models_dir, state)
+    state = choose(models_dir, model_path, fast, echo, cpu_isa=isa)
     echo(f"llama.cpp kernels: {state['chosen']}")
     return state
 

@@ -24,9 +24,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from rag.claims import missing_constraints, quantities, quantity_found
+from rag.claims import _unit_class, missing_constraints, quantities, quantity_found
 from rag.prompts import REFUSAL
-from rag.textnorm import cjk_count, normalize_answer
+from rag.textnorm import cjk_count, normalize, normalize_answer, s2t
 
 # What a model says when it declines (matched on the normalised form, any script).
 _REFUSAL_RE = re.compile(
@@ -98,10 +98,6 @@ def asked_unit(question: str) -> str | None:
     >>> asked_unit("宝泰隆公司是哪一年组建的？") is None
     True
     """
-    from rag.claims import _unit_class
-
-    from rag.textnorm import normalize
-
     m = _ASKED_COUNT.search(normalize(question))  # script-folded: 幾戶 reads as 几户
     if not m:
         return None
@@ -121,13 +117,11 @@ def unit_mismatch(question: str, statements: Sequence[str]) -> tuple[str, str] |
     >>> unit_mismatch("该村有多少名党员？", ["该村党员很多"]) is None  # no count given: not this rule
     True
     """
-    from rag.claims import _unit_class
-
     want = asked_unit(question)
     if want is None:
         return None
     found = [q for s in statements for q in quantities(s)]
-    counts = [q for q in found if q.unit and _unit_class(q.unit, q.value) not in ("year", "years", "month", "月", "day", "date", "%")]
+    counts = [q for q in found if q.unit and _unit_class(q.unit, q.value) not in ("year", "years", "月", "day", "%")]
     if not counts or any(_unit_class(q.unit, q.value) == want for q in found):
         return None
     return want, counts[0].text
@@ -142,11 +136,7 @@ def describe_unit_mismatch(instead: str, lang: str) -> str:
     if lang == "en":
         return f"The documents give no figure in the unit the question asks for; they only mention “{instead}”."
     text = f"资料中没有提到问题所问单位的数字，只提到“{instead}”。"
-    if lang == "zh-Hant":
-        from rag.textnorm import s2t
-
-        return s2t(text)
-    return text
+    return s2t(text) if lang == "zh-Hant" else text
 
 
 def refusal_text(lang: str, reason: str = "") -> str:

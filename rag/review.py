@@ -119,9 +119,10 @@ def review(
     [('verified', ()), ('unverified', ('9个',))]
     """
     by_n = {p.n: p for p in passages}
+    texts = {p.n: _check_text(p) for p in passages}  # once per answer: every statement is checked against them
 
     def check(content: str, p: Passage) -> ClaimCheck:
-        return check_claim(content, _check_text(p), question, similarity=similarity, query=query)
+        return check_claim(content, texts[p.n], question, similarity=similarity, query=query)
 
     out: list[str] = []
     cites: list[Citation] = []
