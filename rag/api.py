@@ -7,6 +7,8 @@
     POST /search     {query, k?, mode?, kb?} → ranked hits
     GET  /documents  ?kb= → the documents of a knowledge base
     GET  /health     → status, version, knowledge bases, default backend (never needs the key)
+    GET  /v1/models, POST /v1/chat/completions → the OpenAI-compatible API (rag.openai_api:
+                     one model per knowledge base; errors there in OpenAI's shape)
 
 Robustness (issue 11), all before any work starts:
 - Limits (`rag.limits.LIMITS`): the body is read by an ASGI guard (`rag.serving.Guard`) that answers 413 above
@@ -47,9 +49,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rag import __version__
 from rag.answer import Assistant, QuestionError, answer_to_json
 from rag.config import Config, load_config
-from rag.errors import ConfigError, IndexMissing, ModelMismatch, ModelNotInstalled, RagError
+from rag.errors import ConfigError, IndexMissing, ModelMismatch, ModelNotInstalled, RagError, in_chinese
 from rag.limits import LIMITS, Limits, LimitError, check_kb_name, client_language, scrub_paths
-from rag.serving import Guard, Job, error_payload
+from rag.serving import OPENAI_PREFIX, Guard, Job, error_payload, shaped
 from rag.service import AssistantCache
 from rag.types import Evidence, Final, Status, Token
 
@@ -235,6 +237,9 @@ def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Ass
         out = [dataclasses.asdict(d) if dataclasses.is_dataclass(d) else dict(d) for d in docs]
         return {"kb": kb or cfg.paths.kb, "documents": out}
 
+    from rag.openai_api import add_openai_routes
+
+    add_openai_routes(app, cfg, assistant=assistant, job=job)  # GET /v1/models, POST /v1/chat/completions
     # outermost of the app's own layers: nothing reads a body or routes before the guard
     app.add_middleware(Guard, limits=limits, api_key=api_key)
     return app
@@ -249,7 +254,8 @@ async def _stream(items, lang: str) -> Any:
         kind = "DeadlineExceeded" if e.key == "deadline" else "LimitError"
         yield _sse("error", error_payload(e.key, lang, kind, **e.fields))
     except RagError as e:
-        yield _sse("error", error_payload("error", lang, type(e).__name__, detail=scrub_paths(str(e))))
+        yield _sse("error", error_payload("error", lang, type(e).__name__,
+                                          detail=scrub_paths(in_chinese(e) if lang == "zh" else str(e))))
     except Exception as e:
         log.exception("error while streaming an answer")
         yield _sse("error", error_payload("internal", lang, "InternalError", kind=type(e).__name__))
@@ -261,22 +267,24 @@ def _add_error_handlers(app: FastAPI) -> None:
     def lang(request: Request) -> str:
         return client_language(request.headers.get("accept-language"))
 
-    def reply(status: int, payload: dict, headers: dict | None = None) -> JSONResponse:
-        return JSONResponse(payload, status_code=status, headers=headers)
+    def reply(request: Request, status: int, payload: dict, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse(shaped(request.url.path, status, payload), status_code=status, headers=headers)
 
     @app.exception_handler(LimitError)
     async def _limit(request: Request, exc: LimitError):
-        kind = {"deadline": "DeadlineExceeded", "busy": "Busy", "kb_missing": "IndexMissing"}.get(exc.key, "LimitError")
+        kind = {"deadline": "DeadlineExceeded", "busy": "Busy", "kb_missing": "IndexMissing",
+                "model_missing": "ModelNotFound"}.get(exc.key, "LimitError")
         if exc.key == "kb_name":
             kind = "ConfigError"
-        return reply(exc.status, error_payload(exc.key, lang(request), kind, **exc.fields))
+        return reply(request, exc.status, error_payload(exc.key, lang(request), kind, **exc.fields))
 
     @app.exception_handler(RagError)
     async def _rag_error(request: Request, exc: RagError):
         key = ("model" if isinstance(exc, (ModelNotInstalled, ModelMismatch))
                else "invalid" if isinstance(exc, (QuestionError, ConfigError)) else "error")
-        detail = scrub_paths(str(exc))
-        return reply(_status_for(exc), error_payload(key, lang(request), type(exc).__name__, detail=detail))
+        # the generic message has no Chinese frame of its own: the error's kind leads in Chinese
+        detail = scrub_paths(in_chinese(exc) if key == "error" and lang(request) == "zh" else str(exc))
+        return reply(request, _status_for(exc), error_payload(key, lang(request), type(exc).__name__, detail=detail))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -285,7 +293,8 @@ def _add_error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
             msgs.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
         detail = "; ".join(msgs) or "invalid request"
-        return reply(422, error_payload("invalid", lang(request), "ValidationError", detail=detail[:500]))
+        status = 400 if request.url.path.startswith(OPENAI_PREFIX) else 422  # OpenAI says 400 for a bad request
+        return reply(request, status, error_payload("invalid", lang(request), "ValidationError", detail=detail[:500]))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -293,7 +302,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             payload = error_payload("not_found", lang(request), "NotFound")
         else:
             payload = error_payload("error", lang(request), "HTTPError", detail=str(exc.detail))
-        return reply(exc.status_code, payload, getattr(exc, "headers", None))
+        return reply(request, exc.status_code, payload, getattr(exc, "headers", None))
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, exc: OSError):
@@ -301,9 +310,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
         log.error("OS error on %s: %s", request.url.path, exc)
         kind = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-        return reply(503, error_payload("storage", lang(request), "StorageError", kind=kind))
+        return reply(request, 503, error_payload("storage", lang(request), "StorageError", kind=kind))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unexpected error on %s", request.url.path)
-        return reply(500, error_payload("internal", lang(request), "InternalError", kind=type(exc).__name__))
+        return reply(request, 500, error_payload("internal", lang(request), "InternalError", kind=type(exc).__name__))

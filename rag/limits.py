@@ -72,6 +72,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                 "知识库名称 {name!r} 无效：最多 {limit} 个字母、数字或 '_'、'-'、'.'"),
     "kb_missing": ("knowledge base {name!r} has no index; build it with `rag index PATH --kb {name}`",
                    "知识库 {name!r} 没有索引；请先运行 `rag index PATH --kb {name}`"),
+    "model_missing": ("the model {model!r} does not exist; GET /v1/models lists one model per knowledge base",
+                      "模型 {model!r} 不存在；GET /v1/models 列出每个知识库对应的模型"),
     "deadline": ("the request took longer than its {seconds:g} s deadline and was stopped",
                  "请求超过 {seconds:g} 秒的时限，已停止"),
     "busy": ("the server is answering {limit} requests already; retry shortly",

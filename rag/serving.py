@@ -3,7 +3,8 @@
 - `Guard` (outermost middleware): the API key (Bearer, constant-time comparison; /health is
   always open), then the body size: a body is read (at most `Limits.body_bytes`, within
   `Limits.body_seconds`) and replayed to the app, so nothing parses a body over the limit; the
-  reply is 413 whether the size was declared or only counted (chunked transfer).
+  reply is 413 whether the size was declared or only counted (chunked transfer). Under /v1/ (the
+  OpenAI-compatible routes) every error is in OpenAI's shape (`openai_error`).
 - `Job`: a request's work in a daemon thread that hands its items to the event loop; the loop
   reads them with the request's deadline (`LimitError("deadline")`), and the thread closes its
   iterator at its next item once the reader is gone (deadline, client disconnected, SIGTERM).
@@ -37,6 +38,37 @@ def error_payload(key: str, lang: str, error: str, **fields: object) -> dict[str
     return {"detail": message(key, lang, **fields), "error": error}
 
 
+# the OpenAI-compatible routes (rag.openai_api) answer errors the way OpenAI clients parse them
+OPENAI_PREFIX = "/v1/"
+_OPENAI_CODES = {"Unauthorized": "invalid_api_key", "ModelNotFound": "model_not_found", "NotFound": "unknown_url"}
+
+
+def _openai_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 404:
+        return "not_found_error"
+    if status in (408, 504):
+        return "timeout_error"
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def openai_error(payload: dict[str, str], status: int) -> dict[str, dict[str, object]]:
+    """Our {detail, error} payload in OpenAI's error shape.
+
+    >>> openai_error({"detail": "too big", "error": "PayloadTooLarge"}, 413)
+    {'error': {'message': 'too big', 'type': 'invalid_request_error', 'param': None, 'code': 'payload_too_large'}}
+    """
+    name = payload["error"]
+    code = _OPENAI_CODES.get(name) or "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    return {"error": {"message": payload["detail"], "type": _openai_type(status), "param": None, "code": code}}
+
+
+def shaped(path: str, status: int, payload: dict[str, str]) -> dict:
+    """The error payload for a reply to `path`: OpenAI's shape under /v1/, ours elsewhere."""
+    return openai_error(payload, status) if path.startswith(OPENAI_PREFIX) else payload
+
+
 # ------------------------------------------------------------------ the guard (ASGI middleware)
 
 
@@ -54,6 +86,11 @@ class Guard:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         lang = client_language(headers.get(b"accept-language", b"").decode("latin-1"))
         has_body = b"content-length" in headers or b"transfer-encoding" in headers
+        path = scope.get("path", "")
+
+        def _reply(send: Callable, status: int, payload: dict, headers: list | None = None, close: bool = False):
+            return _send_reply(send, status, shaped(path, status, payload), headers, close)
+
         if self.key and scope.get("path") != "/health" and not self._authorized(headers):
             return await _reply(send, 401, error_payload("unauthorized", lang, "Unauthorized"),
                                 [(b"www-authenticate", b"Bearer")], close=has_body)
@@ -111,7 +148,7 @@ async def _read_body(receive: Callable, limit: int, drain: int) -> tuple[bytes |
             return b"", total, False
 
 
-async def _reply(send: Callable, status: int, payload: dict, headers: list | None = None, close: bool = False) -> None:
+async def _send_reply(send: Callable, status: int, payload: dict, headers: list | None = None, close: bool = False) -> None:
     body = _json_bytes(payload)
     hs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())] + (headers or [])
     if close:  # an unread body is still arriving: do not keep the connection for another request
