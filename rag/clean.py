@@ -357,6 +357,8 @@ def _should_join(prev: str, nxt: str, width: int | None = None, prev_len: int | 
         return False
     if nxt.startswith(("|", "#", "```")) or prev.startswith(("|", "#", "```")):
         return False
+    if " | " in prev or " | " in nxt:  # table rows (rag.tables form) are lines of their own
+        return False
     if heading_marker(nxt) or is_bullet(nxt) or is_label_line(nxt):
         return False
     if _NO_LINE_START.match(nxt):

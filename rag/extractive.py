@@ -20,6 +20,9 @@ Method (deliberately simple and explainable):
   value (the company's founding sentence); a value of the type elsewhere in the sentence gains a
   little. Both are scaled by the passage's coverage relative to the best passage, so a value in
   an off-topic passage does not outrank the topic. The answer stays a verbatim sentence.
+- A table row (`rag.tables`) is scored with its table's header line as context and quoted with
+  its column names (`rag.tables.labelled_row`: `年份：2009，人均收入（元）：11579`); the citation
+  quotes the row itself.
 - A sentence that ends with "：" or is itself a question announces its answer in the next
   sentence, which is then appended.
 
@@ -47,6 +50,7 @@ from typing import Callable, Sequence
 
 from rag.attributes import asked_attribute, match_level
 from rag.cite import Passage, split_sentences
+from rag.tables import labelled_row, passage_rows
 from rag.text.markers import canonical
 from rag.textnorm import normalize, question_language
 
@@ -189,9 +193,16 @@ class Scorer:
         self.passages = list(passages)
         self.q_terms = terms(question)
         self.sentences: list[tuple[Passage, int, int, set[str]]] = []
+        self.row_header: dict[tuple[int, int], str] = {}  # (passage, sentence start) → its table's header line
         for p in self.passages:
+            rows = passage_rows(p)
             for a, b in split_sentences(p.text):
-                self.sentences.append((p, a, b, _grams(p.text[a:b])))
+                grams = _grams(p.text[a:b])
+                header = next((h for rs, re_, h in rows if rs <= a < re_), None)
+                if header is not None:  # a table row is read with its column names
+                    grams |= _grams(header)
+                    self.row_header[(p.n, a)] = header
+                self.sentences.append((p, a, b, grams))
         # the heading (title › section) is context the passage is read in: 《甘肃煤田地质局》 answers "该局…"
         self.block_grams = {p.n: _grams(p.chunk.heading + "\n" + p.text) for p in self.passages}
         n = max(1, len(self.sentences))
@@ -349,6 +360,8 @@ def extract(
     pieces: list[str] = []
     for c in chosen:
         s = re.sub(r"\s+", " ", c.text).strip()
+        if (c.passage, c.start) in sc.row_header:  # a table row, with its column names (rag.tables)
+            s = labelled_row(sc.row_header[(c.passage, c.start)], s)
         if len(s) > max_chars and len(chosen) == 1:
             s = s[:max_chars].rstrip() + "…"
         pieces.append(s)

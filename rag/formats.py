@@ -18,6 +18,8 @@ import re
 
 from rag.encodings import decode_bytes
 from rag.errors import IngestError
+from rag.pdf_tables import join_page_tables, page_items
+from rag.tables import Lines, cell_text
 
 
 def read_html(data: bytes, name: str) -> tuple[str, str, str, dict]:
@@ -60,9 +62,11 @@ def read_html(data: bytes, name: str) -> tuple[str, str, str, dict]:
     for tag in soup(["script", "style", "noscript", "template", "svg", "iframe", "form", "nav", "header", "footer", "aside", "button", "select"]):
         tag.decompose()
     body = soup.body or soup
-    lines: list[str] = []
+    lines = Lines()
     _html_lines(body, lines)
-    text = "\n".join(ln for ln in (re.sub(r"[ \t\r\f\v]+", " ", x).strip() for x in lines) if ln)
+    text, tables = lines.text(lambda x: re.sub(r"[ \t\r\f\v]+", " ", x).strip())
+    if tables:
+        meta["tables"] = tables
     return text, title_hint, encoding, meta
 
 
@@ -77,9 +81,9 @@ _CJK_CH = "\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef“”‘’"
 _CJK_BREAK = re.compile(rf"(?<=[{_CJK_CH}])[ \t\r]*\n\s*(?=[{_CJK_CH}])")
 
 
-def _html_lines(node, lines: list[str]) -> None:
-    """Flatten HTML into lines: block elements start new lines, headings become `#` lines,
-    table cells are joined with ' | '."""
+def _html_lines(node, lines: Lines) -> None:
+    """Flatten HTML into lines: block elements start new lines, headings become `#` lines, a
+    data table becomes row lines (rag.tables); a layout table's cells are blocks like any other."""
     from bs4 import NavigableString, Tag
     from bs4.element import Comment
 
@@ -110,12 +114,12 @@ def _html_lines(node, lines: list[str]) -> None:
                 if t:
                     lines.append("#" * int(name[1]) + " " + t)
                 continue
-            if name == "tr":
+            if name == "table" and (found := _html_table(child)) is not None:
                 flush()
-                cells = [c.get_text(" ", strip=True) for c in child.find_all(["td", "th"], recursive=False)]
-                row = " | ".join(c for c in cells if c)
-                if row:
-                    lines.append(row)
+                cap = child.find("caption")
+                if cap is not None and cap.get_text(strip=True):
+                    lines.append(cap.get_text(" ", strip=True))
+                lines.add_table(*found)
                 continue
             if name == "br":
                 flush()
@@ -133,6 +137,64 @@ def _html_lines(node, lines: list[str]) -> None:
     flush()
 
 
+def _html_table(tbl) -> tuple[list[list[str]], int] | None:
+    """(rows of cell texts, header rows marked by <thead> or all-<th> rows) of a data table, or
+    None for a layout table — one holding tables, long cells (> 200 characters, or 80 on
+    average) or never two filled cells in a row — whose cells are read as ordinary blocks.
+    A cell spanning columns is written once; one spanning rows is repeated in each of them."""
+    if tbl.find("table") is not None:
+        return None
+    rows: list[list[str]] = []
+    pending: dict[int, list] = {}  # column → [text, rows still to fill, columns spanned]
+    marked, counting = 0, True
+    for tr in tbl.find_all("tr"):
+        if tr.find_parent("table") is not tbl:
+            continue
+        cells = tr.find_all(["td", "th"], recursive=False)
+        out: list[str] = []
+        col = 0
+
+        def fill_pending() -> None:
+            nonlocal col
+            while col in pending:
+                p = pending[col]
+                out.append(p[0])
+                p[1] -= 1
+                if p[1] <= 0:
+                    del pending[col]
+                col += p[2]
+
+        for c in cells:
+            fill_pending()
+            t = cell_text(c.get_text(" ", strip=True))
+            span = _span(c.get("colspan"), 50)
+            down = _span(c.get("rowspan"), 1000)
+            out.append(t)
+            if down > 1:
+                pending[col] = [t, down - 1, span]
+            col += span
+        fill_pending()
+        rows.append(out)
+        head = bool(cells) and (tr.find_parent("thead") is not None or all(c.name == "th" for c in cells))
+        if counting and head:
+            marked += 1
+        else:
+            counting = counting and not any(out)  # leading empty rows do not end the header
+    filled = [len(c) for r in rows for c in r if c]
+    if not filled or max(filled) > 200 or sum(filled) / len(filled) > 80:
+        return None
+    if not any(sum(1 for c in r if c) >= 2 for r in rows):
+        return None
+    return rows, marked
+
+
+def _span(value, limit: int) -> int:
+    try:
+        return max(1, min(limit, int(str(value or "1").strip() or 1)))
+    except ValueError:
+        return 1
+
+
 def read_docx(data: bytes, name: str) -> tuple[str, str, dict]:
     try:
         import docx
@@ -148,7 +210,7 @@ def read_docx(data: bytes, name: str) -> tuple[str, str, dict]:
         meta["author"] = _real(d.core_properties.author)
     # core_properties.created is when the file was made (templates carry their own date), not a
     # publication date: it is not used as the document date
-    lines: list[str] = []
+    lines = Lines()
     body = d.element.body
     for el in body.iterchildren():
         tag = el.tag.rsplit("}", 1)[-1]
@@ -168,23 +230,51 @@ def read_docx(data: bytes, name: str) -> tuple[str, str, dict]:
             else:
                 lines.extend(x.strip() for x in t.splitlines() if x.strip())
         elif tag == "tbl":
-            table = Table(el, d)
-            for row in table.rows:
-                cells: list[str] = []
-                for c in row.cells:
-                    ct = " ".join(c.text.split())
-                    if ct and (not cells or cells[-1] != ct):  # merged cells repeat their text
-                        cells.append(ct)
-                if cells:
-                    lines.append(" | ".join(cells))
-    text = "\n".join(lines)
+            lines.add_table(*_docx_table(Table(el, d)))
+    text, tables = lines.text()
+    if tables:
+        meta["tables"] = tables
     return text, title_hint, meta
 
 
-def _drop_running_lines(pages: list[list[str]]) -> list[str]:
+def _docx_table(table) -> tuple[list[list[str]], int, bool]:
+    """(rows of cell texts, header rows Word marks "repeat as header row", first row all bold)
+    of a .docx table (rag.tables form: a cell merged across columns once, across rows repeated;
+    a nested table flattened into its cell)."""
+    from docx.oxml.ns import qn
+
+    def text_of(cell) -> str:
+        parts = [cell_text(cell.text)]
+        for sub in cell.tables:
+            parts.append("；".join(" ".join(cell_text(c.text) for c in r.cells) for r in sub.rows))
+        return " ".join(p for p in parts if p)
+
+    rows: list[list[str]] = []
+    marked, counting, bold = 0, True, False
+    for k, row in enumerate(table.rows):
+        cells, prev = [], None
+        for c in row.cells:
+            if c._tc is prev:  # merged across columns: python-docx repeats the cell
+                continue
+            prev = c._tc
+            cells.append(text_of(c))
+        rows.append(cells)
+        trpr = row._tr.trPr
+        if counting and trpr is not None and trpr.find(qn("w:tblHeader")) is not None:
+            marked += 1
+        else:
+            counting = False
+        if k == 0:
+            runs = [r for c in row.cells for p in c.paragraphs for r in p.runs if r.text.strip()]
+            bold = bool(runs) and all(r.bold for r in runs)
+    return rows, marked, bold
+
+
+def _drop_running_lines(pages: list[list]) -> list:
     """Page headers/footers a PDF repeats on every page (the report's title, "内部资料",
     "第 3 页 共 9 页"): a line among the first/last two of a page whose text (digits folded)
-    recurs there on at least 3 pages and half of them is dropped.
+    recurs there on at least 3 pages and half of them is dropped. A page item that is not a
+    string (a table's rows, rag.pdf_tables) counts as a line and is never dropped.
 
     >>> pages = [["县委办公室文件", *[c + k for k in "甲乙丙丁"], f"- {i} -"] for i, c in enumerate("春夏秋", 1)]
     >>> _drop_running_lines(pages)[:5]
@@ -192,18 +282,21 @@ def _drop_running_lines(pages: list[list[str]]) -> list[str]:
     """
     from collections import Counter
 
-    def key(s: str) -> str:
-        return re.sub(r"\d+", "#", re.sub(r"\s+", "", s))
+    def key(s) -> str:
+        return re.sub(r"\d+", "#", re.sub(r"\s+", "", s)) if isinstance(s, str) else ""
+
+    def filled(s) -> bool:
+        return not isinstance(s, str) or bool(s.strip())
 
     edge = Counter()
     for lines in pages:
-        nonblank = [ln for ln in lines if ln.strip()]
+        nonblank = [ln for ln in lines if filled(ln)]
         if len(nonblank) >= 5:  # on a page of a few lines every line is an "edge"
             edge.update({key(ln) for ln in nonblank[:2] + nonblank[-2:]})
     running = {k for k, c in edge.items() if k and c >= 3 and c >= 0.5 * len(pages)}
-    out: list[str] = []
+    out: list = []
     for lines in pages:
-        nonblank_idx = [i for i, ln in enumerate(lines) if ln.strip()]
+        nonblank_idx = [i for i, ln in enumerate(lines) if filled(ln)]
         edges = set(nonblank_idx[:2] + nonblank_idx[-2:]) if len(nonblank_idx) >= 5 else set()
         out.extend(ln for i, ln in enumerate(lines) if not (i in edges and key(ln) in running))
     return out
@@ -224,6 +317,7 @@ def read_pdf(data: bytes, name: str) -> tuple[str, str, dict]:
             except Exception:
                 raise IngestError(f"{name}: the PDF is password-protected; remove the password first") from None
         pages = [(p.extract_text() or "") for p in reader.pages]
+        items = [page_items(p, t) for p, t in zip(reader.pages, pages)]  # tables as rows (rag.pdf_tables)
         info = reader.metadata
     except IngestError:
         raise
@@ -231,8 +325,16 @@ def read_pdf(data: bytes, name: str) -> tuple[str, str, dict]:
         raise IngestError(f"{name}: unreadable PDF ({type(e).__name__}: {e})") from None
     if not any(p.strip() for p in pages):
         raise IngestError(f"{name}: the PDF has no text layer (scanned images?); run OCR on it first")
-    text = "\n".join(_drop_running_lines([p.strip("\n").split("\n") for p in pages]))
+    lines = Lines()
+    for it in join_page_tables(_drop_running_lines(items)):
+        if isinstance(it, str):
+            lines.append(it)
+        else:
+            lines.add_table(it)
+    text, tables = lines.text(drop_empty=False)
     meta: dict = {"pages": len(pages)}
+    if tables:
+        meta["tables"] = tables
     title_hint = ""
     if info is not None:
         title_hint = _real(info.title)

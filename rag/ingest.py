@@ -122,7 +122,11 @@ def _extract(data: bytes, suffix: str, name: str) -> tuple[str, str, str, str, d
         suffix = ".html"  # a web page saved as .txt: read it as the HTML it is
     if suffix in TEXT_SUFFIXES:
         text, encoding = decode_bytes(data, name)
-        return text, ("markdown" if suffix in {".md", ".markdown"} else "text"), encoding, "", {}
+        if suffix in {".md", ".markdown"}:
+            from rag.tables import markdown_tables
+
+            return text, "markdown", encoding, "", ({"tables": t} if (t := markdown_tables(text)) else {})
+        return text, "text", encoding, "", {}
     if suffix in HTML_SUFFIXES:
         text, title_hint, encoding, meta = read_html(data, name)
         return text, "html", encoding, title_hint, meta
