@@ -105,7 +105,8 @@ def to_answer_script(text: str, lang: str) -> str:
     Simplified target: OpenCC t2s on everything (safe). Traditional target: s2t only on the
     clauses that contain a simplified-only character — running s2t over text that is already
     traditional "corrects" legitimate variants (89周年 → 89週年), and answers often quote
-    traditional sources verbatim. English: unchanged.
+    traditional sources verbatim. English: the Chinese a model copied into its English put into
+    English (rag.text.english).
 
     >>> to_answer_script("座談會在6月25日召開，纪念89周年【1】。", "zh-Hant")
     '座談會在6月25日召開，紀念89週年【1】。'
@@ -113,9 +114,15 @@ def to_answer_script(text: str, lang: str) -> str:
     '紀念89周年【1】。'
     >>> to_answer_script("紀念89周年【1】。", "zh-Hans"), to_answer_script("It was 1949.", "en")
     ('纪念89周年【1】。', 'It was 1949.')
+    >>> to_answer_script("The income in 2009 was 9450元", "en")
+    'The income in 2009 was 9450 yuan'
     """
     if lang == "zh-Hans":
         return t2s(text)
+    if lang == "en":
+        from rag.text.english import englishify
+
+        return englishify(text)
     if lang != "zh-Hant":
         return text
     pieces = re.split(r"(?<=[。！？!?；;，,：:\n])", text)

@@ -29,13 +29,14 @@ from rag.extractive import injection_like
 from rag.text.markers import MARKER_RE, canonical, parse_markers, strip_markers
 from rag.types import Citation, Claim
 
-_END = re.compile(r"[。！？!?；;\n]+[”’」』）)]*")  # closing quotes stay with their sentence
+# an English full stop is a "." before a space or the end (not 4.75, not a marker's neighbour)
+_END = re.compile(r"(?:[。！？!?；;\n]|\.(?=\s|$))+[”’」』）)]*")  # closing quotes stay with their sentence
 _TRAIL = "。！？!?；;.\n \t"
 _LEAD = "，,、：: \t"
 # a piece ends after a sentence end (with the markers that follow it) or after a marker group
 # that closes a clause within the sentence
 _GROUP = r"(?:\s*(?:" + MARKER_RE.pattern + r"))+"
-_CUTS = re.compile(_END.pattern + r"(?:" + _GROUP + r")?|" + _GROUP + r"(?=\s*[^\s。！？!?；;\n【\[［])")
+_CUTS = re.compile(_END.pattern + r"(?:" + _GROUP + r")?|" + _GROUP + r"(?=\s*(?!\.(?:\s|$))[^\s。！？!?；;\n【\[［])")
 
 
 
@@ -66,6 +67,8 @@ def pieces(text: str) -> list[str]:
     ['“引一句。”【1】']
     >>> pieces("有68人【1】，其中党员32人【2】。")
     ['有68人【1】', '，其中党员32人【2】。']
+    >>> pieces("It has 68 people【1】. The road is 4.75 km long【2】.")
+    ['It has 68 people【1】.', ' The road is 4.75 km long【2】.']
     """
     out: list[str] = []
     pos = 0

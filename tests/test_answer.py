@@ -83,6 +83,14 @@ def test_english_question_is_searched_in_chinese_and_answered_in_english():
     assert "安达市委是哪一年成立学习型党组织小组的？" not in ans.text  # the query is never part of the answer
 
 
+def test_english_answer_shows_english_for_the_chinese_the_model_copied():
+    # the check reads what the model wrote (68人 is in the passage); the user reads English
+    a, _ = assistant(["甘肃煤田地质局现有多少干部职工？", "According to the existing资料, the bureau has 68人【1】."])
+    ans = a.answer("How many staff does the Gansu coal geology bureau have?", llm_backend="fake")
+    assert ans.text == "According to the documents, the bureau has 68 people【1】."
+    assert [c.status for c in ans.claims] == ["verified"] and ans.grounded
+
+
 # ---- refusal
 
 

@@ -221,3 +221,33 @@ def test_support_and_lexical_support_are_overlap():
     # the evaluation's recheck counts a digit run as one token
     assert metrics.lexical_support(s, p) == overlap(strip_markers(s), p, units=metrics.answer_tokens)
     assert metrics.lexical_support(s, p) != cite.support(s, p)
+
+
+# ---- rag.text.english: the Chinese a model copies into an English answer
+
+from rag.text.english import englishify  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "statement, shown",
+    [
+        # the prompt's own word for the evidence
+        ("According to the existing资料, the village had 152 households", "According to the documents, the village had 152 households"),
+        # units after numbers; 万 multiplies: 3.2 × 10 000 = 32 000; 1.2 × 10⁸ = 120 million
+        ("Income rose to 9450元 in 2009", "Income rose to 9450 yuan in 2009"),
+        ("The bureau invested 1.2亿元 in 2010年", "The bureau invested 120 million yuan in 2010"),
+        ("The farm covers 3.2萬畝", "The farm covers 32,000 mu"),
+        ("The ring road is 4.75公里 long", "The ring road is 4.75 km long"),
+        ("It took 3年 to finish the road", "It took 3 years to finish the road"),
+        # a name (jieba: nr) gets capitalised pinyin and keeps its Chinese
+        ("The deputy director of the office is岳丹", "The deputy director of the office is Yue Dan (岳丹)"),
+        # Chinese punctuation between English words
+        ("The members are young，active and skilled。", "The members are young, active and skilled."),
+        # glosses the model wrote on purpose, and Chinese answers, stay as they are
+        ('It is called the "一站三中心" model', 'It is called the "一站三中心" model'),
+        ("八岔村现有152户村民", "八岔村现有152户村民"),
+        ("No Chinese here.", "No Chinese here."),
+    ],
+)
+def test_englishify(statement, shown):
+    assert englishify(statement) == shown
