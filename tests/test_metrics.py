@@ -57,6 +57,31 @@ def test_contains_and_list_coverage():
     assert M.list_coverage("x", []) is None
 
 
+@pytest.mark.parametrize(
+    "prediction, refs, items, correct",
+    [
+        # parts 46个 / 共有党员849人, both present though joined by "，" and the whole string is not
+        ("先后组建了46个非公有制企业党组织，共有黨員849人【1】。", ["46個,共有黨員849人"], [], 1.0),
+        # one part (430口人) missing
+        ("现有152户村民。", ["152户,430口人"], [], 0.0),
+        # a part must be found whole: 包专题辅导 is not in the answer
+        ("包的是专题辅导、工作指导、解决难题", ["包专题辅导、包工作指导、包解决难题"], [], 0.0),
+        # a one-part reference is the strict test
+        ("社长是王建國", ["王建国"], [], 1.0),
+        ("社长是王建军", ["王建国"], [], 0.0),
+        # a list question: every item, whatever text is between them (3 of 3)
+        ("一是带头学习提高【1】。认真学习……二是带头争创佳绩。三是带头服务群众。", ["带头学习提高、带头争创佳绩、带头服务群众"],
+         ["带头学习提高", "带头争创佳绩", "带头服务群众"], 1.0),
+        # 2 of 3 items is not correct, even though each part found would not matter
+        ("带头学习提高、带头服务群众", ["带头学习提高、带头争创佳绩、带头服务群众"],
+         ["带头学习提高", "带头争创佳绩", "带头服务群众"], 0.0),
+    ],
+)
+def test_answer_correct_needs_every_part(prediction, refs, items, correct):
+    assert M.answer_correct(prediction, refs, items) == correct
+    assert M.contains_reference(prediction, refs) <= M.answer_correct(prediction, refs, items) or items
+
+
 # ----------------------------------------------------------------------------- citations
 
 

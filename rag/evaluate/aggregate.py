@@ -126,6 +126,7 @@ def config_metrics(rs: Sequence[Mapping[str, Any]], rc: RunConfig, sweep_modes: 
             "em": _mean_key(aa, "em"),
             "f1": _mean_key(aa, "f1"),
             "contains": _mean_key(aa, "contains"),
+            "correct": _mean_key(aa, "correct"),
             "list_coverage": _mean_key(aa, "list_coverage"),
             "n": len(aa),
             "n_list": sum(1 for r in aa if (r.get("scores") or {}).get("list_coverage") is not None),
@@ -160,5 +161,6 @@ def _group_summary(rs: Sequence[Mapping[str, Any]], per_q: Mapping[str, Mapping[
         aa = [r for r in rs if r.get("answerable", True)]
         s["f1"] = _mean_key(aa, "f1")
         s["contains"] = _mean_key(aa, "contains")
+        s["correct"] = _mean_key(aa, "correct")
         s["refused"] = M.mean(float(bool(r.get("refused"))) for r in rs if r.get("answer") is not None)
     return s

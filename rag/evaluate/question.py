@@ -70,6 +70,10 @@ def score_row(row: Mapping[str, Any], passages: Mapping[str, str] | None = None,
         s["f1"] = M.char_f1(text, refs) if not refused else 0.0
         s["contains"] = M.contains_reference(text, refs) if not refused else 0.0
     items = row.get("list_items") or []
+    if refs or items:
+        # beside the strict whole-string `contains`: all parts of the reference / all list items,
+        # in any order and with any connective (rag.evaluate.answer_scores.answer_correct)
+        s["correct"] = M.answer_correct(text, refs, items) if not refused else 0.0
     if items:
         s["list_coverage"] = (M.list_coverage(text, items) or 0.0) if not refused else 0.0
     cits = row.get("citations") or []

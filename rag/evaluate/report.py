@@ -81,7 +81,9 @@ def _md_head(info: Mapping[str, Any], metrics: Mapping[str, Any], names: Sequenc
         "",
         "Metric definitions: retrieval through ranx; chunk level counts an evidence quote as found when a retrieved chunk "
         "contains it (or covers at least half of it); answers scored as the CMRC 2018 scorer (OpenCC-simplified, half-width, "
-        "no punctuation; F1 from the longest common substring of character tokens); citation precision/recall rechecked "
+        "no punctuation; F1 from the longest common substring of character tokens; \"contains reference\" needs the whole "
+        "reference string, \"holds every part / list item\" every list item of a list question, else every part of the "
+        "reference split at enumeration/clause punctuation, in any order); citation precision/recall rechecked "
         "lexically (≥ 0.5 of the statement's character bigrams in the cited passage; an English statement citing a Chinese "
         "passage: every number, Chinese term and pinyin name it states is in the passage, the system's flag when it "
         "states none), the system's own flag shown as self-reported.",
@@ -130,7 +132,7 @@ def _md_retrieval(metrics: Mapping[str, Any], names: Sequence[str], plots: Mappi
 
 def _table_keys(metrics: Mapping[str, Any], names: Sequence[str]) -> list[str]:
     retrieval_only = all(metrics["configs"][n]["config"].get("retrieval_only") for n in names)
-    return ["n", "chunk_recall@5", "doc_recall@5"] + ([] if retrieval_only else ["f1", "contains", "refused"])
+    return ["n", "chunk_recall@5", "doc_recall@5"] + ([] if retrieval_only else ["f1", "contains", "correct", "refused"])
 
 
 def _md_breakdowns(metrics: Mapping[str, Any], names: Sequence[str], plots: Mapping[str, str]) -> list[str]:
