@@ -40,6 +40,32 @@ _CUTS = re.compile(_END.pattern + r"(?:" + _GROUP + r")?|" + _GROUP + r"(?=\s*(?
 
 
 
+def drop_repeated_items(statement: str) -> str:
+    """An enumeration with an item repeated (a small model looping: "…、党员教育活动、党员教育活动")
+    keeps the first of each: a repeated item is never a further item of the list, and shown
+    twice it reads as a broken answer.
+
+    >>> drop_repeated_items("五项活动是学习实践活动、党员教育活动、党员教育活动、黨員教育活動")
+    '五项活动是学习实践活动、党员教育活动'
+    >>> drop_repeated_items("一是带头学、二是带头干")
+    '一是带头学、二是带头干'
+    """
+    from rag.textnorm import normalize
+
+    parts = re.split(r"([、；;])", statement)
+    if len(parts) < 5:  # fewer than three items
+        return statement
+    seen: set[str] = set()
+    out: list[str] = []
+    for i in range(0, len(parts), 2):
+        key = normalize(parts[i]).strip(" ，,。")
+        if i and key in seen:
+            continue
+        seen.add(key)
+        out += ([parts[i - 1]] if i else []) + [parts[i]]
+    return "".join(out)
+
+
 def debullet(text: str) -> str:
     """Markers a model used as list bullets ("是：【1】甲【2】乙") become item separators: a
     marker at the start or after a colon is dropped, one between two items becomes 、 (placed
@@ -134,7 +160,7 @@ def review(
     for piece in pieces(debullet(text)):
         body = strip_markers(piece)
         lead = body[: len(body) - len(body.lstrip(_LEAD))]  # "，" before a clause stays with it
-        content = body.rstrip(_TRAIL).strip().lstrip(_LEAD)
+        content = drop_repeated_items(body.rstrip(_TRAIL).strip().lstrip(_LEAD))
         punct = body[len(body.rstrip(_TRAIL)) :].strip(" \t")
         if not content:
             continue

@@ -91,6 +91,12 @@ def test_english_answer_shows_english_for_the_chinese_the_model_copied():
     assert [c.status for c in ans.claims] == ["verified"] and ans.grounded
 
 
+def test_a_looping_list_shows_each_item_once():
+    a, _ = assistant(["“四比四看”是比素质、看作风、看作风、看作风【1】。"])
+    ans = a.answer("全局党员参加的“四比四看”活动比什么？", llm_backend="fake")
+    assert ans.text == "“四比四看”是比素质、看作风【1】。"
+
+
 # ---- refusal
 
 
