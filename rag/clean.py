@@ -34,7 +34,13 @@ from __future__ import annotations
 import re
 from array import array
 from dataclasses import dataclass, field
-from functools import lru_cache
+
+
+from rag.boilerplate import _EDITOR, _EDITOR_ROLES, _MD_IMAGE, _WS, boilerplate_kind
+from rag.linejoin import _HAS_CJK, _SENT_INSIDE, _should_join, splits_word, wrap_width
+
+__all__ = ["Cleaned", "clean_text", "parse_date", "parse_dateline", "repair_line", "boilerplate_kind",
+           "splits_word", "wrap_width", "OCR_CHAR_FIXES"]
 
 # ---------------------------------------------------------------------------------------------
 # result type
@@ -112,94 +118,6 @@ def parse_dateline(line: str) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# boilerplate lines
-
-_WS = " \t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c"
-# "您当前的位置：" "当前位置：" "所在位置：" (a bare "位置：…" is content: a place's location)
-_BREADCRUMB_HEAD = re.compile(
-    r"^[(（\[]?\s*(?:(?:您|你)\s*(?:的)?\s*(?:当前|當前|目前|现在|現在)?|当前|當前|目前|现在|現在|所在)"
-    r"\s*(?:的|所在)?\s*(?:所在)?\s*位置\s*[:：]"
-)
-_CRUMB_SEP = re.compile(r"\s*(?:>>?|＞|›|»)\s*")  # not →: "申请→审核→批准" is content
-_HOME = re.compile(r"^(?:首页|首頁|主页|主頁|网站首页|網站首頁|home)$", re.I)
-# the value must look like names ("王凌霞", "王静、李四"), so "审核：由县委组织部负责。" stays content
-_EDITOR = re.compile(
-    r"^[\[（(【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|值班编辑|值班編輯|校对|校對|审核|審核|审校|審校|监制|監製)"
-    r"\s*[:：]\s*([^\s，,。；;：:）)\]】]{0,8}(?:[、/ ][^\s，,。；;：:）)\]】]{1,8}){0,3})\s*[\]）)】]?$"
-)
-_EDITOR_ROLES = ("责任编辑", "責任編輯", "责编", "責編", "编辑", "編輯", "值班编辑", "值班編輯")
-_PAGE_NUM = re.compile(
-    r"^(?:[-—–－~～_]+\s*\d{1,4}\s*[-—–－~～_]+"
-    r"|第\s*\d{1,4}\s*[页頁](?:\s*[/／,，]?\s*共\s*\d{1,4}\s*[页頁])?"
-    r"|共\s*\d{1,4}\s*[页頁][,，]?\s*第\s*\d{1,4}\s*[页頁]"
-    r"|(?i:page)\s*\d{1,4}(?:\s*(?i:of)\s*\d{1,4})?)$"
-)
-_PDF_PAGE_NUM = re.compile(r"^(?:\d{1,4}|\d{1,4}\s*/\s*\d{1,4})$")
-_PAGINATION_TOKENS = re.compile(
-    r"\[\s*\d{1,4}\s*\]|上一?[页頁]|下一?[页頁]|前一[页頁]|后一[页頁]|後一[頁页]|首[页頁]|尾[页頁]|末[页頁]|"
-    r"共\s*\d+\s*[页頁]|第\s*\d+\s*[页頁]|[页頁]码|跳转|跳轉|(?i:prev(?:ious)?|next|first|last|go)\b|«|»|‹|›|<<|>>|\d{1,4}|\.\.\.|…"
-)
-_PAGINATION_WORD = re.compile(r"[页頁]|\[\s*\d+\s*\]")
-_RESIDUE = re.compile(r"^[|｜\-:：\s]*$")
-_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
-# widget vocabulary, in simplified script (lines are t2s-folded before matching)
-_WIDGET_WORDS = (
-    "站内搜索|全站搜索|搜一搜|搜索|分享到|一键分享|分享|收藏本页|收藏本文|加入收藏|收藏|打印本页|打印本文|打印|"
-    "关闭窗口|关闭本页|关闭|返回顶部|返回首页|返回列表|返回|顶部|字号|默认|推荐|我要评论|发表评论|评论|点赞|转发|复制链接|"
-    "扫一扫|二维码|微信|朋友圈|新浪微博|腾讯微博|网易微博|搜狐微博|微博|qq空间|qzone|qq|人人网|开心网|豆瓣|贴吧|"
-    "facebook|twitter|linkedin|更多|大|中|小|我要纠错|纠错|举报|我要投稿|投稿|我要留言|留言|手机看|手机版|电脑版|"
-    "下载客户端|客户端|点击排行|排行榜|相关新闻|相关阅读|相关链接|相关文章|相关报道|延伸阅读|推荐阅读|热点推荐|热门推荐|"
-    "热门文章|猜你喜欢|精彩推荐|网友评论|最新评论|热门评论|查看全文|阅读全文|展开全文"
-)
-_WIDGET_LINE = re.compile(rf"^(?:{_WIDGET_WORDS})+$")
-_WIDGET_SEPS = re.compile(r"[\s|｜·•/、,，:：\-_\[\]【】()（）]+")
-# "关注东北网" "关注我们" "订阅公众号" — but not a heading like "关注民生"
-_FOLLOW = re.compile(
-    r"^(?:关注|關注|订阅|訂閱)(?:我们|我們|本站|本网|本網|\S{0,8}(?:网|網|号|號|微博|微信|公众号|公眾號|客户端|客戶端|App|APP|频道|頻道))$"
-)
-_PREV_NEXT = re.compile(r"^(?:上一篇|下一篇|上一條|下一條|上一条|下一条)\s*[:：]")
-
-
-def boilerplate_kind(line: str, fmt: str = "text") -> str | None:
-    """Why a (trimmed) line is page residue, or None if it is content.
-
-    >>> [boilerplate_kind(x) for x in ["您當前的位置 : 東北網 > 黑龍江", "搜 索", "關注東北網", "Qzone",
-    ...  "[1]  [2]  [3]  下一页  尾页", "責任編輯:王凌霞", "![]() |", "|||", "- 12 -", "第 3 页", "正文。"]]
-    ['breadcrumb', 'widget', 'widget', 'widget', 'pagination', 'editor', 'residue', 'residue', 'page-number', 'page-number', None]
-    """
-    s = line.strip(_WS)
-    if not s:
-        return "blank"
-    if _RESIDUE.match(_MD_IMAGE.sub("", s)):
-        return "residue"
-    if _PAGE_NUM.match(s) or (fmt == "pdf" and _PDF_PAGE_NUM.match(s)):
-        return "page-number"
-    if len(s) <= 200 and _BREADCRUMB_HEAD.match(s):
-        return "breadcrumb"
-    if len(s) <= 150:
-        parts = [p for p in _CRUMB_SEP.split(s) if p]
-        seps = len(_CRUMB_SEP.findall(s))
-        if seps >= 1 and all(len(p) <= 20 for p in parts) and not re.search(r"[。！？!?；;]", s):
-            if seps >= 2 or (parts and _HOME.match(parts[0].strip())):
-                return "breadcrumb"
-    if len(s) <= 120 and _PAGINATION_WORD.search(s) and not _PAGINATION_TOKENS.sub("", s).strip(_WS + "|｜-—,，.。:：[]"):
-        return "pagination"
-    if len(s) <= 60 and _EDITOR.match(s):
-        return "editor"
-    if len(s) <= 30:
-        from rag.textnorm import normalize
-
-        n = _WIDGET_SEPS.sub("", normalize(s))
-        if n and (_WIDGET_LINE.match(n) and not re.fullmatch(r"[大中小]", n)):
-            return "widget"
-        if _FOLLOW.match(s.replace(" ", "")):
-            return "widget"
-    if len(s) <= 100 and _PREV_NEXT.match(s):
-        return "widget"
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # in-line repairs (each keeps the offset map)
 
 #: Characters OCR engines substitute for common ones; the wrong ones are (practically) unused in
@@ -216,7 +134,6 @@ _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\x00-\x08\x0e-\x1
 _LOW9_QUOTES = re.compile("[\u201a\u201b]")  # ‚ ‛ used by OCR for “ ”
 _LOW9_RUN = re.compile("\u201e(?:[ \u3000]*\u201e)+[ \u3000]*")  # „ „ „„ : an OCR'd ellipsis
 _WS_RUN = re.compile(f"[{_WS}\r]{{2,}}|[\t\r\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c]")
-_HAS_CJK = re.compile(r"[\u3400-\u9fff]")
 # a page footer ("-1-") glued to the last line of a page, or a header glued to the next
 _GLUED_PAGE_NUM = re.compile(r"(?<=[\u3400-\u9fff，。、”])\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*$|^\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*(?=[\u3400-\u9fff])")
 # a document-sharing site's blurb inside the text: "本站精心为大家整理了…，希望对你有帮助。"
@@ -276,110 +193,6 @@ def repair_line(s: str, offs: array) -> tuple[str, array]:
     if a or b != len(s):
         s, offs = s[a:b], offs[a:b]
     return s, offs
-
-
-# ---------------------------------------------------------------------------------------------
-# re-joining lines broken mid-sentence
-
-_TERMINAL_END = re.compile(r"[。！？；…!?;:：][”’」』）)】》〉\"']*$")
-_OPEN_END = re.compile(r"[，,、（(“‘《「『〈\[【—-]$")
-_SENT_INSIDE = re.compile(r"[。！？!?]")  # not ；: OCR often reads ： as ；
-_NO_LINE_START = re.compile(r"^[，。、；：？！）》」』”’,.;:?!)\]】]")
-_PAIRS = (("“", "”"), ("（", "）"), ("(", ")"), ("《", "》"), ("「", "」"), ("『", "』"), ("‘", "’"))
-LONG_LINE = 50  # a line this long that ends mid-sentence was wrapped, not ended
-
-
-@lru_cache(maxsize=1)
-def _jieba():
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
-def splits_word(left: str, right: str) -> bool:
-    """True if the break between `left` and `right` falls inside a Chinese word (segmented
-    by jieba on a few characters of context), e.g. '…的画' | '面' or '每位党' | '员干部'."""
-    if not left or not right or not (_HAS_CJK.match(left[-1]) and _HAS_CJK.match(right[0])):
-        return False
-    l, r = left[-4:], right[:4]
-    pos = 0
-    for tok in _jieba().lcut(l + r, HMM=False):
-        end = pos + len(tok)
-        if pos < len(l) < end and len(tok) >= 2:
-            return True
-        pos = end
-        if pos >= len(l):
-            break
-    return False
-
-
-def _unbalanced(s: str) -> bool:
-    return any(s.count(a) > s.count(b) for a, b in _PAIRS)
-
-
-def wrap_width(lengths: list[int]) -> int | None:
-    """The width a text was wrapped at (PDF text layers, OCR, hard-wrapped .txt), if it was:
-    the 80th-percentile line length, when at least 30% of the lines are about that long.
-
-    >>> wrap_width([38, 37, 38, 12, 38, 36, 20, 38, 38, 9]), wrap_width([300, 12, 640, 80, 15, 220, 9, 31])
-    (38, None)
-    """
-    lens = sorted(lengths)
-    n = len(lens)
-    if n < 6:
-        return None
-    p = lens[int(0.8 * (n - 1))]
-    if p < 12 or n < 8:
-        return None
-    near = sum(1 for x in lens if 0.9 * p <= x <= 1.05 * p)
-    return p if near >= 0.4 * n else None
-
-
-def _should_join(prev: str, nxt: str, width: int | None = None, prev_len: int | None = None) -> bool:
-    """Is `nxt` the continuation of `prev` (one sentence broken over two lines)?
-
-    Never when `prev` ends a sentence (。！？；…:) or is a heading, or `nxt` starts a heading,
-    a bullet, a table row or a `label:` line. Otherwise yes when the break shows: `prev` ends
-    with an opening/continuing mark (，、“《…), has an open quote/bracket, has a sentence end
-    inside but not at its end, contains a comma, is long (≥ LONG_LINE), `nxt` starts with
-    punctuation that cannot start a line, or the break splits a word. Short unpunctuated lines
-    (possible headings) join only when the break splits a word.
-    """
-    from rag.chunking import heading_marker, is_bullet, is_label_line, is_title_candidate
-
-    if not prev or not nxt:
-        return False
-    if _TERMINAL_END.search(prev):
-        return False
-    if nxt.startswith(("|", "#", "```")) or prev.startswith(("|", "#", "```")):
-        return False
-    if " | " in prev or " | " in nxt:  # table rows (rag.tables form) are lines of their own
-        return False
-    if heading_marker(nxt) or is_bullet(nxt) or is_label_line(nxt):
-        return False
-    if _NO_LINE_START.match(nxt):
-        return True
-    hm = heading_marker(prev)
-    if hm is not None and hm.whole_line:
-        return False
-    if width and (prev_len if prev_len is not None else len(prev)) >= 0.85 * width:
-        return True  # a full-width line that does not end a sentence was wrapped
-    if is_title_candidate(prev) or is_title_candidate(nxt):
-        # either side may be a heading: only a word split across the break proves a wrap
-        return splits_word(prev, nxt)
-    return bool(
-        _OPEN_END.search(prev)
-        or _unbalanced(prev)
-        or _SENT_INSIDE.search(prev)
-        or "，" in prev
-        or "," in prev
-        or len(prev) >= LONG_LINE
-        or splits_word(prev, nxt)
-    )
 
 
 # ---------------------------------------------------------------------------------------------
