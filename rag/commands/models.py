@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 # Both local LLMs by default: the second one costs one more download (0.5 GB / 1.1 GB, about
@@ -97,17 +96,10 @@ def run_install(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     models_dir = Path(cfg.paths.models_dir).expanduser()
     names = parse_llm_names(args.llm, _default_llm(cfg))
-    status = 0
     if not args.no_embeddings:
-        try:
-            from embeddings.install import install_e5
-        except ModuleNotFoundError as e:
-            if e.name not in ("embeddings.install", "embeddings"):
-                raise
-            print("warning: embeddings.install is not available; the embedding model was not built", file=sys.stderr)
-            status = 1
-        else:
-            install_e5(models_dir, args.force)
+        from embeddings.install import install_e5
+
+        install_e5(models_dir, args.force)
     echo = lambda msg: print(msg, flush=True)  # noqa: E731 - progress lines as they happen
     install(names, models_dir, force=args.force, keep_parts=args.keep_parts, echo=echo)
     if not names:
@@ -117,7 +109,7 @@ def run_install(args: argparse.Namespace) -> int:
 
         echo("llama.cpp kernels for this CPU (built once, self-tested in a child process)")
         kernels.install(models_dir, _probe_model(models_dir, _default_llm(cfg)), force=args.force, echo=echo)
-    return status
+    return 0
 
 
 def _probe_model(models_dir: Path, default: str) -> Path | None:
