@@ -14,6 +14,8 @@ checked against the full passage, so selecting never weakens the check.
   previous) chunk into a passage when a run crosses the chunk boundary, so the passage the
   citation is checked against holds every item.
 - Headings and the document title stay in each block's header (rag.prompts.block_header).
+- A table row (rag.tables) brings its table's header line, and selected table lines are shown
+  one per line, so the model reads each value under its column name.
 
 Deliberate compromise: enumeration detection is by markers at sentence starts and by a head
 that names a count; an enumeration written as a plain comma list inside one sentence is one
@@ -213,11 +215,23 @@ class _Unit:
     score: float
 
 
+def _table_heads(p: Passage, spans: Sequence[tuple[int, int]]) -> dict[int, int]:
+    """{sentence index of a table line: sentence index of its header line, or -1} (rag.tables)."""
+    from rag.tables import passage_table_lines
+
+    lines = passage_table_lines(p)
+    if not lines:
+        return {}
+    index = {a: k for k, (a, _) in enumerate(spans)}
+    return {index[a]: index.get(h, -1) for a, h in lines.items() if a in index}
+
+
 def _units(question: str, passages: Sequence[Passage]) -> list[_Unit]:
     from rag.extractive import Scorer
 
     spans = {p.n: split_sentences(p.text) for p in passages}
     runs = {n: enumeration_runs([passages_by(passages, n).text[a:b] for a, b in s]) for n, s in spans.items()}
+    heads = {p.n: _table_heads(p, spans[p.n]) for p in passages}
     out: list[_Unit] = []
     for c in Scorer(question, passages).candidates():
         ss = spans[c.passage]
@@ -226,6 +240,8 @@ def _units(question: str, passages: Sequence[Passage]) -> list[_Unit]:
         except StopIteration:
             continue
         take = {i}
+        if heads[c.passage].get(i, -1) >= 0:
+            take.add(heads[c.passage][i])  # a table row is shown under its header line
         for lo, hi in runs[c.passage]:
             if lo <= i <= hi:
                 take.update(range(lo, hi + 1))
@@ -310,9 +326,13 @@ def select(
             continue
         parts: list[str] = []
         prev = -1
+        rows = _table_heads(p, spans[p.n])
         for i in keep:
+            line = prev in rows and i in rows  # table lines stay lines
             if (prev < 0 and i > 0) or (prev >= 0 and i != prev + 1):
-                parts.append("……")
+                parts.append("\n……\n" if line else "……")
+            elif line:
+                parts.append("\n")
             a, b = spans[p.n][i]
             parts.append(p.text[a:b])
             prev = i

@@ -294,3 +294,28 @@ def labelled_row(header: str, row: str) -> str:
     if len(hs) != len(rs):
         return f"{header}：{row}"
     return "，".join(f"{h}：{v}" if h else v for h, v in zip(hs, rs) if v)
+
+
+def passage_table_lines(passage) -> dict[int, int]:
+    """{start of a table line in `passage.text`: start of its table's header line (itself for a
+    header line; -1 for a row of a table without header)} — for showing rows with their header.
+
+    >>> from rag.types import Chunk, Hit, Passage
+    >>> t = "说明。\\n年份 | 收入\\n2008 | 5\\n2009 | 6"
+    >>> c = Chunk("d#0", "d", 0, "", (), t, 0, len(t), metadata={"tables": [[4, 11, len(t)]]})
+    >>> passage_table_lines(Passage.from_hit(1, Hit(c, 1.0, 1)))
+    {4: 4, 12: 4, 21: 4}
+    """
+    out: dict[int, int] = {}
+    text = passage.text
+    for chunk, off in passage.parts:
+        for s, h, e in chunk.metadata.get("tables") or ():
+            head = off + s if h > s else -1
+            pos, end = off + s, min(off + e, len(text))
+            while pos < end:
+                nl = text.find("\n", pos, end)
+                nl = end if nl < 0 else nl
+                if nl > pos:
+                    out[pos] = head
+                pos = nl + 1
+    return out

@@ -230,3 +230,40 @@ def test_markdown_pipe_table(tmp_path):
     from rag.tables import labelled_row
 
     assert labelled_row("| 年份 | 人均收入（元） | 增长率 |", "| 2009 | 11579 | 3.9% |") == "年份：2009，人均收入（元）：11579，增长率：3.9%"
+
+
+@pytest.mark.slow
+def test_local_model_answers_from_a_table_row(tmp_path, monkeypatch):
+    """Real e5 embeddings and the default local model: the model is shown the row under its
+    header line (rag.evidence.select) and answers with the value, citing the row exactly."""
+    from rag.answer import Assistant
+    from rag.config import load_config
+    from rag.kb import KnowledgeBase
+
+    models = load_config().paths.models_dir
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RAG_MODELS_DIR", models)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = load_config()
+    cfg.chunk = SMALL
+    path = make_docx(tmp_path / "stats.docx")
+    kb = KnowledgeBase.open("tables", cfg, create=True)
+    kb.add_paths([path], progress=False)
+    ans = Assistant.open(kb, cfg).answer("2009年人均收入是多少？", llm_backend="local")
+    assert not ans.refused, ans.text
+    assert "11579" in ans.text.replace(",", "")
+    cit = next(c for c in ans.citations if c.supported)
+    assert cit.quote.startswith("2009 | 11579")
+    assert load_file(path).text[cit.quote_start : cit.quote_end] == cit.quote
+
+
+def test_model_is_shown_rows_under_their_header(tmp_path):
+    from rag.evidence import select
+    from rag.types import Hit, Passage
+
+    chunks = chunk_document(load_file(make_docx(tmp_path / "s.docx")), SMALL)
+    c = next(c for c in chunks if ROW_2009 in c.text and c.text.startswith(HEADER))
+    shown = select("2009年人均收入是多少？", [Passage.from_hit(1, Hit(c, 1.0, 1))], 60)[1]
+    lines = shown.split("\n")
+    assert lines[0].lstrip("…") == HEADER  # the header line first ...
+    assert ROW_2009 in [ln.strip("…") for ln in lines]  # ... then the row, on a line of its own
