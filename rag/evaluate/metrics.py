@@ -79,16 +79,6 @@ __all__ = [
     "mean",
 ]
 
-from rag.evaluate.answer_scores import (  # noqa: E402
-    _is_cjk,
-    answer_correct,
-    answer_tokens,
-    char_f1,
-    contains_parts,
-    contains_reference,
-    exact_match,
-    list_coverage,
-)
 
 # ----------------------------------------------------------------------------- citations
 
