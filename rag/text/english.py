@@ -35,7 +35,7 @@ _CJK_RUN = re.compile(rf"[{_CJK}]+")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 # the prompt's (rag.prompts) words for the evidence, which the model echoes
-_DOCUMENTS = re.compile(r"(?:[Tt]he\s+)?(?:(?:existing|available)\s*)?(?:现有|現有)?(?:资料|資料)")
+_DOCUMENTS = re.compile(r"(?:[Tt]he\s*)?(?:(?:existing|available)\s*)?(?:现有|現有)?(?:资料|資料)")
 
 _MAG = {"万": 10_000, "萬": 10_000, "亿": 100_000_000, "億": 100_000_000}
 _UNITS = {
@@ -77,11 +77,22 @@ def _quantity(m: re.Match) -> str:
     return f"{number} {word}" if word else number
 
 
-def _romanise(run: str) -> str:
-    """'岳丹' → 'Yue Dan (岳丹)'; '大棚' → 'dapeng (大棚)'."""
+def _after_surname(m: re.Match) -> bool:
+    """The run is glued to a capitalised one-syllable word before it ("Li继东"): a given name."""
+    from rag.text.pinyin import syllables
+
+    before = re.search(r"\b([A-Z][a-z]{0,5})$", m.string[: m.start()])
+    return bool(before) and before.group(1).lower() in syllables() and len(m.group(0)) <= 2
+
+
+def _romanise(run: str, given_name: bool = False) -> str:
+    """'岳丹' → 'Yue Dan (岳丹)'; '大棚' → 'dapeng (大棚)'; a given name glued to its
+    romanised surname ("Li继东") → 'Jidong (继东)'."""
     import jieba.posseg as pseg
     from pypinyin import lazy_pinyin
 
+    if given_name:
+        return f"{''.join(lazy_pinyin(run)).capitalize()} ({run})"
     words = [(w.word, w.flag) for w in pseg.cut(run)]
     is_name = any(f.startswith(_NAME_TAGS) for _, f in words)
     if is_name and len(run) <= 4:
@@ -97,7 +108,7 @@ def _romanise(run: str) -> str:
 def _convert(text: str) -> str:
     text = _DOCUMENTS.sub(" the documents ", text)
     text = _QUANTITY.sub(_quantity, text)
-    text = _CJK_RUN.sub(lambda m: f" {_romanise(m.group(0))} ", text)
+    text = _CJK_RUN.sub(lambda m: f" {_romanise(m.group(0), given_name=_after_surname(m))} ", text)
     for zh, en in _PUNCT.items():
         text = text.replace(zh, en)
     return text
@@ -112,6 +123,8 @@ def englishify(statement: str) -> str:
     'The company invested 8 million yuan and reclaimed 32,000 mu'
     >>> englishify("The teacher who introduced the work is岳丹")
     'The teacher who introduced the work is Yue Dan (岳丹)'
+    >>> englishify("According to the资料, the director is Li继东")
+    'According to the documents, the director is Li Jidong (继东)'
     >>> englishify("It set up a company to develop大棚 vegetables")
     'It set up a company to develop dapeng (大棚) vegetables'
     >>> englishify("It was set up in 2005 (安达市委于2005年成立)")   # a gloss: kept
