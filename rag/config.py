@@ -30,6 +30,7 @@ from rag.errors import ConfigError
 RETRIEVE_MODES = ("hybrid", "dense", "bm25")
 LLM_BACKENDS = ("local", "openai", "extractive", "fake")
 KERNELS = ("auto", "portable")
+INDEX_BACKENDS = ("local", "milvus")  # rag.kb dispatches on it (rag.milvus_kb for "milvus")
 REFUSE_FEATURES = ("block", "sent", "sent_h", "mean_h", "score")  # rag.extractive.evidence_features
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("retrieve", "mode"): RETRIEVE_MODES,
@@ -40,6 +41,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("llm", "backend"): LLM_BACKENDS,
     ("llm", "kernels"): KERNELS,
     ("answer", "refuse_feature"): REFUSE_FEATURES,
+    ("index", "backend"): INDEX_BACKENDS,
 }
 # inclusive numeric ranges (a k of 0 or 10,000 is a typo, not a wish)
 RANGES: dict[tuple[str, str], tuple[float, float]] = {
@@ -115,6 +117,14 @@ class RetrieveConfig:
 
 
 @dataclass
+class IndexConfig:
+    backend: str = "local"  # local (in-process FAISS + bm25s in the KB folder) | milvus (docs/milvus.md)
+    milvus_uri: str = ""  # "": Milvus Lite in {kb folder}/milvus.db; a path ending in .db (Lite), or http://host:19530
+    milvus_token: str = ""  # "user:password" or an API key for a secured / managed Milvus
+    milvus_collection: str = ""  # "": derived from the KB name (rag.milvus_schema.collection_base)
+
+
+@dataclass
 class LLMConfig:
     backend: str = "local"  # local | openai | extractive | fake
     model: str = "qwen2.5-1.5b"  # local: qwen2.5-1.5b | qwen2.5-0.5b ; openai: the served model name
@@ -154,6 +164,7 @@ class Config:
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
     ui: UIConfig = field(default_factory=UIConfig)
@@ -162,6 +173,8 @@ class Config:
         d = dataclasses.asdict(self)
         if d["llm"].get("api_key"):
             d["llm"]["api_key"] = "***"  # never persist secrets beside an index
+        if d["index"].get("milvus_token"):
+            d["index"]["milvus_token"] = "***"
         return d
 
     def save(self, path: str | Path) -> None:

@@ -218,6 +218,7 @@ def build_version(
     progress: bool = False,
     analyzer: str | None = None,
     drop: Iterable[str] = (),
+    writer: Callable[..., Path] | None = None,
 ) -> tuple[Path | None, BuildStats]:
     """Write a new index version for `kb_dir` from `old` plus `docs` and make it current.
 
@@ -227,6 +228,8 @@ def build_version(
       write lock.
     - `drop`: names of versions found damaged (see write_version); a new version is written even
       if nothing changed relative to `old`, so CURRENT stops naming a damaged one.
+    - `writer`: publishes the version (default `write_version`, same signature); the Milvus
+      backend passes rag.milvus_store.write_milvus_version (`old` is then a MilvusVersion).
     """
     drop = list(drop)
     t0 = time.time()
@@ -371,7 +374,7 @@ def build_version(
         "build_seconds": None,
     }
     stats.n_chunks = int(len(all_vecs))
-    path = write_version(kb_dir, list(chunk_iter()), all_vecs, bm25, manifest, cfg, t0, drop=drop)
+    path = (writer or write_version)(kb_dir, list(chunk_iter()), all_vecs, bm25, manifest, cfg, t0, drop=drop)
     return path, stats
 
 

@@ -89,7 +89,8 @@ def list_kbs(cfg: Config | None = None) -> list[str]:
         return []
     # any complete version counts: a KB whose current version is damaged still opens (fallback)
     # or at least says which file is damaged, rather than vanishing from the list
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and candidates(p))
+    # a Milvus-backed KB leaves MILVUS (its alias and URI) in its folder (rag.milvus_kb)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (candidates(p) or (p / "MILVUS").is_file()))
 
 
 def resolve_kb_dir(name_or_dir: str | os.PathLike, cfg: Config) -> tuple[str, Path]:
@@ -138,6 +139,10 @@ class KnowledgeBase:
         the IndexDamaged is raised — unless `create`, which gives an empty KB whose next build
         starts afresh. `load=False` reads nothing of the folder (`rag index --rebuild`)."""
         cfg = cfg or load_config()
+        if cls is KnowledgeBase and cfg.index.backend == "milvus":
+            from rag.milvus_kb import MilvusKnowledgeBase  # docs/milvus.md
+
+            return MilvusKnowledgeBase.open(name_or_dir, cfg, encoder, create, check_model_, load)
         name, path = resolve_kb_dir(name_or_dir or cfg.paths.kb, cfg)
         kb = cls(name, path, cfg, encoder)
         v, kb.damage = open_latest(path) if load else (None, [])

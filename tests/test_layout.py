@@ -15,6 +15,7 @@ KNOWN_LAZY = {
     frozenset({"rag.evidence", "rag.prompts"}),  # the prompt selects sentences, selection renders blocks
     frozenset({"embeddings", "embeddings.encoder"}),  # the package's lazy re-export table
     frozenset({"rag.evaluate.baselines", "rag.evaluate.harness"}),  # --check reruns through the harness
+    frozenset({"rag.kb", "rag.milvus_kb"}),  # KnowledgeBase.open dispatches on index.backend to its Milvus subclass
 }
 
 
