@@ -131,6 +131,8 @@ class MilvusKnowledgeBase(KnowledgeBase):
                     old, migrated = self._migrate_local(enc), 0
                     if old is not None:
                         migrated, expect = old.n_chunks, old.name
+                        self._install(old)  # published: current even if nothing else changes
+                        self._write_marker()
             if old is not None:
                 check_model(old.manifest, self.name, encoder_name=enc.name, encoder_dim=enc.dim)
                 old.preload()  # kept rows are copied into the new version: read them in one pass

@@ -174,7 +174,7 @@ class MilvusVersion:
             part = rows[i : i + BATCH]
             lo, hi = min(part), max(part)
             expr = f"row >= {lo} and row <= {hi}" if hi - lo + 1 == len(set(part)) else f"row in {sorted(set(part))}"
-            for e in self.client.query(self.name, filter=expr, output_fields=fields, limit=hi - lo + 1):
+            for e in self.client.query(self.name, filter=expr, output_fields=fields, limit=len(set(part))):
                 out[int(e["row"])] = e
         return [out[r] for r in rows if r in out]
 

@@ -205,6 +205,31 @@ def test_milvus_write_interrupted_after_insert(backend, monkeypatch):
     assert len(kb3) == 3 and ids(kb3.search("冰雪节", k=3, mode="bm25")) == []
 
 
+def test_migrate_a_local_kb_without_re_embedding(backend, monkeypatch):
+    """`rag index --backend milvus` on a KB with a local index copies it: nothing is embedded and
+    the three modes rank alike."""
+    if backend[0] == "local":
+        pytest.skip("migration goes from the local backend to Milvus")
+    monkeypatch.setenv("RAG_INDEX_BACKEND", "local")
+    docs = [mkdoc(k, v) for k, v in DOCS.items()]
+    local = open_kb()
+    local.add_documents(docs)
+    qs = ["创先争优活动", "冰雪節遊客", "iPhone 售价"]
+    want = {(q, m): ids(local.search(q, k=4, mode=m)) for q in qs for m in ("dense", "bm25", "hybrid")}
+    monkeypatch.setenv("RAG_INDEX_BACKEND", "milvus")
+    enc = Counting()
+    mkb = open_kb(enc)
+    assert len(mkb) == 0
+    r = mkb.add_documents(docs)
+    assert r.embedded == 0 and enc.passages == [] and r.reused_vectors == 6 and not r.changed and len(mkb) == 6
+    assert {(q, m): ids(mkb.search(q, k=4, mode=m)) for q, m in want} == want
+    # the same BM25: Milvus's scores are bm25s's (Lucene variant) times k1 + 1 = 2.2, exactly
+    for q in qs:
+        lo, mi = local.search(q, k=4, mode="bm25"), mkb.search(q, k=4, mode="bm25")
+        assert [round(m.scores["bm25"] / l.scores["bm25"], 4) for l, m in zip(lo, mi)] == [2.2] * len(lo)
+    assert mkb.manifest["migrated_from"] == local.version.path.name
+
+
 def test_model_mismatch(backend):
     open_kb().add_documents([mkdoc("a", DOCS["a"])])
     with pytest.raises(ModelMismatch, match="fake-64"):
