@@ -313,6 +313,7 @@ def test_two_readers_while_a_third_process_indexes(backend, tmp_path):
 def test_real_encoder_milvus_matches_local(tmp_path, monkeypatch):
     """The real embedding model, the real chunker, the seed corpus: Milvus Lite migrated from the
     local index gives the same top-5 as the local backend for a few questions."""
+    monkeypatch.setenv("RAG_MODELS_DIR", load_config().paths.models_dir)  # the installed models
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
     cfg = load_config()
     local = KnowledgeBase.open("s", cfg, create=True)
