@@ -262,22 +262,17 @@ def chunk_tables(tables: Sequence[TableSpan], a: int, b: int, prefix: str) -> li
 
 def passage_rows(passage) -> list[tuple[int, int, str]]:
     """(start, end, header line) of each body row of a table with a header in `passage.text`
-    (rag.types.Passage: its parts' `metadata["tables"]`), for reading a row with its column names."""
-    out: list[tuple[int, int, str]] = []
+    (from `passage_table_lines`), for reading a row with its column names."""
     text = passage.text
-    for chunk, off in passage.parts:
-        for s, h, e in chunk.metadata.get("tables") or ():
-            if h <= s or off + h > len(text):
-                continue
-            header = chunk.text[s:h]
-            pos = off + h + 1
-            end = min(off + e, len(text))
-            while pos < end:
-                nl = text.find("\n", pos, end)
-                nl = end if nl < 0 else nl
-                if nl > pos and text[pos:nl] != header:
-                    out.append((pos, nl, header))
-                pos = nl + 1
+    out: list[tuple[int, int, str]] = []
+    for pos, head in passage_table_lines(passage).items():
+        if head < 0 or pos == head:
+            continue
+        end, hend = text.find("\n", pos), text.find("\n", head)
+        end, hend = len(text) if end < 0 else end, len(text) if hend < 0 else hend
+        header = text[head:hend]
+        if text[pos:end] != header:  # a continuation chunk's copy of the header, merged in
+            out.append((pos, end, header))
     return out
 
 
