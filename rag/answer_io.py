@@ -171,6 +171,9 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
             "support": c.support,
             "statement": c.statement,
             "auto": bool(c.metadata.get("auto", False)),
+            # a scanned document (rag.ocr): the quote's page and the boxes of its lines
+            "page": c.page,
+            **({"boxes": [list(b) for b in c.metadata["boxes"]]} if c.metadata.get("boxes") else {}),
         }
 
     return {

@@ -475,6 +475,10 @@ def chunk_document(doc: Document, cfg: ChunkConfig | None = None) -> list[Chunk]
             n = len(chunks)
             meta = dict(doc.metadata)
             meta.pop("tables", None)
+            if "ocr_lines" in meta:  # a scan: the chunk keeps its own rows of the page/box table
+                from rag.ocr.locate import chunk_metadata
+
+                meta = chunk_metadata(meta, int(start), int(end))
             meta["tokens"] = ntok
             meta["offset_runs"] = _runs(doc.offsets, a, b)
             if head:

@@ -137,6 +137,11 @@ def cite_one(
     quote, qs, qe, exact = quote_for(chunk, rel_a, rel_b, text_source)
     meta = dict(chunk.metadata)
     meta["quote_exact"] = exact
+    if "ocr_lines" in meta:  # a scan: the page and the boxes of the quoted lines
+        from rag.chunking import chunk_orig_span
+        from rag.ocr.locate import span_location
+
+        meta.update(span_location(meta, *chunk_orig_span(chunk, rel_a, rel_b)))
     if extra:
         meta.update(extra)
     return Citation(

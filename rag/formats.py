@@ -323,18 +323,27 @@ def read_pdf(data: bytes, name: str) -> tuple[str, str, dict]:
         raise
     except Exception as e:
         raise IngestError(f"{name}: unreadable PDF ({type(e).__name__}: {e})") from None
-    if not any(p.strip() for p in pages):
-        raise IngestError(f"{name}: the PDF has no text layer (scanned images?); run OCR on it first")
-    lines = Lines()
-    for it in join_page_tables(_drop_running_lines(items)):
-        if isinstance(it, str):
-            lines.append(it)
-        else:
-            lines.add_table(it)
-    text, tables = lines.text(drop_empty=False)
     meta: dict = {"pages": len(pages)}
-    if tables:
-        meta["tables"] = tables
+    text = None
+    from rag.ocr.pages import needs_ocr
+
+    if any(needs_ocr(p) for p in pages):  # scanned pages: OCR them (rag.ocr), keep the text pages
+        from rag.ocr.document import read_scanned_pdf
+
+        scanned = read_scanned_pdf(data, name, pages)
+        if scanned is not None:
+            text, ocr_meta = scanned
+            meta.update(ocr_meta)
+    if text is None:
+        lines = Lines()
+        for it in join_page_tables(_drop_running_lines(items)):
+            if isinstance(it, str):
+                lines.append(it)
+            else:
+                lines.add_table(it)
+        text, tables = lines.text(drop_empty=False)
+        if tables:
+            meta["tables"] = tables
     title_hint = ""
     if info is not None:
         title_hint = _real(info.title)

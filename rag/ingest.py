@@ -1,6 +1,7 @@
 """Ingestion: files and folders → `rag.types.Document` (original text + cleaned text + offset map).
 
-Supported: .txt .md/.markdown .html/.htm .docx .pdf (text layer). One bad file (binary renamed
+Supported: .txt .md/.markdown .html/.htm .docx .pdf (text layer; scanned pages are OCR'd) and
+images .png .jpg .jpeg .tif .tiff .bmp .webp (OCR, rag.ocr). One bad file (binary renamed
 .txt, empty, truncated PDF, undecodable bytes, a symlink loop, a FIFO or device named `x.txt`)
 raises `IngestError` with a message saying what is wrong and what to do; `load_paths` /
 `iter_documents` report it as an `IngestFailure` (one line per file in the CLI and the web chat)
@@ -37,6 +38,7 @@ from typing import Iterator, Sequence
 
 from rag.encodings import decode_bytes, plausibility
 from rag.errors import IngestError
+from rag.ocr.pages import IMAGE_SUFFIXES
 from rag.types import Document
 from rag.walk import NotAFile, check_entry, read_regular_file, walk_folder
 
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".docx", ".pdf"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".docx", ".pdf"} | set(IMAGE_SUFFIXES)
 MAX_BYTES = 256 * 1024 * 1024  # refuse larger files rather than exhaust memory
 
 
@@ -133,6 +135,11 @@ def _extract(data: bytes, suffix: str, name: str) -> tuple[str, str, str, str, d
     if suffix == ".docx":
         text, title_hint, meta = read_docx(data, name)
         return text, "docx", "", title_hint, meta
+    if suffix in IMAGE_SUFFIXES:
+        from rag.ocr.document import read_image
+
+        text, meta = read_image(data, name)
+        return text, "image", "", "", meta
     text, title_hint, meta = read_pdf(data, name)
     return text, "pdf", "", title_hint, meta
 
@@ -161,7 +168,8 @@ def load_file(path: str | Path, root: str | Path | None = None, source: str | No
     if not text.strip():
         raise IngestError(f"{name}: no text found in the file")
     doc_id = doc_id_for(named, Path(root) if root is not None else named.parent)
-    cleaned = clean_text(text, fmt=fmt, title_hint=title_hint)
+    # OCR'd images are cleaned as PDFs are (bare page numbers dropped, broken lines re-joined)
+    cleaned = clean_text(text, fmt="pdf" if fmt == "image" else fmt, title_hint=title_hint)
     if not cleaned.clean.strip():
         raise IngestError(f"{name}: nothing left after removing page boilerplate (navigation, share widgets…)")
     metadata = {k: v for k, v in meta.items() if k != "date_hint" and v not in (None, "")}

@@ -380,18 +380,20 @@ class KnowledgeBase:
                            version=self._version.path.name if self._version else "")
 
     @staticmethod
-    def _load_paths(paths: Sequence[str | os.PathLike]):
+    def _load_paths(paths: Sequence[str | os.PathLike], progress: bool = False):
         from rag.ingest import load_paths
+        from rag.ocr.document import ocr_progress
 
         missing = [str(p) for p in paths if not Path(p).exists()]
         if missing:
             raise RagError(f"no such file or folder: {', '.join(missing)}")
-        return load_paths([Path(p) for p in paths])
+        with ocr_progress(progress):  # scanned pages show a bar per page
+            return load_paths([Path(p) for p in paths])
 
     def add_paths(self, paths: Sequence[str | os.PathLike], progress: bool = True) -> IndexReport:
         """Index new and changed files under `paths`; unchanged files are not re-chunked or
         re-embedded; nothing is removed."""
-        docs, failures = self._load_paths(paths)
+        docs, failures = self._load_paths(paths, progress)
         return self._apply(docs, failures, progress=progress)
 
     def add_documents(self, docs, progress: bool = False) -> IndexReport:
@@ -401,13 +403,13 @@ class KnowledgeBase:
     def sync(self, paths: Sequence[str | os.PathLike], progress: bool = True) -> IndexReport:
         """Make the KB mirror `paths`: add new/changed files and remove documents whose files
         are gone (a file that fails to load this time keeps its old version)."""
-        docs, failures = self._load_paths(paths)
+        docs, failures = self._load_paths(paths, progress)
         return self._apply(docs, failures, keep_only={d.doc_id for d in docs}, progress=progress)
 
     def rebuild(self, paths: Sequence[str | os.PathLike], progress: bool = True) -> IndexReport:
         """Index `paths` from scratch (new embedding model or chunker); the old version stays
         current until the new one is complete."""
-        docs, failures = self._load_paths(paths)
+        docs, failures = self._load_paths(paths, progress)
         return self._apply(docs, failures, rebuild=True, progress=progress)
 
     def repair(self) -> IndexReport:

@@ -212,7 +212,10 @@ def _source_line(s: Source) -> str:
     if s.publisher:
         parts.append(f"来源：{s.publisher}")
     loc = c.source or c.doc_id
-    parts.append(f"{loc}，第 {c.quote_start}–{c.quote_end} 字符")
+    if c.page is not None:  # a scan: the page is what the reader can find
+        parts.append(f"{loc}，第 {c.page} 页")
+    else:
+        parts.append(f"{loc}，第 {c.quote_start}–{c.quote_end} 字符")
     line = "，".join(parts)
     return f"{line}：“{_flat(c.quote)}”"
 

@@ -200,9 +200,17 @@ class Citation:
     statement: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    @property
+    def page(self) -> int | None:
+        """1-based page of the quote in a scanned document (rag.ocr), None for text documents;
+        `metadata["boxes"]` then holds `[page, x0, y0, x1, y1]` of the quoted lines."""
+        p = self.metadata.get("page")
+        return int(p) if p is not None else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "n": self.n,
+            "page": self.page,
             "chunk_id": self.chunk_id,
             "doc_id": self.doc_id,
             "title": self.title,

@@ -42,7 +42,8 @@ from rag.index_verify import fsync_path
 
 log = logging.getLogger(__name__)
 
-ALLOWED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf")
+ALLOWED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf",
+                    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")  # images: OCR (rag.ocr)
 TEMP_PREFIX = ".upload-"
 _STALE_SECONDS = 3600  # temporary copies older than this are left-overs of a crash
 _MAX_NAME_BYTES = 255  # NAME_MAX of ext4/xfs/btrfs/tmpfs
@@ -177,7 +178,10 @@ def store_and_index(kb, src: Path, dest_dir: Path, name: str, max_mb: int, progr
         except OSError as e:
             return UploadResult("error", name, f"文件无法保存（{e.strerror or e}）")
         try:
-            doc = load_file(tmp, root=dest_dir, source=str(dest), stored_as=dest)
+            from rag.ocr.document import ocr_progress
+
+            with ocr_progress(progress):  # a scan shows a bar per page (track_tqdm)
+                doc = load_file(tmp, root=dest_dir, source=str(dest), stored_as=dest)
         except IngestError as e:
             msg = str(e)
             msg = msg[len(str(dest)) + 2:] if msg.startswith(f"{dest}: ") else msg
