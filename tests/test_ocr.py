@@ -167,6 +167,26 @@ def test_scan_question_is_cited_by_page_and_box(tmp_path):
     from rag.report import render_markdown
 
     assert "第 2 页" in render_markdown([ans])
+    # the source panel's crop: page 2 around the quote, the cited lines tinted
+    import base64
+    import io
+
+    from PIL import Image
+
+    from ui.crop import page_figures
+    from ui.render import sources_html
+
+    figs = page_figures(ans)
+    assert set(figs) == {c.n} and "第 2 页" in figs[c.n]
+    png = base64.b64decode(figs[c.n].split("base64,")[1].split('"')[0])
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    assert img.width <= 640 and any(r > 200 and 100 < g < 160 and b < 60 for r, g, b in img.getdata())  # the outline
+    assert 'class="src-page"' in sources_html(ans, 0, figs)
+    pdf.write_bytes(pdf.read_bytes() + b"\n%changed")  # the file changed since indexing: no crop, the text stands
+    from rag.ocr import crop
+
+    crop._crop.cache_clear()
+    assert page_figures(ans) == {}
 
 
 def test_text_documents_have_no_page(tmp_path):

@@ -51,7 +51,11 @@ def panel_for(state: dict[str, Any]) -> str:
     for i, t in enumerate(state["turns"]):
         a: Answer | None = t.get("answer")
         if a is not None:
-            body = render.sources_html(a, i)
+            if "figures" not in t:  # page crops of scanned sources, made once per answer
+                from ui.crop import page_figures
+
+                t["figures"] = page_figures(a)
+            body = render.sources_html(a, i, t["figures"])
         elif t.get("error"):
             body = render.evidence_html(t.get("hits", ()), i, done=True)
         else:

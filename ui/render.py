@@ -298,8 +298,9 @@ def _section_line(section: Sequence[str]) -> str:
     return f'<div class="src-section">{esc(" › ".join(parts))}</div>' if parts else ""
 
 
-def citation_card(c: Citation, chunk: Chunk | None, turn: int, *, anchor: bool = True) -> str:
-    """One cited passage: title, section path, date/source, passage with the quote marked."""
+def citation_card(c: Citation, chunk: Chunk | None, turn: int, *, anchor: bool = True, figure: str = "") -> str:
+    """One cited passage: title, section path, date/source, passage with the quote marked;
+    `figure`: the page crop of a scan (ui/crop.py), already HTML."""
     meta: dict[str, Any] = {}
     if chunk is not None:
         meta.update(chunk.metadata or {})
@@ -325,7 +326,7 @@ def citation_card(c: Citation, chunk: Chunk | None, turn: int, *, anchor: bool =
         f'<article class="{cls}"{ident}>'
         f'<header><span class="src-n">{canonical([c.n])}</span><span class="src-title">{esc(title)}</span>{support}</header>'
         f"{_section_line(section)}{_meta_line(meta, source, c.chunk_id)}"
-        f'<div class="src-text">{body}</div>{stmt}</article>'
+        f'<div class="src-text">{body}</div>{figure}{stmt}</article>'
     )
 
 
@@ -346,8 +347,9 @@ def _chunk_index(hits: Iterable[Hit]) -> dict[str, Chunk]:
     return {h.chunk.chunk_id: h.chunk for h in hits}
 
 
-def sources_html(answer: Answer, turn: int) -> str:
-    """Source panel body for a finished answer: cited passages, or on refusal the closest ones."""
+def sources_html(answer: Answer, turn: int, figures: Mapping[int, str] | None = None) -> str:
+    """Source panel body for a finished answer: cited passages (with the page crop of a scan,
+    `figures[n]`), or on refusal the closest ones."""
     if answer.refused or not answer.citations:
         return refusal_html(answer.hits, turn, refused=answer.refused)
     chunks = _chunk_index(answer.hits)
@@ -356,7 +358,8 @@ def sources_html(answer: Answer, turn: int) -> str:
     # a passage that backs one statement and not another: the backing card first, and it alone
     # carries the anchor the 【n】 link opens
     for c in sorted(answer.citations, key=lambda c: (c.n, not c.supported)):
-        cards.append(citation_card(c, chunks.get(c.chunk_id), turn, anchor=c.n not in anchored))
+        fig = (figures or {}).get(c.n, "") if c.n not in anchored else ""
+        cards.append(citation_card(c, chunks.get(c.chunk_id), turn, anchor=c.n not in anchored, figure=fig))
         anchored.add(c.n)
     return "".join(cards)
 

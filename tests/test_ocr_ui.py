@@ -1,0 +1,102 @@
+"""A scanned PDF in the real web chat: uploaded (page-by-page OCR), asked about, and its citation's
+card shows the page cropped around the quote with the cited lines highlighted.
+
+Slow: `rag chat` in a subprocess (extractive answers, the fake encoder so the seeds index in
+seconds; OCR is real), headless Debian Chromium through playwright (tests/test_ui_e2e.py's Page
+helper). Screenshot: tests/artifacts/ocr-01-scan-citation.png.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _ocr_pages as F  # noqa: E402
+from test_ui_e2e import CHROMIUM, ROOT, Page, _free_port, browser  # noqa: E402,F401 - browser is a fixture
+
+
+@pytest.fixture(scope="module")
+def scan_app(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing")
+    home = tmp_path_factory.mktemp("rag-home")
+    port = _free_port()
+    env = dict(os.environ, RAG_HOME=str(home), RAG_EMBED_MODEL="fake-64", GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    env.pop("RAG_CONFIG", None)
+    log_path = home / "server.log"
+    log = open(log_path, "w", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", "extractive"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 600
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"rag chat exited:\n{log_path.read_text(encoding='utf-8')[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"rag chat did not come up:\n{log_path.read_text(encoding='utf-8')[-3000:]}")
+            time.sleep(2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.slow
+def test_scanned_pdf_upload_ask_and_page_crop(scan_app, browser, tmp_path):
+    page = Page(browser, scan_app)
+    pg = page.pg
+    pages = [F.draw_page(F.SIMPLIFIED_MORE, header="XX县人民政府文件", page_no=1),
+             F.draw_page(F.SIMPLIFIED, header="XX县人民政府文件", page_no=2)]
+    pdf = F.save_pdf(pages, tmp_path / "县政府扫描件.pdf")
+    page.tab("文档 Documents")
+    pg.locator("#upload input[type=file]").set_input_files([str(pdf)])
+    time.sleep(2)
+    pg.click("#upload-btn")
+    pg.wait_for_function("() => document.querySelectorAll('#upload-report li').length >= 1", timeout=600_000, polling=500)
+    ok = pg.locator("#upload-report li.up-ok").all_inner_texts()
+    assert ok and "县政府扫描件.pdf" in ok[0], pg.locator("#upload-report").inner_text()
+
+    page.tab("问答 Chat")
+    page.ask("新建和改造农村公路多少公里？")
+    links = pg.locator("#chatbot .message.bot").last.locator("a.cite")
+    assert links.count() >= 1
+    href = links.first.get_attribute("href")
+    links.first.click()
+    card = pg.locator(f"#sources {href}")
+    card.wait_for(state="visible", timeout=10_000)
+    assert "一百五十公里" in card.inner_text()
+    img = card.locator("figure.src-page img")
+    img.wait_for(state="visible", timeout=10_000)
+    assert "第 2 页" in card.locator("figure.src-page figcaption").inner_text()
+    src = img.get_attribute("src")
+    assert src.startswith("data:image/png;base64,")  # made by the server, no file URL reaches the page
+    assert pg.evaluate("el => el.naturalWidth > 100 && el.complete", img.element_handle())
+    from PIL import Image
+
+    crop = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")
+    assert any(r > 200 and 100 < g < 160 and b < 60 for r, g, b in crop.getdata()), "the cited lines are not highlighted"
+    card.scroll_into_view_if_needed()
+    time.sleep(1)
+    page.shot("ocr-01-scan-citation")
+    assert page.external == [], page.external
