@@ -180,7 +180,7 @@ def test_scan_question_is_cited_by_page_and_box(tmp_path):
     assert set(figs) == {c.n} and "第 2 页" in figs[c.n]
     png = base64.b64decode(figs[c.n].split("base64,")[1].split('"')[0])
     img = Image.open(io.BytesIO(png)).convert("RGB")
-    assert img.width <= 640 and any(r > 200 and 100 < g < 160 and b < 60 for r, g, b in img.getdata())  # the outline
+    assert img.width <= 640 and any(r > 200 and 100 < g < 160 and b < 60 for r, g, b in img.get_flattened_data())  # the outline
     assert 'class="src-page"' in sources_html(ans, 0, figs)
     pdf.write_bytes(pdf.read_bytes() + b"\n%changed")  # the file changed since indexing: no crop, the text stands
     from rag.ocr import crop

@@ -95,7 +95,7 @@ def test_scanned_pdf_upload_ask_and_page_crop(scan_app, browser, tmp_path):
     from PIL import Image
 
     crop = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")
-    assert any(r > 200 and 100 < g < 160 and b < 60 for r, g, b in crop.getdata()), "the cited lines are not highlighted"
+    assert any(r > 200 and 100 < g < 160 and b < 60 for r, g, b in crop.get_flattened_data()), "the cited lines are not highlighted"
     card.scroll_into_view_if_needed()
     time.sleep(1)
     page.shot("ocr-01-scan-citation")
