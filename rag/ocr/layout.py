@@ -12,7 +12,7 @@ numbers left out.
 - Vertical writing (columns read top to bottom) is read right to left, one column a line.
 - Running lines: a short line among the first or last two of a page and in its top or bottom
   8 % that is a page number
-  (rag.clean's page-number rule), or whose text with digits folded recurs there on at least
+  (rag.boilerplate's page-number rule), or whose text with digits folded recurs there on at least
   two pages and half of them (`running_keys`), is dropped.
 
 Deliberate compromises: only two columns are told apart (three-column pages read as two, the
@@ -237,7 +237,7 @@ def running_lines(pages: list[PageOCR | None]) -> list[set[int]]:
     >>> running_lines([pg(1), pg(2), pg(3)])
     [{0, 2}, {0, 2}, {0, 2}]
     """
-    from rag.clean import boilerplate_kind
+    from rag.boilerplate import boilerplate_kind
 
     edges = [_edges(p) if p is not None else set() for p in pages]
     keys = [{i: _key(p.lines[i].text) for i in e} for p, e in zip(pages, edges)]
