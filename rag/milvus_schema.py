@@ -97,12 +97,21 @@ def connect(uri: str, token: str = ""):
 
         if is_lite_path(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        # milvus_lite logs a held data folder as an ERROR with a traceback, pymilvus logs it again:
+        # the RagError below says it in one line
+        quiet = [logging.getLogger(n) for n in ("milvus_lite", "pymilvus")]
+        levels = [q.level for q in quiet]
+        for q in quiet:
+            q.setLevel(logging.CRITICAL)
         try:
             c = MilvusClient(uri=uri, token=token or "")
         except Exception as e:
             hint = (" (a Milvus Lite folder is used by one process only: serve it with `milvus-lite server "
                     "--data-dir DIR --port N` and set index.milvus_uri = http://127.0.0.1:N)") if is_lite_path(uri) else ""
             raise RagError(f"cannot connect to Milvus at {uri}: {type(e).__name__}: {str(e)[:300]}{hint}") from e
+        finally:
+            for q, lv in zip(quiet, levels):
+                q.setLevel(lv)
         _clients[key] = c
         return c
 

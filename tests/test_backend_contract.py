@@ -149,6 +149,9 @@ def test_add_search_change_delete(backend):
     assert ids(kb.search("创先争优活动", k=3, mode="bm25"))[0] == "a#1"
     assert ids(kb.search("冰雪節遊客", k=3, mode="bm25"))[0] == "b#0"
     assert ids(kb.search("iPhone 15 售价", k=2, mode="bm25"))[0] == "c#0"
+    from rag.cli import main as cli
+
+    assert cli(["kb", "check", "--kb", "t"]) == 0  # either backend: every row verified
     for mode in ("dense", "hybrid"):
         hits = kb.search("开展创先争优活动，党员带头。", k=3, mode=mode)  # FakeEncoder folds scripts too
         assert hits[0].chunk.chunk_id == "a#1", mode
@@ -259,6 +262,19 @@ def test_reopen_after_the_indexing_process_ended(backend, tmp_path):
     assert len(kb) == rep["n_chunks"]
     assert kb.search("创先争优活动", k=1, mode="bm25")[0].chunk.doc_id == "a"
     assert kb.search("冰雪大世界", k=1, mode="hybrid")[0].chunk.doc_id == "b"
+
+
+@pytest.mark.slow
+def test_second_process_on_an_embedded_lite_folder_gets_one_clear_line(backend):
+    name, env = backend
+    if name != "milvus-lite":
+        pytest.skip("only an embedded Milvus Lite folder is one process at a time")
+    open_kb().add_documents([mkdoc("a", DOCS["a"])])  # this process now holds the folder
+    p = subprocess.run([sys.executable, "-m", "rag", "search", "创先争优", "--kb", "t"],
+                       env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                       timeout=240, cwd=ROOT)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "milvus-lite server" in p.stderr and "index.milvus_uri" in p.stderr, p.stderr[-1000:]
 
 
 READER = """
