@@ -105,6 +105,8 @@ def align(fragment: str, original: str) -> tuple[int, int, float] | None:
     ('我們以『解放思想』為主題。', 1.0)
     >>> align("完全无关", o) is None
     True
+    >>> t = "2009 | 11579 | 3.9%\\n2010"; a, b, _ = align("2009 | 11579 | 3.9%", t); t[a:b]
+    '2009 | 11579 | 3.9%'
     """
     fk, _ = match_key(fragment)
     ok, omap = match_key(original)
@@ -119,6 +121,10 @@ def align(fragment: str, original: str) -> tuple[int, int, float] | None:
             return None
         lo, hi, score = window
         a, b = _span(omap, lo, hi - lo)
+    # the fragment's own trailing symbols ("3.9%", "第5条）") when the original has them right after
+    tail = len(fragment.rstrip()) - len(fragment.rstrip().rstrip("%％‰℃°）)】」』”’\"'"))
+    if tail and score == 1.0 and original[b : b + tail] == fragment.rstrip()[-tail:]:
+        b += tail
     # keep the sentence's own closing punctuation when the original has it right after
     while b < len(original) and unicodedata.category(original[b])[0] == "P" and original[b] in _CLOSING:
         b += 1
