@@ -50,7 +50,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("retrieve", "k"): (1, 100), ("retrieve", "candidates"): (1, 1000), ("retrieve", "rrf_k"): (1, 10000),
     ("retrieve", "w_dense"): (0, 1), ("retrieve", "w_bm25"): (0, 1),
     ("llm", "temperature"): (0, 2), ("llm", "max_tokens"): (1, 8192), ("llm", "n_ctx"): (256, 131072),
-    ("llm", "n_threads"): (0, 256),
+    ("llm", "n_threads"): (0, 256), ("llm", "timeout"): (0.1, 3600),
     ("answer", "context_tokens"): (50, 100000), ("answer", "max_passages"): (1, 50),
     ("answer", "refuse_threshold"): (0, 1), ("answer", "support_threshold"): (0, 1),
     ("answer", "local_context_tokens"): (50, 100000),
@@ -130,6 +130,7 @@ class LLMConfig:
     model: str = "qwen2.5-1.5b"  # local: qwen2.5-1.5b | qwen2.5-0.5b ; openai: the served model name
     base_url: str = ""  # openai-compatible endpoint, e.g. http://127.0.0.1:8000/v1
     api_key: str = ""  # or OPENAI_API_KEY
+    timeout: float = 120.0  # openai backend: seconds the server may send nothing (connecting, or between streamed pieces)
     temperature: float = 0.1
     max_tokens: int = 384
     n_ctx: int = 4096

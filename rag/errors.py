@@ -26,6 +26,11 @@ class ConfigError(RagError):
     """A setting is invalid."""
 
 
+class BackendError(RagError):
+    """The LLM server (the openai backend) failed: unreachable, too slow, unknown model, refused
+    key, or the connection broke off during an answer (rag.llm_openai)."""
+
+
 class IndexDamaged(IndexMissing):
     """A file of an index version is missing, truncated or altered (its size or checksum differs
     from what the version recorded, or it cannot be parsed). `file` names it relative to the
@@ -45,6 +50,7 @@ _ZH = (
     ("ModelMismatch", "索引所用的嵌入模型与当前设置不同"),
     ("ModelNotInstalled", "模型尚未安装"),
     ("ConfigError", "设置有误"),
+    ("BackendError", "模型服务出错"),
     ("IngestError", "文件无法读取"),
 )
 

@@ -10,7 +10,8 @@ Backends
   tokens of the previous prompt stay in the KV cache, so a new prompt that starts with the same
   fixed system prompt only evaluates the part after the shared prefix.
 - ``openai``: any OpenAI-compatible endpoint (vLLM, Ollama, DeepSeek, DashScope, OpenAI) through
-  `langchain_openai.ChatOpenAI`; base URL / key from the config or OPENAI_BASE_URL / OPENAI_API_KEY.
+  `langchain_openai.ChatOpenAI`; base URL / key from the config or OPENAI_BASE_URL / OPENAI_API_KEY,
+  `llm.timeout`; its checks and one-line errors are rag.llm_openai's.
 - ``fake``: `FakeChatModel`, scripted and deterministic, for unit tests of prompt/citation logic.
 - ``extractive`` is deliberately not a chat model (no generation at all); the answer stage
   implements it, so asking this factory for it is a configuration error.
@@ -386,34 +387,6 @@ def get_chat_model(cfg: LLMConfig, models_dir: str | Path | None = None, *, slot
 
 
 def _openai_model(cfg: LLMConfig) -> BaseChatModel:
-    base_url = (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or "").strip()
-    api_key = (cfg.api_key or os.environ.get("OPENAI_API_KEY") or "").strip()
-    model = (cfg.model or "").strip()
-    if not base_url:
-        raise ConfigError(
-            "the openai backend needs an endpoint: set llm.base_url (RAG_LLM_BASE_URL) or OPENAI_BASE_URL, "
-            "e.g. http://127.0.0.1:8000/v1 for vLLM, http://127.0.0.1:11434/v1 for Ollama, "
-            "https://api.openai.com/v1 for OpenAI"
-        )
-    if not model:
-        raise ConfigError("the openai backend needs a model name: set llm.model (RAG_LLM_MODEL)")
-    from rag.models_install import MODELS
+    from rag.llm_openai import openai_chat_model  # langchain_openai is imported only when used
 
-    if model in MODELS:
-        # the default model name is a local GGUF name, which no server knows
-        raise ConfigError(
-            f"llm.model is {model!r}, a local model name; set llm.model (RAG_LLM_MODEL) to the model the "
-            f"endpoint {base_url} serves (e.g. qwen2.5:1.5b on Ollama, deepseek-chat on DeepSeek)"
-        )
-    from langchain_openai import ChatOpenAI
-
-    # local servers (vLLM, Ollama, llama.cpp server) accept any key; the client insists on one
-    return ChatOpenAI(
-        model=model,
-        base_url=base_url,
-        api_key=api_key or "not-needed",
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        timeout=120,
-        max_retries=1,
-    )
+    return openai_chat_model(cfg)

@@ -80,6 +80,7 @@ def checked_text(answer) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rag.answer import Assistant, answer_language, answer_to_json, to_answer_script
+    from rag.errors import RagError
     from rag.types import Final, Status, Token
 
     cfg = resolve_config(
@@ -99,16 +100,24 @@ def run(args: argparse.Namespace) -> int:
     err = sys.stderr
     streamed: list[str] = []
     final = None
-    for ev in events:
-        if isinstance(ev, Status) and ev.stage in ("condense", "retrieve") and err.isatty():
-            print(f"… {ev.message}", file=err, flush=True)
-        elif isinstance(ev, Token):
-            piece = to_answer_script(ev.text, lang)  # show the user's script while streaming
-            streamed.append(piece)
-            out.write(piece)
-            out.flush()
-        elif isinstance(ev, Final):
-            final = ev.answer
+    try:
+        for ev in events:
+            if isinstance(ev, Status) and ev.stage in ("condense", "retrieve") and err.isatty():
+                print(f"… {ev.message}", file=err, flush=True)
+            elif isinstance(ev, Token):
+                piece = to_answer_script(ev.text, lang)  # show the user's script while streaming
+                streamed.append(piece)
+                out.write(piece)
+                out.flush()
+            elif isinstance(ev, Final):
+                final = ev.answer
+    except RagError as e:
+        if not streamed:
+            raise
+        # the draft printed so far is no answer: end its line and say so in the one error line
+        out.write("\n")
+        out.flush()
+        raise RagError(f"{e} (the text above is unfinished and unchecked: not an answer)") from None
     assert final is not None
     out.write("\n")
     from rag.report import understood_as
