@@ -8,7 +8,8 @@ Layout of a knowledge-base folder (`cfg.paths.kb_dir(name)`):
     v<time>-<pid>/       one complete index version:
         chunks.jsonl       row i = FAISS row i = BM25 row i (rows of one document are contiguous)
         chunks.offsets.npy byte offset of every line, so a chunk is read without parsing the rest
-        vectors.faiss      faiss.IndexFlatIP over L2-normalised vectors (cosine)
+        vectors.faiss      faiss.IndexFlatIP over L2-normalised vectors (cosine): the exact vectors
+        vectors.i8.faiss, vectors.i8.scale.npy   their int8 copy, scanned first (rag.vectors)
         bm25_params.json, bm25_tokens.npy, bm25_offsets.npy, bm25s/   (rag.bm25)
         config.json        the resolved rag.config.Config
         manifest.json      embedding model + dim, chunker settings, corpus hash, documents
@@ -35,9 +36,9 @@ are embedded (vectors of identical text come from the old index or the embedding
 BM25's IDF depends on the whole corpus, so its score matrix is rebuilt from the kept token ids
 (cheap: no re-tokenising).
 
-Deliberate compromise: exact flat inner-product search. At 100k chunks × 384 dims it is ~150 MB
-and a few milliseconds per query on this machine (benchmarks/results/retrieval.md), exact, and
-needs no training; an HNSW/IVF index would only pay off well beyond that.
+Dense search is exact: a flat int8 scan for candidates, then exact float32 rescoring
+(rag.vectors). At 100k chunks × 384 dims the scan is ≈2 ms (benchmarks/results/scale.md),
+needs no training and gives the exact top-k; an HNSW/IVF index would only pay off well beyond that.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from rag.index_version import (  # noqa: F401  (the reading side, re-exported: r
     open_latest,
 )
 from rag.types import Chunk, Document
+from rag import vectors as dense_files
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +364,7 @@ def build_version(
         "format": FORMAT,
         "embedding": {"model": encoder.name, "config_model": cfg.embed.model, "dim": int(encoder.dim),
                       "normalized": True},
-        "faiss": {"index": "IndexFlatIP", "metric": "inner_product"},
+        "faiss": {"index": "IndexFlatIP", "metric": "inner_product"},  # + `coarse`: set by write_version
         "bm25": {"analyzer": analyzer, "k1": bm25.k1, "b": bm25.b, "library": "bm25s"},
         "chunker": chunker,
         "n_chunks": int(len(all_vecs)),
@@ -382,8 +384,6 @@ def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm
                   manifest: dict, cfg, t0: float | None = None, drop: Iterable[str] = ()) -> Path:
     """Write a complete version into a temp folder, then publish it atomically (see module doc).
     `drop`: versions found damaged; they are never kept as the fallback of the new one."""
-    import faiss
-
     kb_dir = Path(kb_dir)
     kb_dir.mkdir(parents=True, exist_ok=True)
     name = f"v{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}-{os.getpid()}"
@@ -393,10 +393,8 @@ def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm
         n = ChunkStore.write(tmp / "chunks.jsonl", chunks)
         if n != len(vectors) or n != bm25.n_docs:
             raise RagError(f"internal error: {n} chunks, {len(vectors)} vectors, {bm25.n_docs} BM25 rows")
-        index = faiss.IndexFlatIP(int(vectors.shape[1]) if vectors.ndim == 2 else int(manifest["embedding"]["dim"]))
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        faiss.write_index(index, str(tmp / "vectors.faiss"))
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else int(manifest["embedding"]["dim"])
+        manifest["faiss"] = dense_files.write(tmp, vectors, dim)  # vectors.faiss + its int8 copy
         bm25.save(tmp)
         cfg.save(tmp / "config.json")
         if t0 is not None:

@@ -125,6 +125,8 @@ class IndexVersion:
             raise IndexMissing(f"{path} is not a complete index (interrupted build?); run `rag index` again")
         import faiss
 
+        from rag.vectors import DenseStore
+
         # One query at a time is memory-bound: OpenMP's thread wake-ups cost more than they save,
         # and on a busy machine spinning threads made a 10k flat search take ~60 ms instead of <2.
         faiss.omp_set_num_threads(1)
@@ -134,8 +136,8 @@ class IndexVersion:
             raise IndexMissing(f"{path} uses index format {self.manifest.get('format')}, this version reads "
                                f"{FORMAT}; rebuild it with `rag index --rebuild`")
         check_files(path, self.manifest, full=verify == "full")
-        with _reading(path, "vectors.faiss"):
-            self.faiss = faiss.read_index(str(path / "vectors.faiss"))
+        with _reading(path, "vectors.faiss / vectors.i8.*"):
+            self.dense = DenseStore(path, self.manifest.get("faiss"))
         with _reading(path, "bm25 files (bm25_*.json/npy, bm25s/)"):
             self.bm25 = BM25Index.load(path)
         with _reading(path, "chunks.jsonl / chunks.offsets.npy"):
@@ -152,11 +154,11 @@ class IndexVersion:
         """Counts and lengths that must agree: catches damage in a legacy version (no checksums)
         and in a large file whose checksum is not computed on open, e.g. a cut chunks.jsonl."""
         path, n, want = self.path, len(self.store), self.manifest.get("n_chunks")
-        counts = [("vectors.faiss", self.faiss.ntotal), ("chunks.offsets.npy", n), ("bm25_offsets.npy", self.bm25.n_docs)]
+        counts = [*self.dense.counts(), ("chunks.offsets.npy", n), ("bm25_offsets.npy", self.bm25.n_docs)]
         for name, got in counts:
             if got != want:
                 raise Problem(path.name, name, f"is inconsistent with the manifest (chunks {n}, vectors "
-                                               f"{self.faiss.ntotal}, bm25 {self.bm25.n_docs}, manifest {want})"
+                                               f"{dict(self.dense.counts())}, bm25 {self.bm25.n_docs}, manifest {want})"
                               ).error(path)
         checks = [("chunks.jsonl", int(self.store.offsets[-1]), (path / "chunks.jsonl").stat().st_size),
                   ("bm25_tokens.npy", int(self.bm25.offsets[-1]), len(self.bm25.flat))]
@@ -183,22 +185,17 @@ class IndexVersion:
 
     @property
     def dim(self) -> int:
-        return int(self.faiss.d)
+        return self.dense.d
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
-        if len(rows) == 0:
-            return np.zeros((0, self.dim), np.float32)
-        return self.faiss.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+        """The exact float32 vectors of `rows`."""
+        return self.dense.vectors(rows)
 
     def dense_search(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """Exact top-k by inner product; ties → lower row (FAISS's own order is not guaranteed)."""
-        if self.n_chunks == 0 or k <= 0:
+        """Top-k by exact inner product (int8 scan + exact rescoring, rag.vectors); ties → lower row."""
+        if self.n_chunks == 0:
             return []
-        kk = min(self.n_chunks, k + 8)  # a little slack so rows tied at the k-th place are seen
-        D, I = self.faiss.search(np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32), kk)
-        pairs = [(int(i), float(s)) for i, s in zip(I[0], D[0]) if i >= 0]
-        pairs.sort(key=lambda p: (-p[1], p[0]))
-        return pairs[:k]
+        return self.dense.search(qvec, k)
 
     def close(self) -> None:
         self.store.close()
