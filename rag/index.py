@@ -8,12 +8,14 @@ Layout of a knowledge-base folder (`cfg.paths.kb_dir(name)`):
     v<time>-<pid>/       one complete index version:
         chunks.jsonl       row i = FAISS row i = BM25 row i (rows of one document are contiguous)
         chunks.offsets.npy byte offset of every line, so a chunk is read without parsing the rest
+        chunks.ids.json    the chunk id of every row (fusion ranks by id; read at open)
+        documents.json     the document table (source, sha256, chunk ids, rows), parsed on first use
         vectors.faiss      faiss.IndexFlatIP over L2-normalised vectors (cosine): the exact vectors
         vectors.i8.faiss, vectors.i8.scale.npy   their int8 copy, scanned first (rag.vectors)
         bm25_params.json, bm25_tokens.npy, bm25_offsets.npy, bm25s/   (rag.bm25)
         config.json        the resolved rag.config.Config
-        manifest.json      embedding model + dim, chunker settings, corpus hash, documents
-                           (source, sha256, chunk ids), package versions, build time, and `files`:
+        manifest.json      format, embedding model + dim, chunker settings, corpus hash, package
+                           versions, build time, and `files`:
                            size and sha256 of every other file (rag.index_verify)
         COMPLETE           written last, holds the manifest's size and sha256; a folder without it
                            is never loaded
@@ -61,6 +63,8 @@ from rag.bm25 import DEFAULT_ANALYZER, BM25Index, tokenize
 from rag.errors import ModelMismatch, RagError
 from rag.index_verify import COMPLETE, CURRENT, cleanup, fallback_names, publish, read_history, seal
 from rag.index_version import (  # noqa: F401  (the reading side, re-exported: rag.index is the API)
+    CHUNK_IDS,
+    DOCUMENTS,
     FORMAT,
     ChunkStore,
     IndexVersion,
@@ -239,7 +243,7 @@ def build_version(
     chunker = _chunker_settings(cfg)
     if chunk_fn is None:
         from rag.chunking import chunk_document as chunk_fn  # owned by the chunking module
-    old_docs: dict[str, dict] = {d["doc_id"]: d for d in old.manifest["documents"]} if old else {}
+    old_docs: dict[str, dict] = {d["doc_id"]: d for d in old.documents} if old else {}
     same_chunker = bool(old) and old.manifest.get("chunker") == chunker
     analyzer = analyzer or (old.bm25.analyzer if old else getattr(cfg.retrieve, "bm25_analyzer", DEFAULT_ANALYZER))
     if old is not None and old.dim != encoder.dim:
@@ -393,6 +397,14 @@ def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm
         n = ChunkStore.write(tmp / "chunks.jsonl", chunks)
         if n != len(vectors) or n != bm25.n_docs:
             raise RagError(f"internal error: {n} chunks, {len(vectors)} vectors, {bm25.n_docs} BM25 rows")
+        # format 2: the document table and the chunk ids beside the manifest (rag.index_version)
+        documents = manifest.pop("documents", [])
+        ids = [c.chunk_id for c in chunks]
+        if ids != [cid for d in documents for cid in d["chunk_ids"]]:
+            raise RagError("internal error: the documents' chunk ids are not the chunks' ids in row order")
+        manifest["format"] = FORMAT
+        (tmp / DOCUMENTS).write_bytes(json.dumps(documents, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        (tmp / CHUNK_IDS).write_bytes(json.dumps(ids, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else int(manifest["embedding"]["dim"])
         manifest["faiss"] = dense_files.write(tmp, vectors, dim)  # vectors.faiss + its int8 copy
         bm25.save(tmp)

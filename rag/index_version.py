@@ -32,7 +32,14 @@ from rag.index_verify import (
 )
 from rag.types import Chunk
 
-FORMAT = 1  # sealed versions (a `files` table) are still format 1: older code ignores the table
+# Format 2 (this code writes it): the document table lives in documents.json, parsed on first use,
+# and the chunk ids in chunks.ids.json, so opening parses neither 100k document entries nor a
+# 25 MB manifest. Format 1 (the document table inside manifest.json) is still read. Sealed
+# versions (a `files` table) and the int8 vector copy (rag.vectors) are optional parts of both.
+FORMAT = 2
+READABLE = (1, 2)
+DOCUMENTS = "documents.json"
+CHUNK_IDS = "chunks.ids.json"
 
 
 @contextlib.contextmanager
@@ -86,10 +93,14 @@ class ChunkStore:
         return self._all
 
     def close(self) -> None:
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
+        """Idempotent: a second close (e.g. __del__ after close()) must not close a descriptor
+        number the process has since reused for another file."""
+        fd, self._fd = getattr(self, "_fd", -1), -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def __del__(self):  # pragma: no cover - best effort
         self.close()
@@ -132,9 +143,15 @@ class IndexVersion:
         faiss.omp_set_num_threads(1)
         self.path = path
         self.manifest: dict[str, Any] = read_manifest(path)
-        if self.manifest.get("format") != FORMAT:
-            raise IndexMissing(f"{path} uses index format {self.manifest.get('format')}, this version reads "
-                               f"{FORMAT}; rebuild it with `rag index --rebuild`")
+        self.format = self.manifest.get("format")
+        if self.format not in READABLE:
+            raise IndexMissing(f"{path} uses index format {self.format}, this version of rag-zh reads formats "
+                               f"{', '.join(map(str, READABLE))}; rebuild it with `rag index PATH --kb "
+                               f"{path.parent.name} --rebuild` (or use the rag-zh version that wrote it)")
+        self._documents: list[dict[str, Any]] | None = None
+        self._doc_rows: dict[str, tuple[int, int]] | None = None
+        self._row_of: dict[str, int] | None = None
+        self._lazy = threading.Lock()
         check_files(path, self.manifest, full=verify == "full")
         with _reading(path, "vectors.faiss / vectors.i8.*"):
             self.dense = DenseStore(path, self.manifest.get("faiss"))
@@ -144,7 +161,7 @@ class IndexVersion:
             self.store = ChunkStore(path / "chunks.jsonl")
         try:
             self._check_structure()
-            with _reading(path, "manifest.json"):
+            with _reading(path, CHUNK_IDS if self.format >= 2 else "manifest.json"):
                 self._map_rows()
         except BaseException:
             self.store.close()  # a refused version keeps no file descriptor open
@@ -168,16 +185,58 @@ class IndexVersion:
                                                f"{expected}: truncated or overwritten)").error(path)
 
     def _map_rows(self) -> None:
+        """ids_by_row: the chunk id of every row (what fusion ranks by). Format 2 reads it from
+        chunks.ids.json; format 1 from the manifest's document table (parsed at open)."""
         n = len(self.store)
-        self.ids_by_row: list[str] = [""] * n
-        self.doc_rows: dict[str, tuple[int, int]] = {}
-        for d in self.manifest["documents"]:
-            first = d["first_row"]
-            self.doc_rows[d["doc_id"]] = (first, first + d["n_chunks"])
-            self.ids_by_row[first : first + d["n_chunks"]] = d["chunk_ids"]
+        if self.format >= 2:
+            ids = json.loads((self.path / CHUNK_IDS).read_bytes())
+            if not isinstance(ids, list) or len(ids) != n or not all(isinstance(c, str) for c in ids[:1]):
+                raise ValueError(f"{CHUNK_IDS} lists {len(ids) if isinstance(ids, list) else '?'} ids, the index has {n}")
+            self.ids_by_row: list[str] = ids
+            return
+        self._documents = self.manifest["documents"]
+        self.ids_by_row = [""] * n
+        self._rows_of_documents()
         if len(self.ids_by_row) != n:
             raise ValueError(f"documents cover {len(self.ids_by_row)} rows, the index has {n}")
-        self.row_of: dict[str, int] = {cid: i for i, cid in enumerate(self.ids_by_row)}
+
+    def _rows_of_documents(self) -> None:
+        doc_rows: dict[str, tuple[int, int]] = {}
+        for d in self.documents:
+            first = d["first_row"]
+            doc_rows[d["doc_id"]] = (first, first + d["n_chunks"])
+            if self.format < 2:
+                self.ids_by_row[first : first + d["n_chunks"]] = d["chunk_ids"]
+        self._doc_rows = doc_rows
+
+    @property
+    def documents(self) -> list[dict[str, Any]]:
+        """The document table (doc_id, source, sha256, first_row, n_chunks, chunk_ids, …), in row
+        order; parsed on first use (search never needs it)."""
+        if self._documents is None:
+            with self._lazy:
+                if self._documents is None:
+                    with _reading(self.path, DOCUMENTS):
+                        docs = json.loads((self.path / DOCUMENTS).read_bytes())
+                        if not isinstance(docs, list) or sum(d["n_chunks"] for d in docs) != self.n_chunks:
+                            raise ValueError(f"the documents do not cover the {self.n_chunks} rows")
+                    self._documents = docs
+        return self._documents
+
+    @property
+    def doc_rows(self) -> dict[str, tuple[int, int]]:
+        """doc_id → (first row, end row)."""
+        if self._doc_rows is None:
+            with _reading(self.path, DOCUMENTS if self.format >= 2 else "manifest.json"):
+                self._rows_of_documents()
+        return self._doc_rows  # type: ignore[return-value]
+
+    @property
+    def row_of(self) -> dict[str, int]:
+        """chunk id → row (built on first use)."""
+        if self._row_of is None:
+            self._row_of = {cid: i for i, cid in enumerate(self.ids_by_row)}
+        return self._row_of
 
     @property
     def n_chunks(self) -> int:
@@ -261,6 +320,7 @@ def check_kb(kb_dir: Path) -> tuple[list[str], list[str]]:
         if not problems:
             try:
                 v = IndexVersion(p, verify="full")
+                n_docs = len(v.documents)  # a full check parses the document table too
             except IndexMissing as e:  # IndexDamaged included: a parse failure the checksums missed
                 bad.append(f"{kb_dir.name}/{p.name} ({role}): {e}")
                 continue
@@ -268,7 +328,7 @@ def check_kb(kb_dir: Path) -> tuple[list[str], list[str]]:
             what = f"{len(v.manifest['files'])} files verified" if sealed else "no checksums recorded (built " \
                    "before they existed; structure checked; the next build adds them)"
             ok.append(f"{kb_dir.name}/{p.name} ({role}): ok, {v.n_chunks} chunks, "
-                      f"{len(v.manifest.get('documents', []))} documents, {what}")
+                      f"{n_docs} documents, {what}")
             v.close()
         for pr in problems:
             bad.append(f"{kb_dir.name}/{pr} ({role})")

@@ -120,7 +120,7 @@ class HybridSearcher:
                            weights=weights, norm=rc.norm)
         else:
             raise ConfigError(f"unknown fusion {rc.fusion!r}; use rrf or convex")
-        row_of = self.version.row_of
+        row_of = {ids[r]: r for lst in (dense, bm) for r, _ in lst}  # only the candidates' rows
         return [(row_of[cid], s) for cid, s in fused]
 
 

@@ -1,5 +1,5 @@
-"""rag.vectors: the int8 scan with exact rescoring gives the exact top-k; versions without the int8
-copy (written before it existed) open and search exactly."""
+"""rag.vectors: the int8 scan with exact rescoring gives the exact top-k (older versions without the
+int8 copy: tests/test_index_format.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ import numpy as np
 import pytest
 
 from rag import vectors
-from rag.config import load_config
-from rag.index import IndexVersion, build_version
-from rag.index_verify import seal
-from test_kb import mkdoc, para_chunker
 
 
 def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -31,7 +27,6 @@ def exact_top(x: np.ndarray, q: np.ndarray, k: int) -> list[int]:
 
 def test_int8_scan_with_rescoring_matches_exact_search(tmp_path):
     x = clustered(6000, 64)
-    vectors.write(tmp_path, x, 64)
     store = vectors.DenseStore(tmp_path, json.loads(json.dumps(vectors.write(tmp_path, x, 64))))
     assert store.use_coarse and store.ntotal == 6000
     rng = np.random.default_rng(1)
@@ -54,38 +49,8 @@ def test_int8_scan_with_rescoring_matches_exact_search(tmp_path):
 
 def test_small_store_and_k_larger_than_rows(tmp_path):
     x = clustered(5, 16)
-    vectors.DenseStore(tmp_path, vectors.write(tmp_path, x, 16))
     store = vectors.DenseStore(tmp_path, vectors.write(tmp_path, x, 16))
     assert [r for r, _ in store.search(x[3], 10)] == exact_top(x, x[3], 10)
     empty = tmp_path / "empty"
     empty.mkdir()
     assert vectors.DenseStore(empty, vectors.write(empty, np.zeros((0, 16), np.float32), 16)).search(x[0], 3) == []
-
-
-@pytest.fixture
-def cfg(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
-    return load_config(overrides={"embed": {"model": "fake-64", "cache": False}})
-
-
-def test_a_version_without_the_int8_copy_opens_and_searches_exactly(cfg, tmp_path):
-    from embeddings import FakeEncoder
-
-    docs = [mkdoc(f"d{i}", f"第{i}号文件：城市{i}举办文化节。\n\n参观人数{i}万，门票{i * 3}元。") for i in range(80)]
-    enc = FakeEncoder(64)
-    path, _ = build_version(tmp_path / "kb", None, docs, cfg, enc, chunk_fn=para_chunker, analyzer="bigram")
-    q = enc.encode_queries(["城市7举办文化节"])[0]
-    new = IndexVersion(path)
-    assert new.dense.use_coarse and new.manifest["faiss"]["coarse"]["file"] == vectors.COARSE
-    want = new.dense_search(q, 10)
-    new.close()
-    # what the code before the int8 copy wrote: vectors.faiss only, no `coarse` entry
-    for f in (vectors.COARSE, vectors.SCALE):
-        (path / f).unlink()
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    manifest["faiss"] = {"index": "IndexFlatIP", "metric": "inner_product"}
-    del manifest["files"]
-    seal(path, manifest)
-    old = IndexVersion(path)
-    assert not old.dense.use_coarse
-    assert old.dense_search(q, 10) == want
