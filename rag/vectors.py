@@ -18,10 +18,10 @@ the top-50 of the rescored scan is identical to the exact scan for every non-tie
 scan takes ≈2 ms instead of ≈9–18 ms (FAISS's AVX2/AVX-512 int8 kernel; it also quantises the
 query to integers, hence the query is scaled to ±127 before it is handed over).
 
-Opening maps both FAISS files into memory (`IO_FLAG_MMAP_IFC`) instead of reading them: opening
-a 100k-chunk index costs a few milliseconds and the pages are shared with the page cache (and
-with other processes reading the same KB). Deliberate compromise: a version file must not be
-truncated while it is mapped (versions are immutable; rag.index never rewrites one in place).
+Opening reads both FAISS files into memory (≈0.2 s for 100k × 384). Measured and rejected:
+memory-mapping them (`IO_FLAG_MMAP_IFC`) opens in ~20 ms, but on this shared machine the page
+cache does not keep the file, and the exact rescoring's random rows then cost a page fault each:
+30–170 ms per query instead of 0.06 ms (benchmarks/results/scale.md).
 """
 
 from __future__ import annotations
@@ -45,12 +45,6 @@ def rescore_n(k: int) -> int:
     (84, 164)
     """
     return 2 * k + 64
-
-
-def _read_flag() -> int:
-    import faiss
-
-    return getattr(faiss, "IO_FLAG_MMAP_IFC", getattr(faiss, "IO_FLAG_MMAP", 0))
 
 
 def write(folder: Path, vectors: np.ndarray, dim: int) -> dict[str, Any]:
@@ -85,12 +79,12 @@ class DenseStore:
         import faiss
 
         folder = Path(folder)
-        self.flat = faiss.read_index(str(folder / FLAT), _read_flag())
+        self.flat = faiss.read_index(str(folder / FLAT))
         self.coarse = None
         self.scale: np.ndarray | None = None
         info = (faiss_info or {}).get("coarse") if isinstance(faiss_info, dict) else None
         if isinstance(info, dict) and info.get("index") == COARSE_KIND:
-            self.coarse = faiss.read_index(str(folder / COARSE), _read_flag())
+            self.coarse = faiss.read_index(str(folder / COARSE))
             self.scale = np.load(folder / SCALE).astype(np.float32)
         self.use_coarse = self.coarse is not None
 
