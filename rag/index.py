@@ -390,7 +390,10 @@ def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm
     `drop`: versions found damaged; they are never kept as the fallback of the new one."""
     kb_dir = Path(kb_dir)
     kb_dir.mkdir(parents=True, exist_ok=True)
-    name = f"v{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}-{os.getpid()}"
+    # one clock reading for both parts: the names sort by build time (a second ticking over
+    # between two readings made a newer version sort first: older code read the clock twice)
+    ns = time.time_ns()
+    name = f"v{time.strftime('%Y%m%d%H%M%S', time.gmtime(ns // 10**9))}-{ns % 10**9:09d}-{os.getpid()}"
     tmp = kb_dir / f".tmp-{name}"
     tmp.mkdir()
     try:
