@@ -243,7 +243,7 @@ def build_version(
     chunker = _chunker_settings(cfg)
     if chunk_fn is None:
         from rag.chunking import chunk_document as chunk_fn  # owned by the chunking module
-    old_docs: dict[str, dict] = {d["doc_id"]: d for d in old.documents} if old else {}
+    old_docs: dict[str, dict] = {d["doc_id"]: d for d in old.manifest["documents"]} if old else {}
     same_chunker = bool(old) and old.manifest.get("chunker") == chunker
     analyzer = analyzer or (old.bm25.analyzer if old else getattr(cfg.retrieve, "bm25_analyzer", DEFAULT_ANALYZER))
     if old is not None and old.dim != encoder.dim:

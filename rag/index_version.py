@@ -14,7 +14,8 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -122,6 +123,34 @@ class ChunkStore:
 # ------------------------------------------------------------------ one opened version
 
 
+class Manifest(Mapping):
+    """A version's manifest as every reader knows it, `documents` included; in format 2 the
+    document table is read from documents.json only when `documents` is asked for (so checking
+    the model of a KB on open never parses it). Read-only.
+
+    >>> m = Manifest({"format": 2, "n_chunks": 1}, lambda: [{"doc_id": "a"}])
+    >>> m.get("n_chunks"), list(m), m["documents"][0]["doc_id"]
+    (1, ['format', 'n_chunks', 'documents'], 'a')
+    """
+
+    def __init__(self, meta: dict[str, Any], documents: Callable[[], list[dict[str, Any]]]):
+        self._meta, self._documents = meta, documents
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "documents" and key not in self._meta:
+            return self._documents()
+        return self._meta[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._meta
+        if "documents" not in self._meta:
+            yield "documents"
+
+    def __len__(self) -> int:
+        return len(self._meta) + ("documents" not in self._meta)
+
+
+
 class IndexVersion:
     """One complete, immutable index version, opened for reading (thread-safe).
 
@@ -142,8 +171,9 @@ class IndexVersion:
         # and on a busy machine spinning threads made a 10k flat search take ~60 ms instead of <2.
         faiss.omp_set_num_threads(1)
         self.path = path
-        self.manifest: dict[str, Any] = read_manifest(path)
-        self.format = self.manifest.get("format")
+        self.meta: dict[str, Any] = read_manifest(path)  # manifest.json as stored (format 2: small)
+        self.manifest = Manifest(self.meta, lambda: self.documents)
+        self.format = self.meta.get("format")
         if self.format not in READABLE:
             raise IndexMissing(f"{path} uses index format {self.format}, this version of rag-zh reads formats "
                                f"{', '.join(map(str, READABLE))}; rebuild it with `rag index PATH --kb "
@@ -152,9 +182,9 @@ class IndexVersion:
         self._doc_rows: dict[str, tuple[int, int]] | None = None
         self._row_of: dict[str, int] | None = None
         self._lazy = threading.Lock()
-        check_files(path, self.manifest, full=verify == "full")
+        check_files(path, self.meta, full=verify == "full")
         with _reading(path, "vectors.faiss / vectors.i8.*"):
-            self.dense = DenseStore(path, self.manifest.get("faiss"))
+            self.dense = DenseStore(path, self.meta.get("faiss"))
         with _reading(path, "bm25 files (bm25_*.json/npy, bm25s/)"):
             self.bm25 = BM25Index.load(path)
         with _reading(path, "chunks.jsonl / chunks.offsets.npy"):
@@ -170,7 +200,7 @@ class IndexVersion:
     def _check_structure(self) -> None:
         """Counts and lengths that must agree: catches damage in a legacy version (no checksums)
         and in a large file whose checksum is not computed on open, e.g. a cut chunks.jsonl."""
-        path, n, want = self.path, len(self.store), self.manifest.get("n_chunks")
+        path, n, want = self.path, len(self.store), self.meta.get("n_chunks")
         counts = [*self.dense.counts(), ("chunks.offsets.npy", n), ("bm25_offsets.npy", self.bm25.n_docs)]
         for name, got in counts:
             if got != want:
@@ -194,7 +224,7 @@ class IndexVersion:
                 raise ValueError(f"{CHUNK_IDS} lists {len(ids) if isinstance(ids, list) else '?'} ids, the index has {n}")
             self.ids_by_row: list[str] = ids
             return
-        self._documents = self.manifest["documents"]
+        self._documents = self.meta["documents"]
         self.ids_by_row = [""] * n
         self._rows_of_documents()
         if len(self.ids_by_row) != n:
@@ -324,8 +354,8 @@ def check_kb(kb_dir: Path) -> tuple[list[str], list[str]]:
             except IndexMissing as e:  # IndexDamaged included: a parse failure the checksums missed
                 bad.append(f"{kb_dir.name}/{p.name} ({role}): {e}")
                 continue
-            sealed = isinstance(v.manifest.get("files"), dict)
-            what = f"{len(v.manifest['files'])} files verified" if sealed else "no checksums recorded (built " \
+            sealed = isinstance(v.meta.get("files"), dict)
+            what = f"{len(v.meta['files'])} files verified" if sealed else "no checksums recorded (built " \
                    "before they existed; structure checked; the next build adds them)"
             ok.append(f"{kb_dir.name}/{p.name} ({role}): ok, {v.n_chunks} chunks, "
                       f"{n_docs} documents, {what}")

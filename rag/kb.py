@@ -232,7 +232,7 @@ class KnowledgeBase:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return {**self._version.manifest, "documents": self._version.documents} if self._version else {}
+        return dict(self._version.manifest) if self._version else {}
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -264,7 +264,7 @@ class KnowledgeBase:
         if self._version is None:
             return []
         return [DocInfo(d["doc_id"], d.get("title", ""), d.get("source", ""), int(d["n_chunks"]),
-                        d.get("date", ""), d.get("added", "")) for d in self._version.documents]
+                        d.get("date", ""), d.get("added", "")) for d in self._version.manifest["documents"]]
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         self._maybe_refresh()
@@ -367,7 +367,7 @@ class KnowledgeBase:
             return set()
         stems = {Path(str(getattr(f, "path", f))).with_suffix("").as_posix() for f in failures}
         out = set()
-        for d in self._version.documents:
+        for d in self._version.manifest["documents"]:
             src = Path(d.get("source", "")).with_suffix("").as_posix()
             if any(s == src or s.endswith("/" + d["doc_id"]) or src.endswith(s) for s in stems if s):
                 out.add(d["doc_id"])
