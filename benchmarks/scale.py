@@ -266,7 +266,8 @@ def one_size(n: int, paras, base, questions, enc_name: str, cfg, args, work: Pat
     for b in args.backends.split(","):
         if b and b != "local":
             why = backend_available(b)
-            rows.append({"chunks": n, "backend": b, "code": "after", "note": why or "TODO: not wired yet"})
+            rows.append({"chunks": n, "backend": b, "code": "after",
+                         "note": why or "not measured: this benchmark does not drive that backend yet"})
     shutil.rmtree(work / f"local-{n}", ignore_errors=True)
     return rows
 

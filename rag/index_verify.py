@@ -10,8 +10,8 @@ A version folder is sealed in two steps (`seal`), after every data file is writt
 
 Opening (`read_manifest`, `check_files`) always compares sizes (a stat per file: truncation, the
 common damage, is caught even for a 300 MB index) and compares checksums of the files up to
-`HASH_ON_OPEN_MAX` bytes. Deliberate compromise: a larger file (vectors.faiss, chunks.jsonl or the
-BM25 matrix of a ≈100k-chunk KB) is hashed only where the whole file is read anyway or where the
+`HASH_ON_OPEN_MAX` bytes. Deliberate compromise: a larger file (vectors.faiss, its int8 copy,
+chunks.jsonl, documents.json or the BM25 matrix of a ≈100k-chunk KB) is hashed only where the whole file is read anyway or where the
 time is expected — `rag kb check`, and before an incremental `rag index` builds on the version —
 so opening stays well under a second while a bit flip inside a big file is still found by those.
 

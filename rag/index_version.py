@@ -123,6 +123,28 @@ class ChunkStore:
 # ------------------------------------------------------------------ one opened version
 
 
+class _DocumentTable:
+    """documents.json of one version, parsed once, on first use (thread-safe); format 1: the
+    manifest's own table."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]):
+        self.path, self.meta = path, meta
+        self._docs: list[dict[str, Any]] | None = meta.get("documents")
+        self._lock = threading.Lock()
+
+    def get(self) -> list[dict[str, Any]]:
+        if self._docs is None:
+            with self._lock:
+                if self._docs is None:
+                    with _reading(self.path, DOCUMENTS):
+                        docs = json.loads((self.path / DOCUMENTS).read_bytes())
+                        n = self.meta.get("n_chunks")
+                        if not isinstance(docs, list) or sum(d["n_chunks"] for d in docs) != n:
+                            raise ValueError(f"the documents do not cover the {n} rows")
+                    self._docs = docs
+        return self._docs
+
+
 class Manifest(Mapping):
     """A version's manifest as every reader knows it, `documents` included; in format 2 the
     document table is read from documents.json only when `documents` is asked for (so checking
@@ -172,16 +194,16 @@ class IndexVersion:
         faiss.omp_set_num_threads(1)
         self.path = path
         self.meta: dict[str, Any] = read_manifest(path)  # manifest.json as stored (format 2: small)
-        self.manifest = Manifest(self.meta, lambda: self.documents)
+        self._table = _DocumentTable(path, self.meta)
+        self.manifest = Manifest(self.meta, self._table.get)  # (no reference back to self: no cycle)
         self.format = self.meta.get("format")
         if self.format not in READABLE:
             raise IndexMissing(f"{path} uses index format {self.format}, this version of rag-zh reads formats "
                                f"{', '.join(map(str, READABLE))}; rebuild it with `rag index PATH --kb "
                                f"{path.parent.name} --rebuild` (or use the rag-zh version that wrote it)")
-        self._documents: list[dict[str, Any]] | None = None
+        self._documents: list[dict[str, Any]] | None = self.meta.get("documents")  # format 1
         self._doc_rows: dict[str, tuple[int, int]] | None = None
         self._row_of: dict[str, int] | None = None
-        self._lazy = threading.Lock()
         check_files(path, self.meta, full=verify == "full")
         with _reading(path, "vectors.faiss / vectors.i8.*"):
             self.dense = DenseStore(path, self.meta.get("faiss"))
@@ -244,13 +266,7 @@ class IndexVersion:
         """The document table (doc_id, source, sha256, first_row, n_chunks, chunk_ids, …), in row
         order; parsed on first use (search never needs it)."""
         if self._documents is None:
-            with self._lazy:
-                if self._documents is None:
-                    with _reading(self.path, DOCUMENTS):
-                        docs = json.loads((self.path / DOCUMENTS).read_bytes())
-                        if not isinstance(docs, list) or sum(d["n_chunks"] for d in docs) != self.n_chunks:
-                            raise ValueError(f"the documents do not cover the {self.n_chunks} rows")
-                    self._documents = docs
+            self._documents = self._table.get()
         return self._documents
 
     @property

@@ -97,3 +97,22 @@ def test_damaged_format_2_side_files_are_named(cfg):
             IndexVersion(path)
         (path / name).write_bytes(data)
     IndexVersion(path).close()
+
+
+def test_an_opened_version_is_freed_without_the_cycle_collector(cfg):
+    # KnowledgeBase.refresh replaces versions: a reference cycle would keep every old index in
+    # memory until a full garbage collection
+    import gc
+    import weakref
+
+    path, _ = build_version(cfg.paths.kb_dir("w"), None, [mkdoc("a", DOCS["d01"])], cfg, FakeEncoder(64),
+                            chunk_fn=para_chunker, analyzer="bigram")
+    gc.disable()
+    try:
+        v = IndexVersion(path)
+        assert v.manifest["documents"][0]["doc_id"] == "a" and v.row_of["a#0"] == 0
+        ref = weakref.ref(v)
+        del v
+        assert ref() is None
+    finally:
+        gc.enable()
