@@ -167,3 +167,18 @@ def report_pages(n: int = 3, columns: int = 1) -> list[Page]:
         body = body[heads[(i // 2) % len(heads)]:] if i > 2 else body  # later pages start elsewhere
         out.append(draw_page(body, columns=columns, header="XX县人民政府文件", page_no=i))
     return out
+
+
+def draw_vertical(text: str, per_column: int = 20, size: int = 34) -> Page:
+    """Vertical writing: columns of `per_column` characters, top to bottom, right to left."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (W, H), 255)
+    d = ImageDraw.Draw(img)
+    font = _font(size)
+    cols = [text[i:i + per_column] for i in range(0, len(text), per_column)]
+    for c, col in enumerate(cols):
+        x = W - MARGIN - size - c * int(size * 1.9)
+        for k, ch in enumerate(col):
+            d.text((x, 150 + k * int(size * 1.15)), ch, fill=0, font=font)
+    return Page(img, text, [])

@@ -209,3 +209,41 @@ def test_cli_ask_json_names_the_page(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["citations"] and out["citations"][0]["page"] == 1
+
+
+@pytest.mark.slow
+def test_scan_question_with_the_real_local_model(tmp_path, monkeypatch):
+    """The same question through the real encoder and the local llama.cpp model, when installed."""
+    import importlib.util
+
+    from rag.answer import Assistant
+    from rag.config import load_config
+    from rag.kb import KnowledgeBase
+    from rag.models_install import is_installed
+
+    # the real models (the autouse fixture moved RAG_HOME, which the default models folder follows)
+    models_dir = os.environ.get("RAG_MODELS_DIR") or str(Path.home() / ".rag-zh" / "models")
+    cfg = load_config(env={"RAG_HOME": os.environ["RAG_HOME"], "RAG_MODELS_DIR": models_dir})
+    if importlib.util.find_spec("llama_cpp") is None or not is_installed(cfg.llm.model, cfg.paths.models_dir):
+        pytest.skip(f"the local model {cfg.llm.model} is not installed in {models_dir}")
+    pages = [F.draw_page(F.SIMPLIFIED_MORE, page_no=1), F.draw_page(F.SIMPLIFIED, page_no=2)]
+    kb = KnowledgeBase.open("scan", cfg, create=True)
+    kb.add_paths([F.save_pdf(pages, tmp_path / "scan.pdf")], progress=False)
+    ans = Assistant(kb, cfg).answer("新建和改造农村公路多少公里？", llm_backend="local")
+    assert not ans.refused and "一百五十" in ans.text, ans.text
+    cited = [c for c in ans.citations if c.supported]
+    assert cited and cited[0].page == 2 and cited[0].metadata["boxes"]
+
+
+@pytest.mark.slow
+def test_vertical_writing_is_not_scrambled(tmp_path):
+    """Columns top to bottom, right to left: read in that order. (Full-width commas drawn upright in
+    a column read as ’ once the page is turned, so punctuation is left out of this CER.)"""
+    import re
+
+    page = F.draw_vertical(F.SIMPLIFIED[1] + F.SIMPLIFIED[3])
+    p = tmp_path / "vertical.png"
+    page.image.save(p)
+    doc = load_file(p)
+    words = lambda s: re.sub(r"[^\u3400-\u9fff]", "", s)  # noqa: E731
+    assert F.cer(words(doc.text), words(page.body)) <= 0.02, doc.text

@@ -9,9 +9,11 @@ Orientation: a page scanned sideways (90°/270°) shows as tall text boxes; a pa
 lines the angle classifier calls "180". The classifier is asked about the first boxes' crops
 (cheap: a tiny model) and the page is turned upright and recognised again, so boxes are always in
 the upright page's frame (`PageOCR.rotation` says by how much the stored source must be turned
-to match them). Tall boxes that stay unreadable when the page is turned are vertical writing:
-each column is cut into character cells laid side by side and recognised as a line
-(`_vertical_crop`), columns read right to left (rag.ocr.layout). Skew of a few degrees needs
+to match them). Vertical writing also shows as tall boxes: it is read both ways — the page turned
+(its columns, right to left, become lines top to bottom, in order; full-width commas then read as
+’) and each column cut into character cells laid side by side (`_vertical_crop`, columns ordered
+right to left by rag.ocr.layout) — and the reading with more confident text is kept (on the test
+fixture, the turned page; tests/test_ocr.py checks the order is kept). Skew of a few degrees needs
 nothing: the detector returns rotated quadrilaterals and the recogniser reads the rectified crop.
 
 Deliberate compromise: the cell cut for vertical text assumes square, evenly spaced characters
