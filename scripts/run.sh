@@ -40,12 +40,15 @@ install_models() {
 
 install_browser() {
   # Debian's chromium for the browser tests, and a CJK font so its screenshots show Chinese
-  # text rather than empty boxes (a headless machine has none)
-  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then
-    log "installing Debian's chromium and a CJK font for the browser tests"
+  # text rather than empty boxes (a headless machine has none; the OCR tests draw their pages
+  # with it); Tesseract chi_tra reads traditional-script scans (rag/ocr/tesseract.py)
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] \
+     || [ ! -x /usr/bin/tesseract ] || [ ! -e /usr/share/tesseract-ocr/5/tessdata/chi_tra.traineddata ]; then
+    log "installing Debian's chromium, a CJK font and Tesseract (chi_sim, chi_tra) for the tests"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei \
+      tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra >/dev/null
   fi
 }
 
