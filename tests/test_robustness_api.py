@@ -30,12 +30,14 @@ from rag.types import Status, Token
 
 ROOT = Path(__file__).resolve().parent.parent
 Q = "甘肃煤田地质局现有多少干部职工？"
+HANG = 60.0  # seconds: a request that takes this long is stuck (rejections take milliseconds)
 
 
 @contextlib.contextmanager
 def within(seconds: float):
-    """Fail (instead of hanging for minutes) when the block takes longer than `seconds`; jieba is
-    pure Python, so the alarm interrupts it."""
+    """A hang guard: fail (instead of hanging for minutes) when the block takes longer than
+    `seconds`; jieba is pure Python, so the alarm interrupts it. Not a speed test: HANG is far
+    above the time the block takes on a loaded CI machine; the tests check what happens."""
 
     def _late(signum, frame):
         raise TimeoutError(f"took longer than {seconds} s")
@@ -90,25 +92,34 @@ def _one_line_json(r) -> dict:
 # ------------------------------------------------------------------ the finding: 1 MB of history
 
 
-def test_condenser_reads_only_the_tail_of_a_megabyte_history():
+def test_condenser_reads_only_the_tail_of_a_megabyte_history(monkeypatch):
+    # behaviour, not time: every text the condenser segments is at most condense_chars long
+    # (plus the question), whatever the size of the earlier turn
+    import jieba
+    import jieba.posseg
+
     from rag.condense import condense
 
-    condense("它是什么？", [("南马路小学始建于哪一年？", "")])  # loads jieba's dictionary (≈3 s) outside the timing
-    with within(2.0):
-        out = condense("它是什么？", [("创" * 1048576, "答")])
+    seen: list[int] = []
+    for mod, name in ((jieba, "cut"), (jieba, "lcut"), (jieba.posseg, "cut"), (jieba.posseg, "lcut")):
+        orig = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda s, *a, _o=orig, **k: (seen.append(len(s)), _o(s, *a, **k))[1])
+    out = condense("它是什么？", [("创" * 1048576, "答")])
     assert out.text
+    assert seen, "the condenser segmented nothing: the spy no longer sees jieba"
+    assert max(seen) <= LIMITS.condense_chars + len("它是什么？")
 
 
-def test_megabyte_history_is_rejected_within_two_seconds(client):
+def test_megabyte_history_is_rejected_without_being_read(client):
     body = json.dumps({"question": "它是什么？", "history": [["创" * 1048576, "答"]]}, ensure_ascii=False).encode()
-    with within(2.0):
+    with within(HANG):
         r = client.post("/ask", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 413 and _one_line_json(r)["error"] == "PayloadTooLarge"
 
 
 def test_long_history_turn_under_the_body_limit_is_rejected(client):
     body = {"question": "它是什么？", "history": [["创" * (LIMITS.turn_chars + 1), "答"]]}
-    with within(2.0):
+    with within(HANG):
         r = client.post("/ask", content=json.dumps(body, ensure_ascii=False).encode(),
                         headers={"content-type": "application/json"})
     assert r.status_code == 422 and "history" in _one_line_json(r)["detail"]
@@ -228,7 +239,7 @@ class _SlowAssistant:
 def test_deadline_ends_a_request_with_an_error_not_a_hang():
     slow = _SlowAssistant()
     c = _app(limits=dataclasses.replace(LIMITS, deadline_seconds=0.5), factory=lambda name: slow)
-    with within(3.0):
+    with within(HANG):
         r = c.post("/ask", json={"question": Q})
     assert r.status_code == 504 and _one_line_json(r)["error"] == "DeadlineExceeded"
     assert slow.closed.wait(2.0), "the worker kept answering after the deadline"
@@ -237,7 +248,7 @@ def test_deadline_ends_a_request_with_an_error_not_a_hang():
 def test_deadline_ends_a_stream_with_an_error_event():
     slow = _SlowAssistant()
     c = _app(limits=dataclasses.replace(LIMITS, deadline_seconds=0.5), factory=lambda name: slow)
-    with within(3.0):
+    with within(HANG):
         with c.stream("POST", "/ask", json={"question": Q, "stream": True}) as r:
             body = "".join(r.iter_text())
     last = body.strip().split("\n\n")[-1]
