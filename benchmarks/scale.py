@@ -292,7 +292,7 @@ def write_markdown(res: dict, path: Path) -> None:
          f"{res['queries']} real questions, each embedded inside the timed search (no query cache).", "",
          "- *before*: the code at the given commit (format 1: the document table inside manifest.json, FAISS "
          "read into memory, exact float32 flat scan); *after*: this tree (rag.vectors int8 scan + exact rescoring, "
-         "memory-mapped FAISS files, format 2 with documents.json / chunks.ids.json beside a small manifest).",
+         "format 2 with documents.json / chunks.ids.json beside a small manifest).",
          "- *insert* = writing a version from already-embedded chunks (BM25 tokenising and matrix, vectors, "
          "chunk store, checksums); *write* = the version write alone (no tokenising).",
          "- *hybrid p50/p95*: `HybridSearcher.search(q, k=10)` with the default fusion, query embedding included.",
