@@ -38,17 +38,28 @@ install_models() {
   rag models install
 }
 
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+install_ocr() {
+  # Tesseract chi_tra reads traditional-script scans beside RapidOCR (rag/ocr/tesseract.py;
+  # without it traditional pages are read by RapidOCR alone, ~6 % CER: benchmarks/results/ocr.md)
+  if [ ! -x /usr/bin/tesseract ] || [ ! -e /usr/share/tesseract-ocr/5/tessdata/chi_tra.traineddata ]; then
+    log "installing Debian's Tesseract (chi_sim, chi_tra) for scanned documents"
+    apt_install tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra
+  fi
+}
+
 install_browser() {
   # Debian's chromium for the browser tests, and a CJK font so its screenshots show Chinese
   # text rather than empty boxes (a headless machine has none; the OCR tests draw their pages
-  # with it); Tesseract chi_tra reads traditional-script scans (rag/ocr/tesseract.py)
-  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] \
-     || [ ! -x /usr/bin/tesseract ] || [ ! -e /usr/share/tesseract-ocr/5/tessdata/chi_tra.traineddata ]; then
-    log "installing Debian's chromium, a CJK font and Tesseract (chi_sim, chi_tra) for the tests"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei \
-      tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra >/dev/null
+  # with it)
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then
+    log "installing Debian's chromium and a CJK font for the browser tests"
+    apt_install chromium chromium-driver fonts-wqy-zenhei
   fi
 }
 
@@ -56,13 +67,13 @@ cmd=${1:-chat}
 shift || true
 case "$cmd" in
   install)
-    install_python; install_models ;;
+    install_python; install_models; install_ocr ;;
   chat)
-    install_python; install_models
+    install_python; install_models; install_ocr
     log "starting the web chat (indexes the seeds on first start)"
     exec rag chat "$@" ;;
   test)
-    install_python; install_models; install_browser
+    install_python; install_models; install_ocr; install_browser
     log "running the test suite"
     exec "$PY" -m pytest "$@" ;;
   *)
