@@ -2,7 +2,7 @@
 
     nice python3 benchmarks/scale.py                       # writes benchmarks/results/scale.{md,json}
     nice python3 benchmarks/scale.py --sizes 2000 --quick  # smoke run
-    nice python3 benchmarks/scale.py --backends local,milvus
+    nice python3 benchmarks/scale.py --before '' --backends local,milvus --out benchmarks/results/scale_milvus.md
 
 Data. Synthetic chunks made of sentences sampled from the real DRCD + CMRC dev paragraphs
 (realistic vocabulary and posting lengths); their vectors are mixtures of real paragraph vectors
@@ -20,6 +20,13 @@ Recall: for every timed query, the top-10 of the production hybrid search and of
 search are compared with the same search over an exact float32 flat scan of the same vectors
 (`exact=True` on the version): the share of queries whose top-10 is identical is reported.
 
+Milvus (`--backends local,milvus`): the KB folder holding that local version gets its first
+Milvus build through the production migration (`MilvusKnowledgeBase.add_documents([])`, Milvus
+Lite embedded at {kb}/milvus.db: chunks, vectors and BM25 tokens copied, nothing re-embedded),
+timed in a child process; then a fresh child (OMP_NUM_THREADS=1, docs/milvus.md) times the open,
+the same questions through `kb.search`, the RSS of itself plus the Lite server process, and how
+often its hybrid top-10 equals the local backend's.
+
 "Insert" is the write of a version from already-embedded chunks (BM25 tokenising + matrix, vector
 store, chunk store, checksums): the embedding of the passages is not included (it is the same for
 every backend; see benchmarks/results/embeddings.md).
@@ -32,6 +39,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -198,7 +206,7 @@ def serve_local(path: str, qfile: str, model: str | None, exact_reference: bool)
         "hybrid_p50_ms": pct(lat, 0.5), "hybrid_p95_ms": pct(lat, 0.95),
         "embed_p50_ms": pct(lat_emb, 0.5), "dense_top50_p50_ms": pct(lat_dense, 0.5),
         "bm25_p50_ms": pct(lat_bm, 0.5), "queries": len(queries),
-        "rss_after_load_mb": rss_index, "peak_rss_mb": rss_mb(),
+        "rss_after_load_mb": rss_index, "peak_rss_mb": rss_mb(), "tops": tops,
     }
     dense = getattr(v, "dense", None)
     if exact_reference and dense is not None and dense.use_coarse:
@@ -211,12 +219,114 @@ def serve_local(path: str, qfile: str, model: str | None, exact_reference: bool)
     return out
 
 
+def tree_rss_mb() -> float:
+    """Current RSS of this process plus its descendants (the embedded Milvus Lite server is a
+    child process), MB. Reads /proc: no psutil here."""
+    def kids(pid: int) -> list[int]:
+        out = []
+        for t in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                out += [int(x) for x in (t / "children").read_text().split()]
+            except OSError:
+                pass
+        return out
+
+    total, todo = 0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+        todo += kids(pid)
+    return round(total / 1024, 1)
+
+
+def milvus_cfg(model: str | None):
+    return load_config(overrides={"embed": {"model": model} if model else {}, "index": {"backend": "milvus"}})
+
+
+def build_milvus(kb_dir: str, model: str | None) -> dict:
+    """The first Milvus build of the KB folder holding the local version: the production
+    migration (`rag index --backend milvus` = `add_documents([])` on a KB with a local index,
+    Milvus Lite embedded at {kb}/milvus.db). The encoder is loaded before the clock starts."""
+    import rag.milvus_store as ms
+    from embeddings import load_encoder
+    from rag.milvus_kb import MilvusKnowledgeBase
+    from rag.milvus_schema import close_clients
+
+    cfg = milvus_cfg(model)
+    enc = load_encoder(cfg.embed, models_dir=cfg.paths.models_dir)
+    write_s = []
+    real = ms.write_milvus_version
+
+    def timed(*a, **kw):  # the production writer, only timed
+        t = time.perf_counter()
+        try:
+            return real(*a, **kw)
+        finally:
+            write_s.append(time.perf_counter() - t)
+
+    ms.write_milvus_version = timed
+    t0 = time.perf_counter()
+    kb = MilvusKnowledgeBase.open(kb_dir, cfg, encoder=enc, create=True)
+    rep = kb.add_documents([])
+    total = time.perf_counter() - t0
+    n = len(kb)
+    assert rep.embedded == 0 and n > 0, rep.to_dict()
+    close_clients()
+    size = sum(f.stat().st_size for f in (Path(kb_dir) / "milvus.db").rglob("*") if f.is_file())
+    return {"insert_s": round(total, 1), "insert_per_s": round(n / total), "write_s": round(sum(write_s), 1),
+            "index_mb": round(size / 2**20, 1), "n": n}
+
+
+def serve_milvus(kb_dir: str, qfile: str, model: str | None) -> dict:
+    """Like serve_local for the Milvus KB built by build_milvus: open (first = starting the
+    embedded Milvus Lite server and loading the collection; then twice more after closing it),
+    load the encoder, time `kb.search(q, k=10)` (query embedding included), RSS of this process
+    and the Milvus Lite server after the open."""
+    from rag.milvus_kb import MilvusKnowledgeBase
+    from rag.milvus_schema import close_clients
+
+    cfg = milvus_cfg(model)
+    queries = json.loads(Path(qfile).read_text(encoding="utf-8"))
+    loads = []
+    for i in range(3):
+        if i:
+            close_clients()
+        t0 = time.perf_counter()
+        kb = MilvusKnowledgeBase.open(kb_dir, cfg)  # the encoder is loaded later (as for local)
+        kb.search(queries[0], k=10, mode="bm25")  # the first search loads the collection
+        loads.append(time.perf_counter() - t0)
+    rss_index = tree_rss_mb()
+    kb._get_encoder()  # the KB's own lazy load (checks the model against the manifest)
+    for q in queries[:5]:
+        kb.search(q, k=10)
+    lat, lat_bm, tops = [], [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        hits = kb.search(q, k=10)
+        lat.append(time.perf_counter() - t0)
+        tops.append([h.chunk.chunk_id for h in hits])
+        t0 = time.perf_counter()
+        kb.search(q, k=10, mode="bm25")
+        lat_bm.append(time.perf_counter() - t0)
+    out = {"load_s": round(min(loads), 3), "load_s_first": round(loads[0], 3),
+           "hybrid_p50_ms": pct(lat, 0.5), "hybrid_p95_ms": pct(lat, 0.95), "bm25_p50_ms": pct(lat_bm, 0.5),
+           "queries": len(queries), "rss_after_load_mb": rss_index, "rss_end_mb": tree_rss_mb(), "tops": tops}
+    close_clients()
+    return out
+
+
 # ------------------------------------------------------------------ driver
 
 
-def run_child(code: Path | None, *args: str) -> dict:
+def run_child(code: Path | None, *args: str, env: dict | None = None) -> dict:
     cmd = [sys.executable, __file__, *args] + (["--code", str(code)] if code else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})}).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -256,15 +366,28 @@ def one_size(n: int, paras, base, questions, enc_name: str, cfg, args, work: Pat
         t0 = time.perf_counter()
         old = run_child(before, "--convert", str(path), str(work / f"before-{n}"))
         served = run_child(before, "--serve", old["path"], str(qfile), *(["--model", args.model] if args.model else []))
+        served.pop("tops", None)
         rows.append({"chunks": n, "backend": "local", "code": f"before ({args.before})", "write_s": old["write_s"],
                      "index_mb": old["index_mb"], **served})
         shutil.rmtree(work / f"before-{n}", ignore_errors=True)
-    served = run_child(None, "--serve", str(path), str(qfile), "--exact-reference",
-                       *(["--model", args.model] if args.model else []))
+    mflag = ["--model", args.model] if args.model else []
+    served = run_child(None, "--serve", str(path), str(qfile), "--exact-reference", *mflag)
+    local_tops = served.pop("tops")
     rows.append({"chunks": n, "backend": "local", "code": "after", "insert_s": round(insert_s, 1),
                  "insert_per_s": round(n / insert_s), "index_mb": round(size / 2**20, 1), **served})
     for b in args.backends.split(","):
-        if b and b != "local":
+        if b == "milvus" and backend_available(b) is None:
+            built = run_child(None, "--build-milvus", str(work / f"local-{n}"), *mflag)
+            assert built.pop("n") == n, built
+            print("milvus build", built, flush=True)
+            served = run_child(None, "--serve-milvus", str(work / f"local-{n}"), str(qfile), *mflag,
+                               env={"OMP_NUM_THREADS": "1"})  # docs/milvus.md: single queries
+            tops = served.pop("tops")
+            same = sum(a == b for a, b in zip(tops, local_tops)) / len(tops)
+            overlap = sum(len(set(a) & set(b)) for a, b in zip(tops, local_tops)) / (10 * len(tops))
+            rows.append({"chunks": n, "backend": "milvus (Lite, embedded)", "code": "after", **built, **served,
+                         "top10_identical_local": round(same, 4), "top10_overlap_local": round(overlap, 4)})
+        elif b and b != "local":
             why = backend_available(b)
             rows.append({"chunks": n, "backend": b, "code": "after",
                          "note": why or "not measured: this benchmark does not drive that backend yet"})
@@ -277,7 +400,9 @@ COLUMNS = [("chunks", "chunks"), ("backend", "backend"), ("code", "code"), ("ins
            ("load_s_first", "load s (first)"), ("hybrid_p50_ms", "hybrid p50 ms"), ("hybrid_p95_ms", "hybrid p95 ms"),
            ("embed_p50_ms", "query embedding p50 ms"), ("dense_top50_p50_ms", "dense top-50 p50 ms"),
            ("bm25_p50_ms", "BM25 p50 ms"), ("rss_after_load_mb", "RSS after load MB"), ("peak_rss_mb", "peak RSS MB"),
+           ("rss_end_mb", "RSS after the queries MB"),
            ("top10_identical_hybrid", "hybrid top-10 = exact"), ("top10_identical_dense", "dense top-10 = exact"),
+           ("top10_identical_local", "hybrid top-10 = local"), ("top10_overlap_local", "hybrid top-10 overlap with local"),
            ("note", "note")]
 
 
@@ -285,8 +410,8 @@ def write_markdown(res: dict, path: Path) -> None:
     L = ["# Scale benchmark: 10k / 100k chunks", "", f"Command: `{res['command']}`", "",
          f"Run {res['started']} – {res['finished']} UTC on {res['cpus']} CPUs. Load average at start "
          f"{res['load_start']}, at the end {res['load_end']}: **the machine is shared** with other jobs "
-         "(several helpers and their tests), so absolute latencies are noisy; the before/after rows of one size "
-         "were measured in the same run, one right after the other.", "",
+         "(several helpers and their tests), so absolute latencies are noisy; the rows of one size (before/after, "
+         "local/Milvus) were measured in the same run, one right after the other.", "",
          "Data: synthetic chunks from sentences of real DRCD + CMRC dev paragraphs, vectors mixed from "
          f"{res['base']} real multilingual-e5-small paragraph vectors (see benchmarks/scale.py); "
          f"{res['queries']} real questions, each embedded inside the timed search (no query cache).", "",
@@ -297,6 +422,22 @@ def write_markdown(res: dict, path: Path) -> None:
          "chunk store, checksums); *write* = the version write alone (no tokenising).",
          "- *hybrid p50/p95*: `HybridSearcher.search(q, k=10)` with the default fusion, query embedding included.",
          "- *top-10 = exact*: share of queries whose top-10 equals the same search over an exact float32 scan.", ""]
+    if not any(str(r.get("code", "")).startswith("before") for r in res["rows"]):
+        L = [x for x in L if not x.startswith("- *before*")]
+    if any(str(r.get("backend", "")).startswith("milvus") for r in res["rows"]):
+        L[0] = "# Scale benchmark: local and Milvus backends, 10k / 100k chunks"
+        L[-1:-1] = [
+            "- *milvus*: Milvus Lite embedded at {kb}/milvus.db, made from the same local version by the production "
+            "migration (`MilvusKnowledgeBase.add_documents([])` on the KB folder, what `rag index --backend milvus` "
+            "does: chunks, vectors and BM25 tokens copied, nothing re-embedded). *insert* = that whole first build "
+            "(reading the local version, writing the collection and building its indexes, publishing the alias, "
+            "reading the rows back once); *write* = `write_milvus_version` alone. Load and queries in a fresh "
+            "process with OMP_NUM_THREADS=1 (docs/milvus.md); *load* = `MilvusKnowledgeBase.open` + the first "
+            "(BM25) search, which starts the Lite server and loads the collection; best of 3 after closing the "
+            "client (the Lite server is stopped and restarted each time); *RSS* = this process **plus the Milvus "
+            "Lite server process** (local: the one process); 'RSS after load' is before the encoder is loaded.",
+            "- *hybrid top-10 = local*: share of queries whose ten chunk ids (in order) equal the local backend's "
+            "hybrid top-10 for the same question; *overlap*: mean share of the ten ids in common."]
     L.append("| " + " | ".join(h for _, h in COLUMNS) + " |")
     L.append("|" + " ---: |" * len(COLUMNS))
     for row in res["rows"]:
@@ -320,7 +461,15 @@ def main(argv=None) -> int:
     ap.add_argument("--serve", nargs=2, metavar=("VERSION", "QUERIES"), help=argparse.SUPPRESS)
     ap.add_argument("--exact-reference", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--convert", nargs=2, metavar=("SRC", "KB_DIR"), help=argparse.SUPPRESS)
+    ap.add_argument("--build-milvus", metavar="KB_DIR", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-milvus", nargs=2, metavar=("KB_DIR", "QUERIES"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.build_milvus:
+        print(json.dumps(build_milvus(args.build_milvus, args.model)))
+        return 0
+    if args.serve_milvus:
+        print(json.dumps(serve_milvus(args.serve_milvus[0], args.serve_milvus[1], args.model)))
+        return 0
     if args.serve:
         print(json.dumps(serve_local(args.serve[0], args.serve[1], args.model, args.exact_reference)))
         return 0
@@ -331,7 +480,7 @@ def main(argv=None) -> int:
         print(json.dumps({"path": str(p), "write_s": round(time.perf_counter() - t0, 1), "index_mb": round(size / 2**20, 1)}))
         return 0
 
-    res = {"command": "nice python3 benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    res = {"command": "nice python3 benchmarks/scale.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "load_start": load_average(),
            "cpus": os.cpu_count(), "base": args.base, "queries": args.queries, "rows": [], "notes": []}
     paras, base, questions, enc = base_data(args.base, args.model)
