@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from rag.bm25 import tokenize_query
-from rag.config import RETRIEVE_MODES as MODES
 from rag.errors import ConfigError
 from rag.fusion import convex, rrf
 from rag.milvus_schema import CHUNK_FIELDS, row_to_chunk, token_text
@@ -70,12 +69,10 @@ class MilvusSearcher(HybridSearcher):
     def search(self, query: str, k: int | None = None, mode: str | None = None,
                candidates: int | None = None) -> list[Hit]:
         rc = self.rcfg
-        k = rc.k if k is None else int(k)
-        mode = (mode or rc.mode).lower()
-        if mode not in MODES:
-            raise ConfigError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
-        if k <= 0 or not query or not query.strip() or self.version.n_chunks == 0:
+        req = self._request(query, k, mode)
+        if req is None:
             return []
+        k, mode = req
         n = max(int(candidates or rc.candidates), k) if mode == "hybrid" else k
         qv = self.embed_query(query) if mode in ("dense", "hybrid") else None
         dense = self._dense(qv, n + SLACK)[:n] if qv is not None else []

@@ -49,15 +49,26 @@ class HybridSearcher:
     def embed_query(self, query: str) -> np.ndarray:
         return np.asarray(self.encoder.encode_queries([query]), dtype=np.float32)[0]
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None,
-               candidates: int | None = None) -> list[Hit]:
+    def _request(self, query: str, k: int | None, mode: str | None) -> tuple[int, str] | None:
+        """(k, mode) of a search, defaults filled in and validated (ConfigError for an unknown
+        mode); None when there is nothing to search (no query, k ≤ 0, an empty index). One
+        home for the checks of every backend's `search`."""
         rc = self.rcfg
         k = rc.k if k is None else int(k)
         mode = (mode or rc.mode).lower()
         if mode not in MODES:
             raise ConfigError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
         if k <= 0 or not query or not query.strip() or self.version.n_chunks == 0:
+            return None
+        return k, mode
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None,
+               candidates: int | None = None) -> list[Hit]:
+        rc = self.rcfg
+        req = self._request(query, k, mode)
+        if req is None:
             return []
+        k, mode = req
         n_cand = max(int(candidates or rc.candidates), k)
 
         dense: list[tuple[int, float]] = []
