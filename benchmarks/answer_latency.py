@@ -5,7 +5,7 @@ calibration and (when available) answer quality, written to benchmarks/results/a
     python3 benchmarks/answer_latency.py --n 40 --backends local:qwen2.5-1.5b,local:qwen2.5-1.5b@portable
 
 A `@portable` suffix runs that backend on pip's portable llama.cpp build instead of the build
-chosen for this CPU (rag.kernels). llama.cpp's libraries are fixed per process, so every
+chosen for this CPU (rag.llm.kernels). llama.cpp's libraries are fixed per process, so every
 backend runs in a child process of its own (this script with --worker), one after the other on
 the same questions; the load average is recorded before and after each.
 
@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.answer import Assistant  # noqa: E402
+from rag.answer.assistant import Assistant  # noqa: E402
 from rag.config import load_config  # noqa: E402
-from rag.evalsets import load_beir  # noqa: E402
-from rag.prompts import PROMPT_VERSION  # noqa: E402
+from rag.evaluate.evalsets import load_beir  # noqa: E402
+from rag.answer.prompts import PROMPT_VERSION  # noqa: E402
 from rag.types import Final, Token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def run_backend(spec: str, cfg, kb, questions) -> dict:
         )
         print(f"  {spec} {qid}: first {rows[-1]['first_token']:.2f}s total {rows[-1]['total']:.2f}s "
               f"{'refused' if final.refused else ('grounded' if final.grounded else 'UNGROUNDED')}", flush=True)
-    from rag.kernels import running
+    from rag.llm.kernels import running
 
     return {"backend": spec_name, "model": warm.model, "kernels": running() if backend == "local" else "",
             "warmup_seconds": load, "rows": rows}
@@ -121,8 +121,8 @@ def prompt_tokens(cfg, kb, questions) -> dict:
     try:
         import llama_cpp
 
-        from rag.models_install import model_path
-        from rag.prompts import SYSTEM_PROMPT, answer_messages
+        from rag.llm.install import model_path
+        from rag.answer.prompts import SYSTEM_PROMPT, answer_messages
     except Exception as e:  # pragma: no cover
         return {"error": str(e)}
     path = model_path(cfg.llm.model, cfg.paths.models_dir)
@@ -205,7 +205,7 @@ def main() -> int:
 
     cfg = load_config()
     if args.worker:
-        from rag.kb import KnowledgeBase
+        from rag.index.kb import KnowledgeBase
 
         res = run_backend(args.worker, cfg, KnowledgeBase.open(cfg.paths.kb, cfg), pick_questions(load_beir(args.evalset), args.n))
         Path(args.worker_out).write_text(json.dumps(res, ensure_ascii=False), encoding="utf-8")
@@ -217,7 +217,7 @@ def main() -> int:
         command = saved.get("command", "")
         questions = [(r["id"], r["question"]) for r in results[0]["rows"]] if results else []
     else:
-        from rag.kb import KnowledgeBase
+        from rag.index.kb import KnowledgeBase
 
         kb = KnowledgeBase.open(cfg.paths.kb, cfg)
         es = load_beir(args.evalset)

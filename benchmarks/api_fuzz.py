@@ -2,7 +2,7 @@
 
     python3 benchmarks/api_fuzz.py [--max-examples 60] [--max-time 420] [--kb seeds]
 
-Serves `rag.api.create_app` over the real knowledge base (`--kb`, extractive answers, real
+Serves `rag.apps.api.create_app` over the real knowledge base (`--kb`, extractive answers, real
 retrieval and citation review) with uvicorn on a free 127.0.0.1 port and an API key, then runs
 `schemathesis run …/openapi.json` with every check (`--checks all`: server errors, schema and
 status conformance, negative data rejection, auth …), `--max-examples` cases per operation,
@@ -61,10 +61,10 @@ class StatusCounter:
 
 
 def build_app(kb: str, api_key: str):
-    from rag.answer import Assistant
-    from rag.api import create_app
+    from rag.answer.assistant import Assistant
+    from rag.apps.api import create_app
     from rag.config import load_config
-    from rag.llm import FakeChatModel
+    from rag.llm.backends import FakeChatModel
 
     cfg = load_config(None, {"llm": {"backend": "extractive"}, "paths": {"kb": kb}})
     fake = FakeChatModel(responses=["现有干部职工68人【1】。"])

@@ -2,12 +2,12 @@
 
 For every question the assistant's own retrieval runs (`Assistant.retrieve`: packing and
 enumeration extension as users get them; the knowledge base must be indexed) and its own
-pre-generation check (`rag.refusal.pre_check`), whose retrieval-evidence features are:
+pre-generation check (`rag.answer.refusal.pre_check`), whose retrieval-evidence features are:
   block  — the best passage's IDF-weighted coverage of the question terms
   sent   — the best single sentence's coverage (what the extractive backend would quote)
   sent_h — the same with the passage heading counted as context; mean_h, score — means
 A question whose year/number/quoted term is in no passage is refused whatever the threshold
-(scored -1). The questions are split in two halves by rag.evalsets.dev_split (stratified by
+(scored -1). The questions are split in two halves by rag.evaluate.evalsets.dev_split (stratified by
 answerability, a conversation in one half); on the dev half, the threshold that maximises
 balanced accuracy while refusing at most MAX_FALSE_REFUSALS of the answerable questions is
 chosen (the model and the claim check refuse more after generation, so the gate must not use
@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.answer import answer_language  # noqa: E402
+from rag.answer.assistant import answer_language  # noqa: E402
 from rag.config import load_config  # noqa: E402
-from rag.evalsets import dev_split, load_beir  # noqa: E402
-from rag.condense import condense_heuristic  # noqa: E402
+from rag.evaluate.evalsets import dev_split, load_beir  # noqa: E402
+from rag.answer.condense import condense_heuristic  # noqa: E402
 
 
 MARGIN = 0.03  # dev balanced-accuracy gain needed to prefer a feature over "block"
@@ -87,8 +87,8 @@ def main() -> int:
     ap.add_argument("--out", default="benchmarks/results/refusal_calibration.json")
     args = ap.parse_args()
 
-    from rag.answer import Assistant
-    from rag.refusal import pre_check
+    from rag.answer.assistant import Assistant
+    from rag.answer.refusal import pre_check
 
     cfg = load_config()
     # the production retrieval and pre-generation check (packing, enumeration extension, the

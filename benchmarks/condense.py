@@ -1,6 +1,6 @@
 """Follow-up condensing on the seed set: the heuristic and the model-with-check condenser of
-rag.condense, beside the previous implementation (rag.extractive.condense_heuristic, and the old
-model prompt rag.prompts.condense_messages used without a check).
+rag.answer.condense, beside the previous implementation (rag.answer.extractive.condense_heuristic, and the old
+model prompt rag.answer.prompts.condense_messages used without a check).
 
     python3 benchmarks/condense.py [--llm local:qwen2.5-1.5b] [--llm local:qwen2.5-0.5b]
                                    [--no-baseline] [--out benchmarks/results/condense]
@@ -13,8 +13,8 @@ Measures, per method:
 - entity kept: the share of rewrites that contain the earlier turn's entity whole. The entity is
   computed, not annotated: what the `standalone` reference and the earlier question (the one
   named by follow_up_of) share — their longest common substring, of at least 2 characters, of
-  the normalised texts (rag.textnorm.normalize: simplified, NFKC, lower-case; punctuation
-  removed) after cutting both at question and filler words (rag.extractive's word lists: 什么,
+  the normalised texts (rag.text.norm.normalize: simplified, NFKC, lower-case; punctuation
+  removed) after cutting both at question and filler words (rag.answer.extractive's word lists: 什么,
   多少, 哪, 现在, the, in, …), so it is never a question word. Items where nothing of 2+
   characters is shared are left out of this share (the count is reported).
 - ≈ standalone: the mean character F1 (rag.evaluate.metrics.char_f1, CMRC style) of the rewrite
@@ -22,7 +22,7 @@ Measures, per method:
 - time per rewrite: median and max over the items (the first model call also evaluates the fixed
   few-shot system prompt; later ones reuse it from the condense slot's KV cache), and the load
   average, since the machine is shared.
-These questions are the measurement: rag.condense's rules and examples were written on
+These questions are the measurement: rag.answer.condense's rules and examples were written on
 hand-made fixtures (tests/test_condense.py), not tuned here.
 """
 
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.evaluate.metrics import char_f1  # noqa: E402
-from rag.textnorm import normalize, normalize_answer  # noqa: E402
+from rag.text.norm import normalize, normalize_answer  # noqa: E402
 
 SET = ROOT / "evalsets" / "seeds" / "queries.jsonl"
 
@@ -69,7 +69,7 @@ def _cut(text: str, sep: str) -> str:
     """Normalised text with question/filler words and punctuation replaced by `sep`."""
     import jieba
 
-    from rag.extractive import _FILLER, _QWORDS
+    from rag.answer.extractive import _FILLER, _QWORDS
 
     words = set(_QWORDS) | set(_FILLER)
     out = []
@@ -118,7 +118,7 @@ def run_method(name: str, fn, items: list[dict]) -> dict:
 
 def load_model(spec: str):
     from rag.config import LLMConfig, load_config
-    from rag.llm import get_chat_model
+    from rag.llm.backends import get_chat_model
 
     kind, _, name = spec.partition(":")
     cfg = load_config()
@@ -133,7 +133,7 @@ def write_report(out: Path, results: list[dict], items: list[dict], meta: dict) 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(dict(meta=meta, items=items, results=results), ensure_ascii=False, indent=1), encoding="utf-8")
     lines = [
-        "# Follow-up condensing (rag.condense)", "",
+        "# Follow-up condensing (rag.answer.condense)", "",
         f"Command: `{meta['command']}` — {meta['n']} follow-up questions of evalsets/seeds (every row with "
         f"`follow_up_of`); {meta['machine']}; load average {meta['load_start']:.1f} at start, {meta['load_end']:.1f} at end "
         "(shared machine: times are upper bounds). Entity rule and metrics: the docstring of benchmarks/condense.py; "
@@ -165,10 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     load_start = os.getloadavg()[0]
     print(f"load average at start: {os.getloadavg()}", flush=True)
 
-    from rag.condense import condense, condense_heuristic
+    from rag.answer.condense import condense, condense_heuristic
 
     items = load_items()
-    # the previous implementation (rag.extractive.condense_heuristic, the old prompt without a
+    # the previous implementation (rag.answer.extractive.condense_heuristic, the old prompt without a
     # check) was removed once measured: its rows in benchmarks/results/condense.md were made with
     # it at commit de74901; --no-baseline is kept so old commands still parse
     methods = [("heuristic", condense_heuristic)]

@@ -5,8 +5,8 @@ as the model's answers were shown before rag.text.english and as they are shown 
 
 Reads a run folder of `rag eval` (results.jsonl), takes every English question's stored answer
 per configuration, and puts each answer through the production display step
-(rag.answer_io.to_answer_script, which calls rag.text.english.englishify) — the same step
-rag.review applies to each statement. Counted: answers with a Chinese character outside a gloss
+(rag.answer.edges.to_answer_script, which calls rag.text.english.englishify) — the same step
+rag.cite.review applies to each statement. Counted: answers with a Chinese character outside a gloss
 (parentheses or quotation marks, which the display step keeps on purpose), before and after.
 No model runs: the answers are the ones the run stored, so the two columns are the same answers.
 The extractive backend quotes the Chinese sentence for an English question by design (a quote
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.answer_io import to_answer_script  # noqa: E402
+from rag.answer.edges import to_answer_script  # noqa: E402
 from rag.text.english import _GLOSS  # noqa: E402
 from rag.text.markers import strip_markers  # noqa: E402
 

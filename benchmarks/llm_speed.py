@@ -4,7 +4,7 @@
                                          [--kernels auto,portable] [--out benchmarks/results/llm.md]
 
 `--kernels auto,portable` measures each model on the llama.cpp build chosen for this CPU
-(rag.kernels) and on pip's portable build, in one run: llama.cpp's libraries are fixed per
+(rag.llm.kernels) and on pip's portable build, in one run: llama.cpp's libraries are fixed per
 process, so each (model, build) pair runs in a child process of its own, one after the other,
 and the report gives the fast/portable ratios (the figure that survives a noisy machine).
 
@@ -20,7 +20,7 @@ Speed: for each model, `--repeats` rounds of
   token needs;
 - after_condense: a follow-up-rewrite prompt runs first (another system prompt), then a compact
   answer prompt — the case where the single KV sequence has been overwritten.
-Each request streams through the project's LangChain model (`rag.llm.LocalChatModel`), so the
+Each request streams through the project's LangChain model (`rag.llm.backends.LocalChatModel`), so the
 numbers include the real code path. Prompt tokens are counted with the model's own tokenizer;
 prompt tokens/s = newly evaluated prompt tokens / time to first token; decode tokens/s =
 (completion tokens − 1) / (total − time to first token).
@@ -65,16 +65,16 @@ def _paragraphs(path: Path, min_chars: int = 80) -> list[str]:
 
 
 def _passage(n: int, title: str, text: str, doc: str = "bench"):
-    from rag.cite import Passage
+    from rag.cite.resolve import Passage
 
     ch = Chunk(chunk_id=f"{doc}#{n}", doc_id=doc, n=n, title=title, section=(), text=text, start=0, end=len(text))
     return Passage.from_hit(n, Hit(ch, 1.0 / n, n))
 
 
 def answer_messages(question: str, passages: list[tuple[str, str]]):
-    """The project's answer prompt (rag.prompts) over (title, text) passages."""
-    from rag.prompts import answer_messages as am, to_langchain
-    from rag.textnorm import detect_script
+    """The project's answer prompt (rag.answer.prompts) over (title, text) passages."""
+    from rag.answer.prompts import answer_messages as am, to_langchain
+    from rag.text.norm import detect_script
 
     ps = [_passage(i + 1, t, x) for i, (t, x) in enumerate(passages)]
     lang = detect_script(question) if any("\u4e00" <= c <= "\u9fff" for c in question) else "en"
@@ -101,8 +101,8 @@ PROMPTS = {"project": answer_messages, "plain": plain_messages}
 
 
 def condense_messages(question: str, history: list[tuple[str, str]]):
-    from rag.condense import _conversation_entity, condense_messages as cm
-    from rag.prompts import to_langchain
+    from rag.answer.condense import _conversation_entity, condense_messages as cm
+    from rag.answer.prompts import to_langchain
 
     earlier = [q for q, _ in history]
     return to_langchain(cm(question, earlier, _conversation_entity(earlier, question)))
@@ -176,8 +176,8 @@ def run_request(model, llm, messages, max_tokens: int) -> dict[str, float]:
 
 
 def speed(name: str, models_dir: str, repeats: int, max_tokens: int, n_threads: int, kernels: str = "auto") -> dict:
-    from rag import llm as rl
-    from rag.kernels import running
+    from rag.llm import backends as rl
+    from rag.llm.kernels import running
 
     cfg = LLMConfig(backend="local", model=name, n_threads=n_threads, kernels=kernels)
     rounds: dict[str, list[dict]] = {}
@@ -289,8 +289,8 @@ def _distractors(exclude: str, k: int = 2) -> list[tuple[str, str]]:
 
 
 def quality(name: str, models_dir: str, n_threads: int, prompt: str = "project") -> list[dict]:
-    from rag import llm as rl
-    from rag.textnorm import normalize
+    from rag.llm import backends as rl
+    from rag.text.norm import normalize
 
     model = rl.get_chat_model(LLMConfig(backend="local", model=name, n_threads=n_threads, max_tokens=160), models_dir)
     llm, _ = rl.load_llama(model.model_path, model.n_ctx, model.n_threads)
@@ -319,7 +319,7 @@ def _fmt(xs: list[float], unit: str = "s", nd: int = 2) -> str:
 
 
 def render(results: dict, quals: dict, args, cmd: str, loadavg: tuple) -> str:
-    from rag.models_install import MODELS
+    from rag.llm.install import MODELS
 
     lines = [
         "# Local LLM speed and answer trial",
@@ -352,9 +352,9 @@ def render(results: dict, quals: dict, args, cmd: str, loadavg: tuple) -> str:
             )
         lines.append("")
     if quals:
-        from rag.prompts import PROMPT_VERSION
+        from rag.answer.prompts import PROMPT_VERSION
 
-        lines += ["## Answer trial", "", f"Prompts: **project** = `rag.prompts.answer_messages` ({PROMPT_VERSION}, the answer "
+        lines += ["## Answer trial", "", f"Prompts: **project** = `rag.answer.prompts.answer_messages` ({PROMPT_VERSION}, the answer "
                   "stage's prompt); **plain** = a minimal prompt with a concrete citation example (`PLAIN_SYSTEM` in this "
                   "script). Temperature 0.1 (the default), max 160 tokens. Each question gets 3 evidence passages (one answers it, two are distractors from other "
                   "seed documents; the answering one is 【gold】); the last question is unanswerable from its passages. "
@@ -386,7 +386,7 @@ def _llama_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.models_install import MODELS, is_installed
+    from rag.llm.install import MODELS, is_installed
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="", help="comma-separated model names (default: every installed one)")
@@ -394,9 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=48, help="completion tokens per speed request")
     ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = all cores)")
     ap.add_argument("--no-quality", action="store_true")
-    ap.add_argument("--prompts", default="project,plain", help="answer-trial prompts: project (rag.prompts), plain")
+    ap.add_argument("--prompts", default="project,plain", help="answer-trial prompts: project (rag.answer.prompts), plain")
     ap.add_argument("--no-speed", action="store_true")
-    ap.add_argument("--kernels", default="auto,portable", help="llama.cpp builds to measure (rag.kernels): auto, portable")
+    ap.add_argument("--kernels", default="auto,portable", help="llama.cpp builds to measure (rag.llm.kernels): auto, portable")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llm.md"))
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)  # child: MODEL@KERNELS
     ap.add_argument("--worker-out", default="", help=argparse.SUPPRESS)

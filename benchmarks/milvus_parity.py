@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import retrieval as R  # noqa: E402  - its data loading, cached encoder, index build and metrics
 
 from rag.config import load_config  # noqa: E402
-from rag.retrieve import HybridSearcher  # noqa: E402
+from rag.retrieve.searcher import HybridSearcher  # noqa: E402
 
 POOLED = "DRCD + CMRC pooled (mixed script)"
 MODES = ("hybrid", "dense", "bm25")
@@ -70,8 +70,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     R.DATA = _data_dir()
     from embeddings import load_encoder
-    from rag.milvus_kb import MilvusKnowledgeBase
-    from rag.milvus_schema import close_clients
+    from rag.index.milvus.kb import MilvusKnowledgeBase
+    from rag.index.milvus.schema import close_clients
 
     cfg = load_config()
     enc = R.CachingEncoder(load_encoder(cfg.embed, models_dir=cfg.paths.models_dir))

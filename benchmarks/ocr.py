@@ -2,14 +2,14 @@
 
 Pages are drawn by tests/_ocr_pages.py (WenQuanYi Zen Hei, A4 at 150 dpi: simplified and
 traditional, one and two columns, rotated 90°, skewed 2.5°, noisy), saved as an image-only PDF
-and rendered back with the production renderer (rag.ocr.pages.pdf_pages). Each engine reads every
-page; its lines go through the production layout (rag.ocr.document._assemble) so CER measures
+and rendered back with the production renderer (rag.ingest.ocr.pages.pdf_pages). Each engine reads every
+page; its lines go through the production layout (rag.ingest.ocr.document._assemble) so CER measures
 what would be indexed. Engines:
 
-- `rapidocr`: RapidOCR alone (rag.ocr.engine with the Tesseract second reading switched off);
+- `rapidocr`: RapidOCR alone (rag.ingest.ocr.engine with the Tesseract second reading switched off);
 - `tesseract`: Tesseract alone on the upright page (chi_sim for simplified pages, chi_tra for
   traditional ones — told the script, which the pipeline is not; rotated pages are given upright);
-- `pipeline`: what `rag index` runs (rag.ocr.engine.recognize: RapidOCR, orientation, Tesseract
+- `pipeline`: what `rag index` runs (rag.ingest.ocr.engine.recognize: RapidOCR, orientation, Tesseract
   chi_tra merged in on traditional pages).
 
 Then the end-to-end check: a 20-page image-only PDF indexed by `python3 -m rag index` in a fresh
@@ -56,7 +56,7 @@ def _with_header(page):
 
 
 def _rendered(page) -> object:
-    from rag.ocr.pages import pdf_pages
+    from rag.ingest.ocr.pages import pdf_pages
 
     with tempfile.TemporaryDirectory() as d:
         data = F.save_pdf([page], Path(d) / "p.pdf").read_bytes()
@@ -64,14 +64,14 @@ def _rendered(page) -> object:
 
 
 def _text(page_ocr) -> str:
-    from rag.ocr.document import _assemble
+    from rag.ingest.ocr.document import _assemble
 
     return _assemble([(1, page_ocr)], "bench")[0]
 
 
 def run_engine(engine: str, img, script: str, upright) -> object:
-    from rag.ocr import engine as eng
-    from rag.ocr.lines import PageOCR
+    from rag.ingest.ocr import engine as eng
+    from rag.ingest.ocr.lines import PageOCR
 
     if engine == "pipeline":
         return eng.recognize(img)
@@ -82,7 +82,7 @@ def run_engine(engine: str, img, script: str, upright) -> object:
             return eng.recognize(img)
         finally:
             eng.TRADITIONAL_SHARE = saved
-    from rag.ocr.tesseract import read_lines
+    from rag.ingest.ocr.tesseract import read_lines
 
     return PageOCR(read_lines(upright, "chi_tra" if script == "tra" else "chi_sim"), upright.width, upright.height)
 
@@ -103,8 +103,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/ocr.md"))
     ap.add_argument("--skip-index", action="store_true")
     args = ap.parse_args()
-    from rag.ocr import tesseract
-    from rag.ocr.engine import get_engine
+    from rag.ingest.ocr import tesseract
+    from rag.ingest.ocr.engine import get_engine
 
     from rag.config import load_config
 
@@ -135,7 +135,7 @@ def main() -> None:
            f"(load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end): seconds are inflated and noisy; "
            "compare engines within one run, not against other runs.  ",
            f"RapidOCR engine load: {load_s:.1f} s (once per process). Pages: A4 drawn at 150 dpi with WenQuanYi Zen Hei, "
-           "saved as an image-only PDF, rendered back at 150 dpi (rag.ocr.pages).", "",
+           "saved as an image-only PDF, rendered back at 150 dpi (rag.ingest.ocr.pages).", "",
            "CER = Levenshtein distance / drawn characters, whitespace ignored (rapidfuzz), after the production layout "
            "(page numbers dropped, so they are not in the truth either; a single page's header is kept and is in its truth).", "",
            "| page | " + " | ".join(f"{e} s | {e} CER" for e in engines) + " |",
@@ -148,7 +148,7 @@ def main() -> None:
         out.append(f"| **mean {e}** | " + " | ".join((f"**{sec:.1f}** | **{cer * 100:.1f} %**" if j == k else " | ") for j in range(len(engines))) + " |")
     out += ["", "`tesseract` is told the script and gets rotated pages upright (an advantage the others do not have); "
             "`pipeline` is what `rag index` runs: RapidOCR for orientation and reading, Tesseract chi_tra merged in "
-            "on pages that read as traditional script (rag/ocr/engine.py)."]
+            "on pages that read as traditional script (rag/ingest/ocr/engine.py)."]
     if idx is not None:
         out += ["", "## 20-page scan, end to end", "",
                 f"`python3 -m rag index scan20.pdf` (20 image-only A4 pages, 150 dpi, simplified and traditional alternating, "

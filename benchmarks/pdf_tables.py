@@ -1,5 +1,5 @@
-"""What PDF table detection costs: `rag.formats.read_pdf` (plain text + layout-mode text on pages
-that look tabular, rag.pdf_tables) beside the same reader with detection switched off (plain text
+"""What PDF table detection costs: `rag.ingest.formats.read_pdf` (plain text + layout-mode text on pages
+that look tabular, rag.ingest.pdf_tables) beside the same reader with detection switched off (plain text
 only, the behaviour before tables), on PDFs rendered here with the CJK font: prose only, prose
 with numbers, and prose with a 40-row table per page. Also counts the pages that paid for the
 layout pass and the tables found.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import rag.formats as formats  # noqa: E402
-from rag import pdf_tables  # noqa: E402
+import rag.ingest.formats as formats  # noqa: E402
+from rag.ingest import pdf_tables  # noqa: E402
 
 FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 PROSE = ("县委认真贯彻落实上级部署，坚持以经济建设为中心，统筹推进各项工作，全县经济社会保持平稳健康发展，"
@@ -93,7 +93,7 @@ def main() -> int:
             rows.append((kind, n, layout_pages, len(meta.get("tables", [])), off / n, on / n, on / off))
     load = os.getloadavg()
     lines = [
-        "# PDF table detection cost (rag.pdf_tables via rag.formats.read_pdf)",
+        "# PDF table detection cost (rag.ingest.pdf_tables via rag.ingest.formats.read_pdf)",
         "",
         f"Command: `nice python3 benchmarks/pdf_tables.py --pages {a.pages} --repeats {a.repeats}`; best of {a.repeats}, the two readers interleaved.",
         f"Machine: 2 cores, shared with other jobs (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}); "

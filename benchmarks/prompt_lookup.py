@@ -4,8 +4,8 @@ on the answer prompts users' questions produce: the faster-decode item of the la
     python3 benchmarks/prompt_lookup.py [--n 8] [--model qwen2.5-1.5b] [--npred 10]
                                         [--out benchmarks/results/prompt_lookup.md]
 
-Both Llama objects get the same seed questions' real prompts (rag.answer.Assistant.retrieve +
-rag.prompts.answer_messages at the local evidence budget) on the llama.cpp build rag.kernels
+Both Llama objects get the same seed questions' real prompts (rag.answer.assistant.Assistant.retrieve +
+rag.answer.prompts.answer_messages at the local evidence budget) on the llama.cpp build rag.llm.kernels
 chose, one after the other per question. Acceptance rate = accepted draft tokens / proposed
 draft tokens, where accepted = generated tokens after the first − verification steps. A request
 that fails (llama-cpp-python's speculative path can overflow its logits buffer) is recorded.
@@ -36,17 +36,17 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/prompt_lookup.md"))
     args = ap.parse_args()
     cfg = load_config()
-    from rag.kernels import activate
+    from rag.llm.kernels import activate
 
     kern = activate(cfg.llm.kernels, cfg.paths.models_dir)
     import llama_cpp
     from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
-    from rag.answer import Assistant
-    from rag.evalsets import load_beir
-    from rag.kb import KnowledgeBase
-    from rag.models_install import model_path
-    from rag.prompts import answer_messages
+    from rag.answer.assistant import Assistant
+    from rag.evaluate.evalsets import load_beir
+    from rag.index.kb import KnowledgeBase
+    from rag.llm.install import model_path
+    from rag.answer.prompts import answer_messages
 
     class Counting(LlamaPromptLookupDecoding):
         def __init__(self, **kw):

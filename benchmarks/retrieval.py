@@ -7,8 +7,8 @@ Quality. Every paragraph of a split is one chunk of one pooled corpus (title as 
 chunker does); each question must find its own paragraph. Sets: DRCD dev (traditional), CMRC
 2018 dev (simplified), both pooled as one mixed-script corpus, and DRCD questions converted to
 simplified (OpenCC t2s) against the traditional DRCD corpus. Metrics through ranx: Recall@1/5/20
-and MRR@10. Everything runs through the real index code (rag.index.build_version → IndexVersion →
-rag.retrieve.HybridSearcher), with the real encoder (multilingual-e5-small unless --model).
+and MRR@10. Everything runs through the real index code (rag.index.build.build_version → IndexVersion →
+rag.retrieve.searcher.HybridSearcher), with the real encoder (multilingual-e5-small unless --model).
 
 No tuning on reported questions: questions are split in two by a hash of their id. The BM25
 analyzer and the fusion method/parameters are chosen on the TUNE half (mean MRR@10 over DRCD and
@@ -47,13 +47,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.bm25 import ANALYZERS, BM25Index, top_k  # noqa: E402
+from rag.index.bm25 import ANALYZERS, BM25Index, top_k  # noqa: E402
 from rag.config import load_config  # noqa: E402
-from rag.evalsets import import_squad  # noqa: E402
-from rag.fusion import convex, rrf  # noqa: E402
-from rag.index import IndexVersion, build_version  # noqa: E402
-from rag.retrieve import HybridSearcher  # noqa: E402
-from rag.textnorm import t2s  # noqa: E402
+from rag.evaluate.evalsets import import_squad  # noqa: E402
+from rag.retrieve.fusion import convex, rrf  # noqa: E402
+from rag.index.build import IndexVersion, build_version  # noqa: E402
+from rag.retrieve.searcher import HybridSearcher  # noqa: E402
+from rag.text.norm import t2s  # noqa: E402
 from rag.types import Chunk, Document  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets"
@@ -252,7 +252,7 @@ def rss_mb() -> float:
 
 def scale_test(n: int, corpus: dict, pvecs: dict, queries: list[str], encoder, cfg, workdir: Path, analyzer: str,
                n_queries: int = 200) -> dict:
-    from rag.index import write_version
+    from rag.index.build import write_version
 
     rng = random.Random(n)
     nrng = np.random.default_rng(n)

@@ -11,8 +11,8 @@ encoding is needed. Queries are real DRCD/CMRC questions, embedded *inside* the 
 (each timed query is a fresh question: no query cache).
 
 Everything goes through the production code: the local backend's version is written by
-`rag.index.write_version` and opened by `rag.index.IndexVersion` (plus a `KnowledgeBase` open for
-the load time the CLI sees), and searched by `rag.retrieve.HybridSearcher`. Load and query are
+`rag.index.build.write_version` and opened by `rag.index.build.IndexVersion` (plus a `KnowledgeBase` open for
+the load time the CLI sees), and searched by `rag.retrieve.searcher.HybridSearcher`. Load and query are
 timed in a fresh process per (backend, size) so load time and RSS are honest (the page cache is
 warm: the files were just written).
 
@@ -127,8 +127,8 @@ def synth(n: int, paras, base: np.ndarray, seed: int = 0):
 
 def local_build(kb_dir: Path, chunks, vecs, cfg, analyzer: str, model: str) -> Path:
     """Write one local index version from embedded chunks (the production write path)."""
-    from rag.bm25 import BM25Index
-    from rag.index import FORMAT, write_version
+    from rag.index.bm25 import BM25Index
+    from rag.index.build import FORMAT, write_version
 
     bm = BM25Index.build([c.embed_text for c in chunks], analyzer)
     docs = [{"doc_id": c.doc_id, "source": c.source, "title": c.title, "sha256": "", "date": "", "added": "",
@@ -147,8 +147,8 @@ def convert_version(src: Path, kb_dir: Path, cfg) -> Path:
     only APIs both the old and the new code have (ChunkStore, BM25Index.load, write_version)."""
     import faiss
 
-    from rag.bm25 import BM25Index
-    from rag.index import ChunkStore, write_version
+    from rag.index.bm25 import BM25Index
+    from rag.index.build import ChunkStore, write_version
 
     manifest = json.loads((src / "manifest.json").read_text(encoding="utf-8"))
     if "documents" not in manifest:
@@ -169,8 +169,8 @@ def serve_local(path: str, qfile: str, model: str | None, exact_reference: bool)
     query embedding included), and their parts; with `exact_reference`, compare the top-10 with
     the same search over an exact float32 scan."""
     from embeddings import load_encoder
-    from rag.index import IndexVersion
-    from rag.retrieve import HybridSearcher
+    from rag.index.build import IndexVersion
+    from rag.retrieve.searcher import HybridSearcher
 
     cfg = load_config(overrides={"embed": {"model": model} if model else {}})
     queries = json.loads(Path(qfile).read_text(encoding="utf-8"))
@@ -252,10 +252,10 @@ def build_milvus(kb_dir: str, model: str | None) -> dict:
     """The first Milvus build of the KB folder holding the local version: the production
     migration (`rag index --backend milvus` = `add_documents([])` on a KB with a local index,
     Milvus Lite embedded at {kb}/milvus.db). The encoder is loaded before the clock starts."""
-    import rag.milvus_store as ms
+    import rag.index.milvus.store as ms
     from embeddings import load_encoder
-    from rag.milvus_kb import MilvusKnowledgeBase
-    from rag.milvus_schema import close_clients
+    from rag.index.milvus.kb import MilvusKnowledgeBase
+    from rag.index.milvus.schema import close_clients
 
     cfg = milvus_cfg(model)
     enc = load_encoder(cfg.embed, models_dir=cfg.paths.models_dir)
@@ -287,8 +287,8 @@ def serve_milvus(kb_dir: str, qfile: str, model: str | None) -> dict:
     embedded Milvus Lite server and loading the collection; then twice more after closing it),
     load the encoder, time `kb.search(q, k=10)` (query embedding included), RSS of this process
     and the Milvus Lite server after the open."""
-    from rag.milvus_kb import MilvusKnowledgeBase
-    from rag.milvus_schema import close_clients
+    from rag.index.milvus.kb import MilvusKnowledgeBase
+    from rag.index.milvus.schema import close_clients
 
     cfg = milvus_cfg(model)
     queries = json.loads(Path(qfile).read_text(encoding="utf-8"))
@@ -355,7 +355,7 @@ def one_size(n: int, paras, base, questions, enc_name: str, cfg, args, work: Pat
     qfile = work / f"queries-{n}.json"
     qfile.write_text(json.dumps(questions[: args.queries], ensure_ascii=False), encoding="utf-8")
     rows = []
-    from rag.bm25 import BM25Index  # noqa: F401  (imported here so its import is not timed)
+    from rag.index.bm25 import BM25Index  # noqa: F401  (imported here so its import is not timed)
 
     t0 = time.perf_counter()
     path = local_build(work / f"local-{n}", chunks, vecs, cfg, args.analyzer, enc_name)
@@ -416,7 +416,7 @@ def write_markdown(res: dict, path: Path) -> None:
          f"{res['base']} real multilingual-e5-small paragraph vectors (see benchmarks/scale.py); "
          f"{res['queries']} real questions, each embedded inside the timed search (no query cache).", "",
          "- *before*: the code at the given commit (format 1: the document table inside manifest.json, FAISS "
-         "read into memory, exact float32 flat scan); *after*: this tree (rag.vectors int8 scan + exact rescoring, "
+         "read into memory, exact float32 flat scan); *after*: this tree (rag.index.vectors int8 scan + exact rescoring, "
          "format 2 with documents.json / chunks.ids.json beside a small manifest).",
          "- *insert* = writing a version from already-embedded chunks (BM25 tokenising and matrix, vectors, "
          "chunk store, checksums); *write* = the version write alone (no tokenising).",

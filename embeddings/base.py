@@ -13,7 +13,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from rag.textnorm import normalize
+from rag.text.norm import normalize
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@
 
 The encoder owns everything model-specific so no caller can forget it:
 - script folding of the input (`embed_form`: OpenCC traditional → simplified and NFKC width
-  folding, as `rag.textnorm.normalize` but keeping letter case, because the XLM-R tokenizer is
+  folding, as `rag.text.norm.normalize` but keeping letter case, because the XLM-R tokenizer is
   cased and "US"/"us" differ) — e5-small is much weaker on traditional Chinese, and a question
   in either script must land on the same vector;
 - the model's prefixes (e5: `query: ` / `passage: `; bge-zh: an instruction for queries), from a
@@ -35,7 +35,7 @@ import numpy as np
 from embeddings.base import Encoder, FakeEncoder, quiet_transformers as _quiet_transformers
 from rag.config import EmbedConfig, PathsConfig
 from rag.errors import ConfigError, ModelNotInstalled
-from rag.textnorm import fold_width, t2s
+from rag.text.norm import fold_width, t2s
 
 # Known prefix conventions: (regex on the lower-cased last path component, query, passage).
 # First match wins; models not listed get no prefixes unless configured.

@@ -30,8 +30,8 @@ from rag.errors import ConfigError
 RETRIEVE_MODES = ("hybrid", "dense", "bm25")
 LLM_BACKENDS = ("local", "openai", "extractive", "fake")
 KERNELS = ("auto", "portable")
-INDEX_BACKENDS = ("local", "milvus")  # rag.kb dispatches on it (rag.milvus_kb for "milvus")
-REFUSE_FEATURES = ("block", "sent", "sent_h", "mean_h", "score")  # rag.extractive.evidence_features
+INDEX_BACKENDS = ("local", "milvus")  # rag.index.kb dispatches on it (rag.index.milvus.kb for "milvus")
+REFUSE_FEATURES = ("block", "sent", "sent_h", "mean_h", "score")  # rag.answer.extractive.evidence_features
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("retrieve", "mode"): RETRIEVE_MODES,
     ("retrieve", "fusion"): ("rrf", "convex"),
@@ -121,7 +121,7 @@ class IndexConfig:
     backend: str = "local"  # local (in-process FAISS + bm25s in the KB folder) | milvus (docs/milvus.md)
     milvus_uri: str = ""  # "": Milvus Lite in {kb folder}/milvus.db; a path ending in .db (Lite), or http://host:19530
     milvus_token: str = ""  # "user:password" or an API key for a secured / managed Milvus
-    milvus_collection: str = ""  # "": derived from the KB name (rag.milvus_schema.collection_base)
+    milvus_collection: str = ""  # "": derived from the KB name (rag.index.milvus.schema.collection_base)
 
 
 @dataclass
@@ -135,7 +135,7 @@ class LLMConfig:
     max_tokens: int = 384
     n_ctx: int = 4096
     n_threads: int = 0  # 0 = all cores
-    kernels: str = "auto"  # llama.cpp build: auto (the self-tested build for this CPU, rag.kernels) | portable
+    kernels: str = "auto"  # llama.cpp build: auto (the self-tested build for this CPU, rag.llm.kernels) | portable
 
 
 @dataclass
@@ -145,8 +145,8 @@ class AnswerConfig:
     refuse_threshold: float = 0.6636  # chosen on the seed set's dev split by benchmarks/calibrate_refusal.py (balanced accuracy with at most 5 % false refusals; held-out in benchmarks/results/answering.md)
     support_threshold: float = 0.35  # citation support below this is flagged unsupported
     condense: bool = True  # rewrite follow-ups into standalone questions
-    refuse_asked_value: bool = False  # also refuse when the question asks for an attribute no sentence holds (rag.refusal); off: on the seed dev split it refused 21 of 112 answerable questions to catch 13 of 21 unanswerable
-    refuse_feature: str = "sent_h"  # retrieval-evidence feature compared with refuse_threshold (rag.extractive.evidence_features)
+    refuse_asked_value: bool = False  # also refuse when the question asks for an attribute no sentence holds (rag.answer.refusal); off: on the seed dev split it refused 21 of 112 answerable questions to catch 13 of 21 unanswerable
+    refuse_feature: str = "sent_h"  # retrieval-evidence feature compared with refuse_threshold (rag.answer.extractive.evidence_features)
     local_context_tokens: int = 500  # evidence budget for the in-process model (cl100k; ≈320 Qwen tokens): prompt ingestion (~55-110 tok/s) is its first-token latency, so blocks are cut to their question-relevant sentences; see benchmarks/results/answering.md
 
 

@@ -28,7 +28,7 @@ class ConfigError(RagError):
 
 class BackendError(RagError):
     """The LLM server (the openai backend) failed: unreachable, too slow, unknown model, refused
-    key, or the connection broke off during an answer (rag.llm_openai)."""
+    key, or the connection broke off during an answer (rag.llm.openai_backend)."""
 
 
 class IndexDamaged(IndexMissing):

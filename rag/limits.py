@@ -1,16 +1,16 @@
 """Input limits: one home for every bound the assistant puts on what a client sends, and the
 one-line, two-language messages a client gets when it crosses one.
 
-`LIMITS` (a frozen `Limits`) holds the numbers; `rag.api` enforces them before any work starts
+`LIMITS` (a frozen `Limits`) holds the numbers; `rag.apps.api` enforces them before any work starts
 (the body size in an ASGI middleware, the shape of a request in its pydantic schema, so the
-OpenAPI document states them too), and `rag.condense` reads only `condense_chars` of each
+OpenAPI document states them too), and `rag.answer.condense` reads only `condense_chars` of each
 earlier question, so no tokenizer ever sees more than that, whatever a caller passes.
 
 Why these numbers:
 - `body_bytes` 1 MiB: the largest legitimate request (20 turns × 4,000 characters of history,
   JSON-escaped at 6 bytes a character) is ≈ 0.5 MB; a 1 MB body parses in milliseconds.
-- `question_chars` 1,000: `rag.answer.MAX_QUESTION_CHARS` is this value (a test keeps them equal;
-  rag.answer imports it from here).
+- `question_chars` 1,000: `rag.answer.assistant.MAX_QUESTION_CHARS` is this value (a test keeps them equal;
+  rag.answer.assistant imports it from here).
 - `history_turns` 20 and `turn_chars` 4,000: the condenser reads only the last 4 questions, and
   an answer with its citations stays well below 4,000 characters; the rest is accepted only so
   that a chat client can send its whole window without trimming it.
@@ -115,7 +115,7 @@ def scrub_paths(text: str) -> str:
 
 
 # a KB name becomes a folder name: a word character first, then word characters, '.', '-'
-# (the one rule; rag.kb and the web chat import it)
+# (the one rule; rag.index.kb and the web chat import it)
 KB_NAME = re.compile(r"^[\w][\w.\-]*$", re.UNICODE)
 _NAME = KB_NAME
 

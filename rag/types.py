@@ -202,7 +202,7 @@ class Citation:
 
     @property
     def page(self) -> int | None:
-        """1-based page of the quote in a scanned document (rag.ocr), None for text documents;
+        """1-based page of the quote in a scanned document (rag.ingest.ocr), None for text documents;
         `metadata["boxes"]` then holds `[page, x0, y0, x1, y1]` of the quoted lines."""
         p = self.metadata.get("page")
         return int(p) if p is not None else None
@@ -230,7 +230,7 @@ class Citation:
 
 @dataclass(frozen=True)
 class Claim:
-    """One statement of an answer, after the claim check (rag.claims).
+    """One statement of an answer, after the claim check (rag.cite.claims).
 
     `start`/`end`: its span in `Answer.text` (markers excluded). `status`:
     - "verified": its answer-bearing content (numbers with units, years, names, quoted terms,

@@ -10,8 +10,8 @@ everything mechanical is derived here and checked, so a hand edit cannot silentl
 - evidence `start`/`end` offsets are computed by searching the quote in the seed file as decoded
   UTF-8 (a quote must occur exactly once, or carry `occurrence: n`); a quote that is not a verbatim
   substring fails the build with the nearest real passage, found on the normalised form
-  (rag.textnorm.normalize_answer), so OCR quirks such as ‚…‛ or ASCII commas are easy to fix;
-- the question language is detected (rag.textnorm.question_language) and must agree with `lang`
+  (rag.text.norm.normalize_answer), so OCR quirks such as ‚…‛ or ASCII commas are easy to fix;
+- the question language is detected (rag.text.norm.question_language) and must agree with `lang`
   when one is given; Chinese reference answers and list items written in the other script are
   converted into the question's script with OpenCC (t2s, or s2tw for the Taiwan-standard forms
   the traditional seeds use); matching folds scripts anyway, but people read the answers;
@@ -35,8 +35,8 @@ if str(ROOT) not in sys.path:  # run as a plain script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
 from rag.errors import RagError  # noqa: E402
-from rag.evalsets import EvalSet, write_beir  # noqa: E402
-from rag.textnorm import detect_script, normalize_answer, question_language, to_script  # noqa: E402
+from rag.evaluate.evalsets import EvalSet, write_beir  # noqa: E402
+from rag.text.norm import detect_script, normalize_answer, question_language, to_script  # noqa: E402
 
 TYPES = ("fact", "list", "how", "why", "cross-script", "english", "follow-up", "unanswerable")
 KINDS = ("fact", "list", "how", "why")

@@ -21,7 +21,7 @@ install_python() {
   # protection fault on the first multi-token decode (seen on this project's machines), and CI
   # machines are not the machine that built the wheel. `rag models install` then builds the same
   # llama.cpp source for this CPU's AVX-512/VNNI/BF16 (never AMX) and keeps it only if a self-test in
-  # a child process passes (rag/kernels.py); RAG_LLM_KERNELS=portable forces this build.
+  # a child process passes (rag/llm/kernels.py); RAG_LLM_KERNELS=portable forces this build.
   # Speeds of both builds: benchmarks/results/llm.md.
   export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
   log "installing the project and its dependencies (llama-cpp-python compiles once, ~7 min)"
@@ -45,7 +45,7 @@ apt_install() {
 }
 
 install_ocr() {
-  # Tesseract chi_tra reads traditional-script scans beside RapidOCR (rag/ocr/tesseract.py;
+  # Tesseract chi_tra reads traditional-script scans beside RapidOCR (rag/ingest/ocr/tesseract.py;
   # without it traditional pages are read by RapidOCR alone, ~6 % CER: benchmarks/results/ocr.md)
   if [ ! -x /usr/bin/tesseract ] || [ ! -e /usr/share/tesseract-ocr/5/tessdata/chi_tra.traineddata ]; then
     log "installing Debian's Tesseract (chi_sim, chi_tra) for scanned documents"

@@ -1,10 +1,10 @@
-"""A tiny in-memory stand-in for rag.kb.KnowledgeBase, for the answering tests.
+"""A tiny in-memory stand-in for rag.index.kb.KnowledgeBase, for the answering tests.
 
 It implements the contract the answer stage uses (search, get_chunk, chunks, documents,
 document_text) over hand-made Chunks whose spans point into hand-written *original* texts that
 differ from the cleaned chunk text the way real ingestion does (ASCII punctuation and 『』 in the
 original, full-width “” in the clean text, extra whitespace and line breaks), so quote alignment
-is really exercised. Search is lexical (question terms of rag.extractive, counted per chunk) so
+is really exercised. Search is lexical (question terms of rag.answer.extractive, counted per chunk) so
 rankings are predictable; it records every query it receives.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.extractive import _grams, terms
+from rag.answer.extractive import _grams, terms
 from rag.types import Chunk, Hit
 
 

@@ -1,4 +1,4 @@
-"""REST API (rag.api) through FastAPI's TestClient, with the stand-in KB and the fake model."""
+"""REST API (rag.apps.api) through FastAPI's TestClient, with the stand-in KB and the fake model."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from _answer_kb import StandInKB
-from rag.answer import Assistant
-from rag.api import create_app
+from rag.answer.assistant import Assistant
+from rag.apps.api import create_app
 from rag.config import Config
 from rag.errors import IndexMissing
-from rag.llm import FakeChatModel
+from rag.llm.backends import FakeChatModel
 
 
 @pytest.fixture()

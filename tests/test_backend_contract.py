@@ -24,7 +24,7 @@ import pytest
 from embeddings import FakeEncoder
 from rag.config import load_config
 from rag.errors import IndexMissing, ModelMismatch
-from rag.kb import KnowledgeBase, list_kbs
+from rag.index.kb import KnowledgeBase, list_kbs
 from rag.types import Document
 from test_kb import para_chunker  # one chunk per paragraph (rootdir-relative import, as _answer_kb)
 
@@ -97,7 +97,7 @@ def backend(request, tmp_path, monkeypatch):
         monkeypatch.setenv(k, v)
     yield name, env
     if name != "local":
-        from rag.milvus_schema import close_clients
+        from rag.index.milvus.schema import close_clients
 
         close_clients()  # releases the embedded data folder for the next test / process
 
@@ -149,7 +149,7 @@ def test_add_search_change_delete(backend):
     assert ids(kb.search("创先争优活动", k=3, mode="bm25"))[0] == "a#1"
     assert ids(kb.search("冰雪節遊客", k=3, mode="bm25"))[0] == "b#0"
     assert ids(kb.search("iPhone 15 售价", k=2, mode="bm25"))[0] == "c#0"
-    from rag.cli import main as cli
+    from rag.apps.cli import main as cli
 
     assert cli(["kb", "check", "--kb", "t"]) == 0  # either backend: every row verified
     for mode in ("dense", "hybrid"):
@@ -195,7 +195,7 @@ def test_milvus_write_interrupted_after_insert(backend, monkeypatch):
     and the half-written collections are gone."""
     if backend[0] == "local":
         pytest.skip("the local backend's own interruption tests are in tests/test_index.py")
-    import rag.milvus_store as ms
+    import rag.index.milvus.store as ms
 
     kb = open_kb()
     kb.add_documents([mkdoc("a", DOCS["a"])])
@@ -281,7 +281,7 @@ READER = """
 import json, sys, time
 from embeddings import FakeEncoder
 from rag.config import load_config
-from rag.kb import KnowledgeBase
+from rag.index.kb import KnowledgeBase
 kb = KnowledgeBase.open("t", load_config(), encoder=FakeEncoder(64))
 seen, errors, t_end = set(), [], time.monotonic() + float(sys.argv[1])
 print("ready", flush=True)
@@ -345,6 +345,6 @@ def test_real_encoder_milvus_matches_local(tmp_path, monkeypatch):
             for mode in ("dense", "bm25", "hybrid"):
                 assert ids(mkb.search(q, k=5, mode=mode)) == ids(local.search(q, k=5, mode=mode)), (q, mode)
     finally:
-        from rag.milvus_schema import close_clients
+        from rag.index.milvus.schema import close_clients
 
         close_clients()

@@ -1,10 +1,10 @@
-"""rag.bm25: the analyzer on mixed scripts/English/digits, and the persisted index."""
+"""rag.index.bm25: the analyzer on mixed scripts/English/digits, and the persisted index."""
 
 import numpy as np
 import pytest
 
-from rag.bm25 import BM25Index, tokenize, top_k
-from rag.textnorm import s2t
+from rag.index.bm25 import BM25Index, tokenize, top_k
+from rag.text.norm import s2t
 
 
 def test_tokenize_mixed_traditional_english_digits():
@@ -91,7 +91,7 @@ def test_top_k_ties_and_positive_only():
 
 
 def test_query_drops_interrogatives_but_never_everything():
-    from rag.bm25 import tokenize_query
+    from rag.index.bm25 import tokenize_query
 
     q = tokenize_query("請問創先爭優活動是什麼時候開始的？")  # traditional: folded first
     assert "创先" in q and "开始" in q

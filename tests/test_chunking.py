@@ -1,4 +1,4 @@
-"""rag.chunking: sentences, tokens, headings and nesting, packing, golden chunks of the seeds, and
+"""rag.chunk.sections: sentences, tokens, headings and nesting, packing, golden chunks of the seeds, and
 invariants over every chunk of every seed (no boilerplate, exact spans, stable ids, limits).
 
 Golden files: tests/golden/chunks_<doc_id>.json; regenerate deliberately with
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import (
+from rag.chunk.sections import (
     chunk_document,
     chunk_offsets,
     chunk_orig_span,
@@ -24,9 +24,9 @@ from rag.chunking import (
     parse_sections,
     split_sentences,
 )
-from rag.clean import _SITE_BLURB, OCR_CHAR_FIXES, clean_text
+from rag.ingest.clean import _SITE_BLURB, OCR_CHAR_FIXES, clean_text
 from rag.config import ChunkConfig
-from rag.ingest import load_paths
+from rag.ingest.load import load_paths
 from rag.types import Document
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,7 +314,7 @@ def test_sentence_longer_than_limit_is_cut_at_clauses():
 def test_attribution_stays_with_quote():
     text = "“这项工作很重要，必须抓紧抓好。”公司总经理刘恩福说。下一句话在这里。"
     doc = make_doc(text)
-    from rag.chunking import _units
+    from rag.chunk.sections import _units
 
     units = _units(doc.clean, 0, len(doc.clean), ChunkConfig())
     assert doc.clean[units[0].start : units[0].end] == "“这项工作很重要，必须抓紧抓好。”公司总经理刘恩福说。"
@@ -454,7 +454,7 @@ def test_golden_chunks(seed_chunks, doc_id):
 
 
 def test_cli_chunk_json_and_failures(tmp_path, capsys):
-    from rag.cli import main
+    from rag.apps.cli import main
 
     good = tmp_path / "good.txt"
     good.write_text("一、标题\n正文第一句。正文第二句。\n", encoding="utf-8")
@@ -493,7 +493,7 @@ def test_regulation_articles_and_leaf_first_demotion():
 
 
 def test_markdown_document(tmp_path):
-    from rag.ingest import load_file
+    from rag.ingest.load import load_file
 
     p = tmp_path / "notes.md"
     p.write_text(
@@ -579,7 +579,7 @@ def test_shuffled_seed_lines_keep_all_invariants():
 
 
 def test_markdown_front_matter_and_code_fences(tmp_path):
-    from rag.ingest import load_file
+    from rag.ingest.load import load_file
 
     p = tmp_path / "guide.md"
     p.write_text(
@@ -595,7 +595,7 @@ def test_markdown_front_matter_and_code_fences(tmp_path):
 
 
 def test_bad_limits_are_a_clear_error(capsys):
-    from rag.cli import main
+    from rag.apps.cli import main
 
     assert main(["chunk", str(SEEDS / "001_75b9d2d6f7b67755.txt"), "--max-tokens", "4"]) == 2
     assert "chunk.max_tokens = 4 (command line): must be between 16" in capsys.readouterr().err

@@ -1,12 +1,12 @@
-"""Citation parsing, resolution, support checking and exact original quotes (rag.cite)."""
+"""Citation parsing, resolution, support checking and exact original quotes (rag.cite.resolve)."""
 
 from __future__ import annotations
 
 import pytest
 
 from _answer_kb import ORIG_A, ORIG_B, StandInKB, fixture_chunks
-from rag.cite import Passage, align, merge_text, parse_markers, resolve, statements, support
-from rag.prompts import pack
+from rag.cite.resolve import Passage, align, merge_text, parse_markers, resolve, statements, support
+from rag.answer.prompts import pack
 from rag.types import Chunk, Hit
 
 
@@ -162,13 +162,13 @@ def test_auto_attribution_marker_stays_on_its_line():
 
 
 def test_defused_markers_in_a_document_are_not_citations():
-    from rag.prompts import defuse
+    from rag.answer.prompts import defuse
 
     doc = "见【1】、[2]、［3］、【1]、【1,2】与【1-3】。"
     assert parse_markers(defuse(doc)) == []
 
 
-# ---- context packing and compression (rag.prompts)
+# ---- context packing and compression (rag.answer.prompts)
 
 
 def _doc_chunks(n=5, sent="第{i}段讲述了安达市委第{i}项工作的具体做法和成效。"):
@@ -196,8 +196,8 @@ def test_pack_merges_adjacent_and_bridges_a_one_chunk_gap():
 
 
 def test_pack_respects_the_token_budget():
-    from rag.chunking import count_tokens
-    from rag.prompts import render_evidence
+    from rag.chunk.sections import count_tokens
+    from rag.answer.prompts import render_evidence
 
     cs = _doc_chunks()
     hits = [Hit(c, 1.0 - i / 10, i + 1) for i, c in enumerate(cs[::2])]  # non-adjacent: 3 blocks

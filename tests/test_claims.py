@@ -1,11 +1,11 @@
-"""The claim checker (rag.claims) on hand-made cases: what a user quoting into a report must
+"""The claim checker (rag.cite.claims) on hand-made cases: what a user quoting into a report must
 never see marked as checked, and paraphrases that must still pass."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.claims import check_claim, is_truncated, list_items, missing_constraints, quantities, question_constraints
+from rag.cite.claims import check_claim, is_truncated, list_items, missing_constraints, quantities, question_constraints
 
 # A traditional-script passage (as the scraped pages are) and a simplified one.
 HANT = (

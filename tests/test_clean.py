@@ -1,10 +1,10 @@
-"""rag.clean: boilerplate rules, OCR repair, head metadata, re-joining, offset map."""
+"""rag.ingest.clean: boilerplate rules, OCR repair, head metadata, re-joining, offset map."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.clean import (
+from rag.ingest.clean import (
     OCR_CHAR_FIXES,
     boilerplate_kind,
     clean_text,

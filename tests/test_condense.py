@@ -1,4 +1,4 @@
-"""rag.condense: follow-up condensing (heuristic, model with check) and cross-lingual queries.
+"""rag.answer.condense: follow-up condensing (heuristic, model with check) and cross-lingual queries.
 
 Fixtures are hand-made (invented names), not taken from the evaluation sets, which
 benchmarks/condense.py uses as the measurement.
@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from rag.condense import (
+from rag.answer.condense import (
     Condensed,
     QueryCache,
     check_rewrite,
@@ -19,8 +19,8 @@ from rag.condense import (
     needs_context,
     to_chinese_query,
 )
-from rag.llm import FakeChatModel
-from rag.textnorm import detect_script
+from rag.llm.backends import FakeChatModel
+from rag.text.norm import detect_script
 
 
 def h(*questions: str) -> list[tuple[str, str]]:
@@ -228,7 +228,7 @@ def test_local_small_model_condenses_and_translates():
     import os
 
     from rag.config import LLMConfig, load_config
-    from rag.llm import get_chat_model
+    from rag.llm.backends import get_chat_model
 
     cfg = load_config(env={k: v for k, v in os.environ.items() if k in ("RAG_HOME", "RAG_MODELS_DIR")})
     llm_cfg = LLMConfig(backend="local", model="qwen2.5-0.5b", max_tokens=64, temperature=0.0)

@@ -76,7 +76,7 @@ def test_bad_config_files_are_config_errors(tmp_path):
 
 @pytest.mark.parametrize("env", [{"RAG_RETRIEVE_K": "abc"}, {"RAG_CONFIG": "/nonexistent/rag.toml"}])
 def test_cli_prints_one_line_for_a_config_error(env, monkeypatch, capsys):
-    from rag.cli import main
+    from rag.apps.cli import main
 
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -88,7 +88,7 @@ def test_cli_prints_one_line_for_a_config_error(env, monkeypatch, capsys):
 def test_cli_prints_one_line_for_a_full_disk(monkeypatch, capsys):
     import errno
 
-    from rag import cli
+    from rag.apps import cli
 
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/kb/v2/vectors.faiss")
@@ -103,7 +103,7 @@ def test_cli_prints_one_line_for_a_full_disk(monkeypatch, capsys):
 
 
 def test_an_empty_search_query_is_one_line_like_an_empty_question(capsys):
-    from rag.cli import main
+    from rag.apps.cli import main
 
     assert main(["search", "   "]) == 2
     err = capsys.readouterr().err.strip()

@@ -32,5 +32,5 @@ def test_docstring_examples_run(name):
 
 def test_the_pure_stages_have_worked_examples():
     # the modules whose functions the style guide asks to carry a worked example
-    for name in ("rag.fusion", "rag.evaluate.metrics", "rag.claims", "rag.text.markers", "rag.review", "rag.config"):
+    for name in ("rag.retrieve.fusion", "rag.evaluate.metrics", "rag.cite.claims", "rag.text.markers", "rag.cite.review", "rag.config"):
         assert doctest.testmod(importlib.import_module(name)).attempted > 0, name

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.evalsets import load_beir
-from rag.textnorm import cjk_count, normalize_answer, question_language
+from rag.evaluate.evalsets import load_beir
+from rag.text.norm import cjk_count, normalize_answer, question_language
 
 ROOT = Path(__file__).resolve().parents[1]
 SET = ROOT / "evalsets" / "seeds"

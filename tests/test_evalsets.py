@@ -1,6 +1,6 @@
 import json
 
-from rag.evalsets import import_squad, load_beir, write_beir
+from rag.evaluate.evalsets import import_squad, load_beir, write_beir
 
 SQUAD = {
     "data": [

@@ -1,13 +1,13 @@
-"""Evidence selection (rag.evidence): the sentences the answer needs, enumerations whole, also
+"""Evidence selection (rag.answer.evidence): the sentences the answer needs, enumerations whole, also
 when an enumeration crosses a chunk boundary."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.chunking import count_tokens
-from rag.evidence import enum_index, enumeration_runs, extend_enumerations, select
-from rag.prompts import render_evidence
+from rag.chunk.sections import count_tokens
+from rag.answer.evidence import enum_index, enumeration_runs, extend_enumerations, select
+from rag.answer.prompts import render_evidence
 from rag.types import Chunk, Hit, Passage
 
 

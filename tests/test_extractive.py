@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from _answer_kb import StandInKB
-from rag.cite import Passage
-from rag.extractive import coverage, evidence_score, extract, injection_like, terms
-from rag.prompts import pack
+from rag.cite.resolve import Passage
+from rag.answer.extractive import coverage, evidence_score, extract, injection_like, terms
+from rag.answer.prompts import pack
 
 
 def passages(question, k=3):
@@ -92,11 +92,11 @@ def test_enumeration_is_kept_whole():
     assert len(chosen) == 3
 
 
-# ---- asked attributes: quote the sentence that holds the asked value (rag.attributes) ----------
+# ---- asked attributes: quote the sentence that holds the asked value (rag.answer.attributes) ----------
 # Hand-written fixtures (not from seeds/): a topical sentence (founding, headquarters, the meeting's
 # preparation) names more of the question's words than the sentence that holds the asked value.
 
-from rag.attributes import asked_attribute, has_asked_value, match_level  # noqa: E402
+from rag.answer.attributes import asked_attribute, has_asked_value, match_level  # noqa: E402
 
 MINE_TRAD = (
     "恒昌礦業公司成立於1998年，是一家以煤炭開採為主的股份制企業。"

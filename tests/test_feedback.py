@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from rag.evalsets import load_beir, read_jsonl
+from rag.evaluate.evalsets import load_beir, read_jsonl
 from rag.types import Answer, Chunk, Citation, Hit
 from ui.feedback import FeedbackStore, export_evalset, export_zip, strip_markers
 

@@ -1,8 +1,8 @@
-"""rag.fusion on hand-made rankings (expected values computed by hand in the comments)."""
+"""rag.retrieve.fusion on hand-made rankings (expected values computed by hand in the comments)."""
 
 import pytest
 
-from rag.fusion import convex, normalize_scores, rrf
+from rag.retrieve.fusion import convex, normalize_scores, rrf
 
 
 def test_rrf_equal_weights_hand_computed():

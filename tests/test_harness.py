@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import load_config
-from rag.evalsets import EvalSet, load_beir, write_beir
+from rag.evaluate.evalsets import EvalSet, load_beir, write_beir
 from rag.evaluate import harness as H
 
 DOCS = {
@@ -141,7 +141,7 @@ def test_retrieval_only_and_compare(env):
 def test_fake_llm_answers_and_errors_are_recorded(env):
     """The LLM path (Token stream, 【n】 citations) through the fake chat model; a question that
     makes the model fail is recorded as an error and the run goes on."""
-    from rag.llm import FakeChatModel
+    from rag.llm.backends import FakeChatModel
 
     tmp, cfg, es_path = env
     # the model must be asked every question (q6 crashes it), so no refusal before the model
@@ -223,7 +223,7 @@ def test_resume_after_interruption(env):
 
 
 def test_cli_baseline_check_fails_when_baseline_raised(env, capsys):
-    from rag.cli import main
+    from rag.apps.cli import main
 
     tmp, cfg, es_path = env
     base = tmp / "baseline.json"
@@ -293,7 +293,7 @@ def test_squad_import_and_on_the_fly_manifest(tmp_path, monkeypatch):
             {"id": "a3", "question": "梵文有幾個字母？", "answers": [], "is_impossible": True}]}]}]}
     src = tmp_path / "data.json"
     src.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
-    from rag.cli import main
+    from rag.apps.cli import main
 
     assert main(["eval-import", "squad", str(src), "--out", str(tmp_path / "imp")]) == 0
     es = H.load_evalset(tmp_path / "imp")
@@ -326,7 +326,7 @@ LABELS = {"q1": True, "q2": True, "q3": True, "q4": True, "q5": False, "q6": Fal
 
 
 def test_dev_split_is_deterministic_and_keeps_conversations_whole():
-    from rag.evalsets import dev_split
+    from rag.evaluate.evalsets import dev_split
 
     ids = list(LABELS)
     # answerable ids in sha1 order: q3 (7940…), q4 (9a76…), q1 (e041…), q2 (f237…) → dev q3, q1; held-out q4, q2
@@ -390,7 +390,7 @@ def test_summary_by_split_and_never_refuse_accuracy(tmp_path):
 
 
 def test_split_option_runs_one_half(env):
-    from rag.cli import main
+    from rag.apps.cli import main
 
     tmp, cfg, es_path = env
     run = H.run_eval(es_path, cfg, llm="extractive", split="heldout", out_dir=tmp / "held", progress=False, sweep_modes=("bm25",))
@@ -412,7 +412,7 @@ def test_split_option_runs_one_half(env):
 def test_naive_baseline_through_the_harness(env):
     """`naive:fake` beside the extractive assistant: same questions, same scoring; its rows carry its
     own chunks (relevance from the same evidence quotes), no citations, refusal from its text."""
-    from rag.llm import FakeChatModel
+    from rag.llm.backends import FakeChatModel
 
     tmp, cfg, es_path = env
 

@@ -1,4 +1,4 @@
-"""rag.index: FAISS top-k vs brute force, atomic publishing (crash mid-build), half-written
+"""rag.index.build: FAISS top-k vs brute force, atomic publishing (crash mid-build), half-written
 versions never load, model checks."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import os
 import numpy as np
 import pytest
 
-import rag.index as index_mod
+import rag.index.build as index_mod
 from embeddings import FakeEncoder
-from rag.bm25 import BM25Index
+from rag.index.bm25 import BM25Index
 from rag.config import load_config
 from rag.errors import IndexMissing, ModelMismatch
-from rag.index import COMPLETE, CURRENT, IndexVersion, build_version, check_model, current_version_path, open_current
-from rag.kb import KnowledgeBase
+from rag.index.build import COMPLETE, CURRENT, IndexVersion, build_version, check_model, current_version_path, open_current
+from rag.index.kb import KnowledgeBase
 from test_kb import DOCS, CountingEncoder, mkdoc, para_chunker
 
 

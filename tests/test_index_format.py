@@ -10,13 +10,13 @@ import json
 import pytest
 
 from embeddings import FakeEncoder
-from rag import vectors
+from rag.index import vectors
 from rag.config import load_config
 from rag.errors import IndexMissing
-from rag.index import CHUNK_IDS, DOCUMENTS, FORMAT, IndexVersion, build_version
-from rag.index_verify import seal
-from rag.kb import KnowledgeBase
-from rag.retrieve import HybridSearcher
+from rag.index.build import CHUNK_IDS, DOCUMENTS, FORMAT, IndexVersion, build_version
+from rag.index.verify import seal
+from rag.index.kb import KnowledgeBase
+from rag.retrieve.searcher import HybridSearcher
 from test_kb import mkdoc, para_chunker
 
 DOCS = {f"d{i:02d}": f"第{i}号文件：城市{i}举办文化节。\n\n参观人数{i}万，门票{i * 3}元。" for i in range(60)}

@@ -1,4 +1,4 @@
-"""rag.ingest: encodings, bad files, formats (docx/pdf/html made here), ids, metadata."""
+"""rag.ingest.load: encodings, bad files, formats (docx/pdf/html made here), ids, metadata."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import IngestError, RagError
-from rag.ingest import IngestFailure, decode_bytes, doc_id_for, iter_documents, load_file, load_paths
+from rag.ingest.load import IngestFailure, decode_bytes, doc_id_for, iter_documents, load_file, load_paths
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -205,7 +205,7 @@ def _make_docx(path: Path) -> None:
 
 
 def test_docx(tmp_path):
-    from rag.chunking import chunk_document
+    from rag.chunk.sections import chunk_document
 
     p = tmp_path / "报告.docx"
     _make_docx(p)
@@ -266,7 +266,7 @@ PDF_PAGES = [
 
 
 def test_pdf_text_layer(tmp_path):
-    from rag.chunking import chunk_document
+    from rag.chunk.sections import chunk_document
 
     p = tmp_path / "report.pdf"
     _make_pdf(p, PDF_PAGES)
@@ -326,7 +326,7 @@ HTML = """<!DOCTYPE html><html><head><meta charset="{charset}">
 
 @pytest.mark.parametrize("charset,codec", [("utf-8", "utf-8"), ("gb2312", "gbk")])
 def test_html(tmp_path, charset, codec):
-    from rag.chunking import chunk_document
+    from rag.chunk.sections import chunk_document
 
     p = tmp_path / "page.html"
     p.write_bytes(HTML.format(charset=charset).encode(codec))
@@ -371,7 +371,7 @@ def test_50mb_file_memory(tmp_path):
     # suite (models loaded by earlier tests) the child reported the pytest process's 3 GB
     code = (
         "import re, sys\n"
-        "from rag.ingest import load_file\n"
+        "from rag.ingest.load import load_file\n"
         "d = load_file(sys.argv[1])\n"
         "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
         "print(len(d.clean), hwm)\n"
@@ -383,7 +383,7 @@ def test_50mb_file_memory(tmp_path):
 
 
 def test_crlf_files_keep_their_offsets(tmp_path):
-    from rag.chunking import chunk_document
+    from rag.chunk.sections import chunk_document
 
     raw = "标题行\r\n第一段内容。\r\n\r\n第二段内容。\r\n"
     p = tmp_path / "crlf.txt"

@@ -1,4 +1,4 @@
-"""rag.kb.KnowledgeBase: open/create, incremental add/change/delete, sync, neighbours, locking,
+"""rag.index.kb.KnowledgeBase: open/create, incremental add/change/delete, sync, neighbours, locking,
 model mismatch. Uses FakeEncoder (counted) and a paragraph chunker so the tests do not depend on
 the real chunker's settings; one test goes through the real ingest + chunker on files."""
 
@@ -13,7 +13,7 @@ import pytest
 from embeddings import FakeEncoder
 from rag.config import load_config
 from rag.errors import IndexMissing, ModelMismatch, RagError
-from rag.kb import KnowledgeBase, list_kbs
+from rag.index.kb import KnowledgeBase, list_kbs
 from rag.types import Chunk, Document
 
 
@@ -204,7 +204,7 @@ def test_reader_picks_up_new_version(cfg):
 
 
 def test_add_paths_and_sync_with_real_ingest(cfg, tmp_path):
-    pytest.importorskip("rag.ingest")
+    pytest.importorskip("rag.ingest.load")
     enc = CountingEncoder()
     kb = KnowledgeBase.open("files", cfg, encoder=enc, create=True)  # real ingest and chunker
     docs = tmp_path / "docs"
@@ -226,10 +226,10 @@ def test_add_paths_and_sync_with_real_ingest(cfg, tmp_path):
 
 
 def test_cli_index_and_search(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("rag.ingest")
+    pytest.importorskip("rag.ingest.load")
     import json
 
-    from rag.cli import main
+    from rag.apps.cli import main
 
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RAG_EMBED_MODEL", "fake")

@@ -1,4 +1,4 @@
-"""rag.kernels: which llama.cpp build runs, its self-test, and the forced fallback.
+"""rag.llm.kernels: which llama.cpp build runs, its self-test, and the forced fallback.
 
 Fast tests cover the pure parts (CPU flags → build options, the recorded choice, activation in
 a child process so this process's llama_cpp import is not disturbed). Slow tests run the real
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import kernels
+from rag.llm import kernels
 from rag.errors import ConfigError, RagError
 
 CPUINFO = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512dq avx512bw avx512vl avx512vbmi avx512_vnni amx_tile amx_int8\n"
@@ -72,7 +72,7 @@ def test_unknown_mode_is_a_config_error():
 
 def _activate_in_child(models_dir: Path, mode: str, extra_env: dict | None = None) -> dict:
     code = (
-        "import json, os, sys; from rag import kernels; "
+        "import json, os, sys; from rag.llm import kernels; "
         f"name = kernels.activate({mode!r}, {str(models_dir)!r}); "
         "print(json.dumps({'name': name, 'path': os.environ.get('LLAMA_CPP_LIB_PATH')}))"
     )
@@ -105,7 +105,7 @@ def test_config_reads_the_fallback_switch_from_the_environment():
 
 def _installed_model() -> Path:
     from rag.config import load_config
-    from rag.models_install import model_path
+    from rag.llm.install import model_path
 
     cfg = load_config(env={k: v for k, v in os.environ.items() if k in ("RAG_HOME", "RAG_MODELS_DIR")})
     return model_path("qwen2.5-0.5b", cfg.paths.models_dir)  # CI installs it: missing is a failure
@@ -132,7 +132,7 @@ def test_forced_fallback_still_answers(tmp_path):
     """RAG_LLM_KERNELS=portable: a real answer from pip's portable build, whatever was chosen."""
     model = _installed_model()
     code = (
-        "from rag.config import load_config; from rag.llm import get_chat_model; from rag.kernels import running; "
+        "from rag.config import load_config; from rag.llm.backends import get_chat_model; from rag.llm.kernels import running; "
         "from langchain_core.messages import HumanMessage; import json; cfg = load_config(); "
         "llm = cfg.llm; llm.model = 'qwen2.5-0.5b'; llm.max_tokens = 16; llm.temperature = 0.0; "
         "m = get_chat_model(llm, cfg.paths.models_dir); "

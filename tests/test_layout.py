@@ -11,11 +11,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # lazy cycles kept on purpose (each import sits inside a function so the module loads without it)
 KNOWN_LAZY = {
-    frozenset({"rag.cite", "rag.extractive", "rag.review"}),  # review uses cite's placement, cite.resolve is review without claims
-    frozenset({"rag.evidence", "rag.prompts"}),  # the prompt selects sentences, selection renders blocks
+    frozenset({"rag.cite.resolve", "rag.answer.extractive", "rag.cite.review"}),  # review uses cite's placement, cite.resolve is review without claims
+    frozenset({"rag.answer.evidence", "rag.answer.prompts"}),  # the prompt selects sentences, selection renders blocks
     frozenset({"embeddings", "embeddings.encoder"}),  # the package's lazy re-export table
     frozenset({"rag.evaluate.baselines", "rag.evaluate.harness"}),  # --check reruns through the harness
-    frozenset({"rag.kb", "rag.milvus_kb"}),  # KnowledgeBase.open dispatches on index.backend to its Milvus subclass
+    frozenset({"rag.index.kb", "rag.index.milvus.kb"}),  # KnowledgeBase.open dispatches on index.backend to its Milvus subclass
 }
 
 

@@ -1,4 +1,4 @@
-"""rag.llm: the fake chat model, the backend factory's errors, the openai config, and (slow) a
+"""rag.llm.backends: the fake chat model, the backend factory's errors, the openai config, and (slow) a
 real Chinese answer from the default local model."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from rag.config import LLMConfig, load_config
 from rag.errors import ConfigError, ModelNotInstalled, RagError
-from rag.llm import FakeChatModel, LocalChatModel, get_chat_model
+from rag.llm.backends import FakeChatModel, LocalChatModel, get_chat_model
 
 
 # ---------------------------------------------------------------------------- FakeChatModel
@@ -128,8 +128,8 @@ def test_factory_local_truncated_file_counts_as_missing(tmp_path):
 
 def test_factory_local_builds_model_without_loading(tmp_path, monkeypatch):
     """The Llama object is loaded lazily on the first call, not by the factory."""
-    import rag.llm as rl
-    import rag.models_install as mi
+    import rag.llm.backends as rl
+    import rag.llm.install as mi
 
     fake = tmp_path / "llm" / "qwen2.5-0.5b.gguf"
     monkeypatch.setattr(mi, "model_path", lambda name, d: fake)
@@ -147,7 +147,7 @@ def test_load_llama_caches_per_file_settings_and_slot(tmp_path, monkeypatch):
     import sys
     import types
 
-    import rag.llm as rl
+    import rag.llm.backends as rl
 
     made = []
 
@@ -198,7 +198,7 @@ class _FakeLlama:
 
 
 def test_local_model_maps_messages_and_streams_deltas(monkeypatch):
-    import rag.llm as rl
+    import rag.llm.backends as rl
 
     fake = _FakeLlama()
     lock = threading.Lock()
@@ -217,7 +217,7 @@ def test_local_model_maps_messages_and_streams_deltas(monkeypatch):
 
 
 def test_local_model_releases_lock_when_consumer_stops_early(monkeypatch):
-    import rag.llm as rl
+    import rag.llm.backends as rl
 
     fake = _FakeLlama()
     lock = threading.Lock()
@@ -288,7 +288,7 @@ def test_local_default_model_answers_in_chinese_with_citation():
     """CI runs `rag models install` first: a missing model is a failure here, not a skip."""
     import os
 
-    from rag.prompts import SYSTEM_PROMPT
+    from rag.answer.prompts import SYSTEM_PROMPT
 
     cfg = load_config(env={k: v for k, v in os.environ.items() if k in ("RAG_HOME", "RAG_MODELS_DIR")})
     llm_cfg = LLMConfig(backend="local", model=cfg.llm.model, max_tokens=48, temperature=0.0)
@@ -310,6 +310,6 @@ def test_local_default_model_answers_in_chinese_with_citation():
     assert "【1】" in text or "[1]" in text
     assert any("\u4e00" <= ch <= "\u9fff" for ch in text)
     # the Llama object is cached: a second model for the same file shares it
-    import rag.llm as rl
+    import rag.llm.backends as rl
 
     assert rl.load_llama(model.model_path, model.n_ctx, model.n_threads) is rl.load_llama(model.model_path, model.n_ctx, model.n_threads)

@@ -1,4 +1,4 @@
-"""The `openai` LLM backend (rag.llm_openai) against real servers on 127.0.0.1.
+"""The `openai` LLM backend (rag.llm.openai_backend) against real servers on 127.0.0.1.
 
 Fast: real sockets that misbehave in one exact way each — nothing listening, a server that
 accepts and never answers, one that sends half a streamed answer and closes — so every failure
@@ -24,7 +24,7 @@ import pytest
 
 from rag.config import Config, LLMConfig, load_config
 from rag.errors import BackendError, in_chinese
-from rag.llm import get_chat_model
+from rag.llm.backends import get_chat_model
 from rag.types import Final, Token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,8 +182,8 @@ def test_http_errors_carry_the_servers_message():
 
 def test_rag_ask_says_the_streamed_text_was_no_answer_when_the_server_breaks_off(monkeypatch, capsys):
     from _answer_kb import StandInKB
-    from rag.answer import Assistant
-    from rag.cli import main
+    from rag.answer.assistant import Assistant
+    from rag.apps.cli import main
 
     srv = RawServer(_models_then(_half_answer))
     cfg = Config()
@@ -214,7 +214,7 @@ def test_timeout_setting_is_validated():
 
 
 def _start_llama_server(log: Path) -> tuple[subprocess.Popen, str]:
-    from rag.models_install import model_path
+    from rag.llm.install import model_path
 
     gguf = model_path("qwen2.5-0.5b", load_config().paths.models_dir)  # CI installs it: missing is a failure
     port = _free_port()
@@ -264,7 +264,7 @@ def seeds_home(tmp_path_factory):
     (2 MB), else built here — private, so nothing else writes into it while a test watches it."""
     import shutil
 
-    from rag.kb import KnowledgeBase, list_kbs
+    from rag.index.kb import KnowledgeBase, list_kbs
 
     cfg = load_config()
     home = tmp_path_factory.mktemp("rag_home")
@@ -287,7 +287,7 @@ def _env(base: str, home: str, **extra: str) -> dict[str, str]:
 
 
 def _assistant(base: str, home: str, **llm: object):
-    from rag.answer import Assistant
+    from rag.answer.assistant import Assistant
 
     cfg = load_config(env=_env(base, home), overrides={"llm": llm})
     return Assistant.open("seeds", cfg)

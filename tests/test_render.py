@@ -172,7 +172,7 @@ def test_streaming_markers_link_to_evidence_by_position():
 
 
 def test_streaming_raw_marker_forms_link_like_the_citation_parser_reads_them():
-    # raw model text may use any form rag.cite accepts; each number links, shown canonical
+    # raw model text may use any form rag.cite.resolve accepts; each number links, shown canonical
     hits = [hit(chunk(i, f"段落{i}。"), i + 1) for i in range(3)]
     out = render.streaming_message_html("甲[1]，乙【2-3】", turn=0, hits=hits)
     p = assert_safe(out)

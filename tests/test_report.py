@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from _answer_kb import StandInKB
-from rag.answer import Assistant
-from rag.commands.report import read_questions
+from rag.answer.assistant import Assistant
+from rag.apps.commands.report import read_questions
 from rag.config import Config
 from rag.errors import RagError
-from rag.llm import FakeChatModel
-from rag.report import render_docx, render_html, render_markdown, write_report
+from rag.llm.backends import FakeChatModel
+from rag.cite.report import render_docx, render_html, render_markdown, write_report
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -160,6 +160,6 @@ def test_understood_as_line_for_a_condensed_question(tmp_path):
 
 
 def test_ask_checked_text_marks_unverified_statements():
-    from rag.commands.ask import checked_text
+    from rag.apps.commands.ask import checked_text
 
     assert checked_text(claims_answer()) == "甲成立于1999年【1】。乙*成立*于<b>2003年⚠未核实（资料中没有：2003年）。"

@@ -1,4 +1,4 @@
-"""rag.retrieve: hit bookkeeping per mode, fusion config, LangChain retriever and vector store;
+"""rag.retrieve.searcher: hit bookkeeping per mode, fusion config, LangChain retriever and vector store;
 plus a slow end-to-end test with the real e5 model on the seeds (both scripts, same passages)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from langchain_core.vectorstores import VectorStore
 from embeddings import FakeEncoder
 from rag.config import load_config
 from rag.errors import ConfigError, RagError
-from rag.kb import KnowledgeBase
-from rag.retrieve import ChunkVectorStore, EncoderEmbeddings, KBRetriever, document_to_chunk
-from rag.textnorm import s2t
+from rag.index.kb import KnowledgeBase
+from rag.retrieve.searcher import ChunkVectorStore, EncoderEmbeddings, KBRetriever, document_to_chunk
+from rag.text.norm import s2t
 from test_kb import DOCS, CountingEncoder, mkdoc, para_chunker
 
 ROOT = Path(__file__).resolve().parent.parent

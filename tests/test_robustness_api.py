@@ -20,12 +20,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from _answer_kb import StandInKB
-from rag.answer import MAX_QUESTION_CHARS, Assistant
-from rag.api import create_app
+from rag.answer.assistant import MAX_QUESTION_CHARS, Assistant
+from rag.apps.api import create_app
 from rag.config import Config
 from rag.errors import IndexMissing
 from rag.limits import LIMITS, LimitError, check_kb_name, message, scrub_paths
-from rag.llm import FakeChatModel
+from rag.llm.backends import FakeChatModel
 from rag.types import Status, Token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +98,7 @@ def test_condenser_reads_only_the_tail_of_a_megabyte_history(monkeypatch):
     import jieba
     import jieba.posseg
 
-    from rag.condense import condense
+    from rag.answer.condense import condense
 
     seen: list[int] = []
     for mod, name in ((jieba, "cut"), (jieba, "lcut"), (jieba.posseg, "cut"), (jieba.posseg, "lcut")):
@@ -304,7 +304,7 @@ def test_serve_refuses_a_public_address_without_a_key():
 
 
 def test_loopback_detection():
-    from rag.commands.serve import is_loopback
+    from rag.apps.commands.serve import is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.com")

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-import rag.index as index_mod
-import rag.index_verify as verify_mod
+import rag.index.build as index_mod
+import rag.index.verify as verify_mod
 from embeddings import FakeEncoder
-from rag.cli import main
+from rag.apps.cli import main
 from rag.config import load_config
 from rag.errors import IndexDamaged, IndexMissing
-from rag.index import COMPLETE, CURRENT, IndexVersion, build_version, current_version_path
-from rag.index_verify import KEEP_VERSIONS, read_history
-from rag.kb import KnowledgeBase
+from rag.index.build import COMPLETE, CURRENT, IndexVersion, build_version, current_version_path
+from rag.index.verify import KEEP_VERSIONS, read_history
+from rag.index.kb import KnowledgeBase
 from test_kb import CountingEncoder, mkdoc, para_chunker
 
 TEXTS = {
@@ -167,7 +167,7 @@ def test_damaged_current_falls_back_to_previous_version(cfg, caplog, rel):
     if (cur / rel).stat().st_size == 0:
         pytest.skip(f"{rel} is empty")
     damage(cur / rel, "half")
-    with caplog.at_level(logging.WARNING, logger="rag.kb"):
+    with caplog.at_level(logging.WARNING, logger="rag.index.kb"):
         fresh = reopen(cfg)
     assert fresh.version.path.name == names[1]  # the previous, complete version
     assert fresh.damage and fresh.damage[0].file == rel

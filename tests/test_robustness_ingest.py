@@ -29,7 +29,7 @@ import pytest
 
 from embeddings import FakeEncoder
 from rag.config import load_config
-from rag.kb import KnowledgeBase
+from rag.index.kb import KnowledgeBase
 from rag.types import Chunk, Document
 
 pytestmark = pytest.mark.timeout(120)  # a last resort: the thread joins below fail first
@@ -137,7 +137,7 @@ def hostile_folder(root: Path) -> dict[str, str]:
 
 
 def test_symlink_loop_fifo_socket_reported_and_skipped(tmp_path):
-    from rag.ingest import load_paths
+    from rag.ingest.load import load_paths
 
     root = tmp_path / "docs"
     expected = hostile_folder(root)
@@ -152,7 +152,7 @@ def test_symlink_loop_fifo_socket_reported_and_skipped(tmp_path):
 
 def test_special_files_given_by_name(tmp_path):
     from rag.errors import IngestError
-    from rag.ingest import load_file, load_paths
+    from rag.ingest.load import load_file, load_paths
 
     os.mkfifo(tmp_path / "p.txt")
     os.symlink("loop.txt", tmp_path / "loop.txt")
@@ -166,7 +166,7 @@ def test_special_files_given_by_name(tmp_path):
 
 
 def test_rag_index_and_rag_chunk_report_special_files(tmp_path, monkeypatch, capsys):
-    from rag.cli import main
+    from rag.apps.cli import main
 
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RAG_EMBED_MODEL", "fake")
@@ -191,7 +191,7 @@ def test_rag_index_and_rag_chunk_report_special_files(tmp_path, monkeypatch, cap
 
 
 def test_symlinked_folder_followed_once(tmp_path):
-    from rag.ingest import load_paths
+    from rag.ingest.load import load_paths
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -209,7 +209,7 @@ def test_symlinked_folder_followed_once(tmp_path):
 
 
 def test_symlink_cycle_of_folders_reported(tmp_path):
-    from rag.ingest import load_paths
+    from rag.ingest.load import load_paths
 
     root = tmp_path / "docs"
     (root / "sub").mkdir(parents=True)
@@ -229,10 +229,10 @@ def test_symlink_cycle_of_folders_reported(tmp_path):
 
 
 def test_size_limit_reported(tmp_path, monkeypatch):
-    import rag.ingest
-    from rag.ingest import load_paths
+    import rag.ingest.load
+    from rag.ingest.load import load_paths
 
-    monkeypatch.setattr(rag.ingest, "MAX_BYTES", 2048)
+    monkeypatch.setattr(rag.ingest.load, "MAX_BYTES", 2048)
     (tmp_path / "small.txt").write_text(GOOD, encoding="utf-8")
     (tmp_path / "big.txt").write_text(GOOD * 100, encoding="utf-8")
     docs, failures = load_paths([tmp_path])
@@ -249,9 +249,9 @@ def _big_doc(n: int) -> Document:
 
 
 def test_interrupted_index_resumes_with_cached_vectors(cfg, monkeypatch):
-    import rag.embed_batches
+    import rag.index.embed_batches
 
-    monkeypatch.setattr(rag.embed_batches, "CACHE_BATCH", 5)
+    monkeypatch.setattr(rag.index.embed_batches, "CACHE_BATCH", 5)
     doc = _big_doc(40)
     first = CountingEncoder(fail_after=3)  # three batches of 5 done, then "Ctrl-C"
     kb = open_kb(cfg, first)
@@ -277,7 +277,7 @@ def test_interrupted_index_resumes_with_cached_vectors(cfg, monkeypatch):
 
 def test_embed_missing_batches_dedupes_and_shows_progress(tmp_path, capsys):
     from embeddings.cache import VectorCache
-    from rag.embed_batches import embed_missing
+    from rag.index.embed_batches import embed_missing
 
     cache = VectorCache(tmp_path / "vectors")
     enc = CountingEncoder()
@@ -300,7 +300,7 @@ def _upload(path: Path, orig_name: str | None = None):
 
 
 def test_failed_reupload_keeps_the_original_and_the_index(cfg, tmp_path):
-    from rag.uploads import index_uploads
+    from rag.index.uploads import index_uploads
 
     kb = open_kb(cfg)
     dest = tmp_path / "home" / "uploads" / "t"
@@ -336,7 +336,7 @@ def test_failed_reupload_keeps_the_original_and_the_index(cfg, tmp_path):
 
 
 def test_upload_names_and_sizes(cfg, tmp_path):
-    from rag.uploads import index_uploads, safe_filename
+    from rag.index.uploads import index_uploads, safe_filename
 
     kb = open_kb(cfg)
     dest = tmp_path / "home" / "uploads" / "t"
@@ -357,7 +357,7 @@ def test_upload_names_and_sizes(cfg, tmp_path):
 
 
 def test_web_chat_upload_goes_through_rag_uploads(cfg, tmp_path):
-    from rag.service import Services, index_uploads
+    from rag.apps.service import Services, index_uploads
 
     kb = open_kb(cfg)
     svc = Services(cfg, kb_opener=lambda name, c, create: kb, kb_lister=lambda c: ["t"])

@@ -1,4 +1,4 @@
-"""Tables in .docx, HTML and text-layer PDFs (rag.tables, rag.pdf_tables): one line per row in the
+"""Tables in .docx, HTML and text-layer PDFs (rag.ingest.tables, rag.ingest.pdf_tables): one line per row in the
 `a | b` form, the header row repeated at the top of every chunk cut from a table (as context, its
 offsets pointing at the real header), rows findable and quotable with their column names.
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import chunk_document, chunk_orig_span
+from rag.chunk.sections import chunk_document, chunk_orig_span
 from rag.config import ChunkConfig, Config
-from rag.ingest import load_file
+from rag.ingest.load import load_file
 
 HEADER = "年份 | 人均收入（元） | 增长率"
 BEFORE = "下表列出历年主要经济指标，数据来源于县统计局。"
@@ -132,8 +132,8 @@ def test_offsets_of_rows_and_of_the_repeated_header(table_file):
 
 def test_row_is_found_and_quoted_with_its_column_name(table_file, tmp_path, monkeypatch):
     from embeddings import FakeEncoder
-    from rag.answer import Assistant
-    from rag.kb import KnowledgeBase
+    from rag.answer.assistant import Assistant
+    from rag.index.kb import KnowledgeBase
 
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
     cfg = Config()
@@ -210,7 +210,7 @@ def test_layout_table_in_html_keeps_its_paragraphs(tmp_path):
 
 
 def test_pdf_prose_is_not_a_table(tmp_path):
-    from rag.pdf_tables import find_blocks, splice
+    from rag.ingest.pdf_tables import find_blocks, splice
 
     prose = "第一段文字，讲的是一件事情。\n第二段文字，讲的是另一件事。\n第三段。"
     assert find_blocks(prose) == []
@@ -227,7 +227,7 @@ def test_markdown_pipe_table(tmp_path):
     chunks = chunk_document(load_file(p), SMALL)
     tab = [c for c in chunks if "| 2009 |" in c.text or "| 2030 |" in c.text]
     assert len(chunks) >= 3 and all("| 年份 | 人均收入（元） | 增长率 |" in c.text.split("\n")[:2] for c in tab)
-    from rag.tables import labelled_row
+    from rag.ingest.tables import labelled_row
 
     assert labelled_row("| 年份 | 人均收入（元） | 增长率 |", "| 2009 | 11579 | 3.9% |") == "年份：2009，人均收入（元）：11579，增长率：3.9%"
 
@@ -235,10 +235,10 @@ def test_markdown_pipe_table(tmp_path):
 @pytest.mark.slow
 def test_local_model_answers_from_a_table_row(tmp_path, monkeypatch):
     """Real e5 embeddings and the default local model: the model is shown the row under its
-    header line (rag.evidence.select) and answers with the value, citing the row exactly."""
-    from rag.answer import Assistant
+    header line (rag.answer.evidence.select) and answers with the value, citing the row exactly."""
+    from rag.answer.assistant import Assistant
     from rag.config import load_config
-    from rag.kb import KnowledgeBase
+    from rag.index.kb import KnowledgeBase
 
     models = load_config().paths.models_dir
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
@@ -258,7 +258,7 @@ def test_local_model_answers_from_a_table_row(tmp_path, monkeypatch):
 
 
 def test_model_is_shown_rows_under_their_header(tmp_path):
-    from rag.evidence import select
+    from rag.answer.evidence import select
     from rag.types import Hit, Passage
 
     chunks = chunk_document(load_file(make_docx(tmp_path / "s.docx")), SMALL)

@@ -64,7 +64,7 @@ def test_canonical_round_trips_through_the_parser():
 
 
 def test_every_strip_markers_agrees():
-    from rag import cite
+    from rag.cite import resolve as cite
     from rag.evaluate import metrics
     from ui import feedback
 
@@ -98,14 +98,15 @@ def test_defuse_never_leaves_anything_the_parser_accepts(text):
 
 
 def test_prompts_use_the_same_defuse():
-    from rag import prompts
+    from rag.answer import prompts
 
     assert prompts.defuse is defuse
 
 
 def test_statements_agree_with_cite_and_report():
-    from rag import cite, report
+    from rag.cite import resolve as cite
 
+    from rag.cite import report
     assert cite.statements is statements and report.statements is statements
     sts = statements("第一句没有出处。第二句【1】【2】，第三句[3]。第四句【1-2】")
     assert [(s.text, s.numbers) for s in sts] == [("第二句", (1, 2)), ("第三句", (3,)), ("第四句", (1, 2))]
@@ -164,10 +165,11 @@ def test_statement_spans_end_where_markers_are_read_back():
 
 
 def test_cite_and_chunking_share_the_splitter():
-    from rag import chunking, cite
+    from rag.chunk import sections as chunking
 
+    from rag.cite import resolve as cite
     assert chunking.split_sentences is split_sentences and chunking.sentence_spans is sentence_spans
-    assert cite.split_sentences is sentence_spans  # spans, as rag.cite always returned
+    assert cite.split_sentences is sentence_spans  # spans, as rag.cite.resolve always returned
 
 
 # ---------------------------------------------------------------- quote matching
@@ -195,7 +197,7 @@ def test_locate_and_find_quote_across_script_and_width():
 
 
 def test_call_sites_use_the_one_matcher():
-    from rag import cite
+    from rag.cite import resolve as cite
     from rag.evaluate import metrics
     from ui import render
 
@@ -213,7 +215,7 @@ def test_grams_and_overlap():
 
 
 def test_support_and_lexical_support_are_overlap():
-    from rag import cite
+    from rag.cite import resolve as cite
     from rag.evaluate import metrics
 
     s, p = "安达市委于2005年成立领导小组【1】", "安達市委於2005年成立了學習型黨組織建設領導小組。"

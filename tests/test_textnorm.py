@@ -1,4 +1,4 @@
-from rag import textnorm as t
+from rag.text import norm as t
 
 
 def test_script_conversion_roundtrip():

@@ -1,6 +1,6 @@
 """The web chat end to end.
 
-Fast tests (stand-ins, no Gradio server): the web chat glue (ui/, rag/service.py) — turning `Assistant.ask`
+Fast tests (stand-ins, no Gradio server): the web chat glue (ui/, rag/apps/service.py) — turning `Assistant.ask`
 events into chat bubbles/status/panel, uploads with one bad file, KB creation, example
 questions, auth parsing.
 
@@ -99,7 +99,7 @@ class FakeKB:
         return list(self.docs)
 
     def add_documents(self, docs, progress=False):
-        # rag.uploads reads the file itself (real ingest) and hands over Documents
+        # rag.index.uploads reads the file itself (real ingest) and hands over Documents
         for d in docs:
             self.docs.append(_Doc(d.doc_id, d.title, d.source, 2, "", "2026-01-01T00:00:00"))
         return SimpleNamespace(failures=[], added=[d.doc_id for d in docs], updated=[], n_chunks=2 * len(self.docs))
@@ -109,7 +109,7 @@ class FakeKB:
 
 
 def _services(tmp_path, assistant=None):
-    from rag.service import Services
+    from rag.apps.service import Services
 
     cfg = Config(paths=PathsConfig(home=str(tmp_path / "home"), seeds_dir=str(tmp_path / "noseeds")))
     kbs: dict[str, FakeKB] = {}
@@ -165,7 +165,7 @@ def test_run_turn_shows_errors_without_traceback(tmp_path):
 
 
 def test_uploads_bad_file_does_not_stop_the_others(tmp_path):
-    from rag.service import index_uploads
+    from rag.apps.service import index_uploads
 
     svc, _, kbs = _services(tmp_path)
     up = tmp_path / "up"
@@ -190,7 +190,7 @@ def test_uploads_bad_file_does_not_stop_the_others(tmp_path):
 
 
 def test_delete_and_create_kb(tmp_path):
-    from rag.service import create_kb, delete_document, index_uploads
+    from rag.apps.service import create_kb, delete_document, index_uploads
 
     svc, _, kbs = _services(tmp_path)
     f = tmp_path / "a.txt"
@@ -265,7 +265,7 @@ def test_build_app_constructs_with_this_gradio(tmp_path):
 
 
 def test_rag_chat_indexes_the_seeds_on_first_start(tmp_path):
-    from rag.commands.chat import ensure_kb
+    from rag.apps.commands.chat import ensure_kb
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()
@@ -279,7 +279,7 @@ def test_rag_chat_indexes_the_seeds_on_first_start(tmp_path):
     out = io.StringIO()
     assert "chunks" in ensure_kb(cfg, out=out)
     assert "first start: indexing 2 seed files" in out.getvalue()
-    from rag.kb import KnowledgeBase, list_kbs
+    from rag.index.kb import KnowledgeBase, list_kbs
 
     assert list_kbs(cfg) == ["seeds"]
     assert sorted(d.doc_id for d in KnowledgeBase.open("seeds", cfg).documents()) == ["a", "b"]
@@ -339,9 +339,9 @@ def _pick_backend(models_dir: str) -> str:
         return cfg.llm.backend
     import importlib.util
 
-    # find_spec, not import: importing llama_cpp here would fix this process's kernels (rag.kernels)
+    # find_spec, not import: importing llama_cpp here would fix this process's kernels (rag.llm.kernels)
     if importlib.util.find_spec("llama_cpp") is not None:
-        from rag.models_install import is_installed
+        from rag.llm.install import is_installed
 
         if is_installed(cfg.llm.model, models_dir):
             return "local"
@@ -524,7 +524,7 @@ def test_chat_in_a_real_browser(live_app, browser, tmp_path):
     assert len(rows) == 1 and rows[0][0] == SEED_QUESTION and rows[0][1] == 1 and rows[0][2] == "引用准确"
     assert json.loads(rows[0][3]) and json.loads(rows[0][4])["kb"] == "seeds"
 
-    # ---- export the conversation as Markdown (rag.report format)
+    # ---- export the conversation as Markdown (rag.cite.report format)
     with pg.expect_download(timeout=30_000) as dl:
         pg.click("#export")
     md = Path(dl.value.path()).read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""rag.vectors: the int8 scan with exact rescoring gives the exact top-k (older versions without the
+"""rag.index.vectors: the int8 scan with exact rescoring gives the exact top-k (older versions without the
 int8 copy: tests/test_index_format.py)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from rag import vectors
+from rag.index import vectors
 
 
 def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:

@@ -1,10 +1,10 @@
 """The Documents tab's handlers (upload, delete, new KB) and switching the knowledge base.
 
-The operations themselves are `rag.service` (index_uploads → rag.uploads, delete_document,
+The operations themselves are `rag.apps.service` (index_uploads → rag.index.uploads, delete_document,
 create_kb; they also tell the assistant cache that the KB changed); this module renders their
 results and keeps the two KB pickers — the chat's settings and the Documents tab — in step.
 
-Uploads and deletes run one at a time in Gradio's "index" queue: rag.uploads expects uploads to
+Uploads and deletes run one at a time in Gradio's "index" queue: rag.index.uploads expects uploads to
 one KB to be serialised by its caller, and one at a time is also what a 2-core machine can index.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from rag.config import Config
 from rag.errors import RagError
-from rag.service import create_kb, delete_document, index_uploads
+from rag.apps.service import create_kb, delete_document, index_uploads
 from ui import render
 from ui.examples import example_questions
 from ui.layout import ChatView, DocsView, chat_examples

@@ -1,7 +1,7 @@
 """The web chat (Gradio): ask, read cited answers, open the sources, manage documents.
 
-The page only *renders* the events of the Python API (`rag.answer.Assistant.ask`: Status, Token,
-Evidence, Final) and calls `rag.service` for knowledge bases, assistants and uploads; retrieval,
+The page only *renders* the events of the Python API (`rag.answer.assistant.Assistant.ask`: Status, Token,
+Evidence, Final) and calls `rag.apps.service` for knowledge bases, assistants and uploads; retrieval,
 prompting, citation checking and storing uploads live in rag/. This module wires the page:
 
     ui/app.py       build_app (defaults, the Blocks, which handlers attach where), serve, parse_auth
@@ -16,7 +16,7 @@ prompting, citation checking and storing uploads live in rag/. This module wires
 State: every browser session has its own `gr.State` (conversation, answers, feedback ids) and
 its own settings components (KB, backend, model, k, mode). The only things shared between
 sessions are the knowledge bases (and, as caches, the opened `KnowledgeBase`/`Assistant`
-objects in `rag.service.Services`, which hold no conversation state: history is passed to
+objects in `rag.apps.service.Services`, which hold no conversation state: history is passed to
 every `ask`).
 
 Concurrency: Gradio's queue runs answers of different users concurrently (the local llama.cpp
@@ -32,7 +32,7 @@ from typing import Any
 
 from rag.config import Config
 from rag.errors import ConfigError
-from rag.service import Services
+from rag.apps.service import Services
 from ui.examples import example_questions
 from ui.layout import BACKENDS, PageDefaults
 from ui.theme import launch_kwargs
@@ -55,7 +55,7 @@ def page_defaults(cfg: Config, services: Services) -> PageDefaults:
         kb_names = [default_kb, *kb_names]
     model_choices = [cfg.llm.model]
     try:
-        from rag.models_install import installed_models
+        from rag.llm.install import installed_models
 
         model_choices += [m["name"] for m in installed_models(cfg.paths.models_dir) if m.get("installed")]
     except Exception as e:  # the list is a convenience; any model name can be typed in

@@ -65,11 +65,11 @@ def panel_for(state: dict[str, Any]) -> str:
 
 
 def write_report(state: dict[str, Any]) -> str | None:
-    """The conversation as Markdown (`rag.report.render_markdown`, same as `rag report`)."""
+    """The conversation as Markdown (`rag.cite.report.render_markdown`, same as `rag report`)."""
     answers = [t["answer"] for t in state["turns"] if t.get("answer") is not None]
     if not answers:
         return None
-    from rag.report import render_markdown
+    from rag.cite.report import render_markdown
 
     if not state.get("export_dir"):
         state["export_dir"] = tempfile.mkdtemp(prefix="rag-chat-")

@@ -1,5 +1,5 @@
 """The page crop of a scanned document's citation in the source panel: PNG bytes from
-rag.ocr.crop → an `<img>` with a `data:` URI inside the citation's card.
+rag.ingest.ocr.crop → an `<img>` with a `data:` URI inside the citation's card.
 
 The image is made by the server from the stored source file and embedded inline, so no file
 path or URL reaches the page and nothing is served from the file system. The alt text and
@@ -26,7 +26,7 @@ def figure_html(png: bytes, page: int) -> str:
 def page_figures(answer: Answer) -> dict[int, str]:
     """Citation number → page figure, for the citations of scanned documents whose source file
     is still the indexed one."""
-    from rag.ocr.crop import quote_crop
+    from rag.ingest.ocr.crop import quote_crop
 
     out: dict[int, str] = {}
     for c in answer.citations:

@@ -34,7 +34,7 @@ def example_questions(cfg: Config, kb_name: str, services: Any = None, n: int = 
     es_dir = Path(cfg.paths.seeds_dir).resolve().parent / "evalsets" / kb_name
     if (es_dir / "queries.jsonl").is_file():
         try:
-            from rag.evalsets import load_beir
+            from rag.evaluate.evalsets import load_beir
 
             es = load_beir(es_dir)
             seen_docs: set[str] = set()

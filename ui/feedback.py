@@ -6,7 +6,7 @@ evaluation item later: the question (and the condensed standalone question), the
 citations and retrieved passages (`Answer.to_dict()`), the per-session settings (KB, backend,
 model, k, mode) and the optional comment.
 
-`export_evalset()` writes a BEIR-style folder readable by `rag.evalsets.load_beir`:
+`export_evalset()` writes a BEIR-style folder readable by `rag.evaluate.evalsets.load_beir`:
   queries.jsonl  one question per rated answer (metadata: rating, comment, kb, model, settings)
   answers.jsonl  👍 answered → the answer (markers removed) with its supported citations as
                  evidence quotes; 👍 refused → answerable=false; 👎 → needs_review=true and the
@@ -29,7 +29,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from rag.evalsets import write_jsonl
+from rag.evaluate.evalsets import write_jsonl
 from rag.text.markers import strip_markers as _strip
 
 _SCHEMA = """

@@ -14,7 +14,7 @@ from typing import Any
 
 from rag.config import RETRIEVE_MODES as MODES
 from rag.config import Config
-from rag.uploads import ALLOWED_SUFFIXES
+from rag.index.uploads import ALLOWED_SUFFIXES
 from ui import render
 
 BACKENDS = ("local", "openai", "extractive")

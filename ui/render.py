@@ -19,7 +19,7 @@ the source panel holds one card per cited passage with `id="src-t-n"`. Gradio's 
 (ui/assets/page.js) reads the target from the `href` and opens/scrolls/flashes the card.
 
 Claims: a finished answer is rendered from `Answer.text` cut at `Answer.claims`
-(`rag.report.claim_segments`, shared with `rag report`). A verified statement is
+(`rag.cite.report.claim_segments`, shared with `rag report`). A verified statement is
 `<span class="claim claim-verified">` and looks as before (its markers link to sources, whose
 cards carry the ✓ 已核对 badge); an unverified one is `<span class="claim-unverified"
 title="未能在资料中核实：…">` — muted, dashed underline, a small "未核实" label — and never
@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from rag.report import claim_segments, understood_as
+from rag.cite.report import claim_segments, understood_as
 from rag.text.markers import canonical, parse_markers
 from rag.text.match import find_quote  # the one quote matcher (also part of this module's API)
 from rag.types import Answer, Chunk, Citation, Claim, Hit

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Mapping, Sequence
 
-from rag.evalsets import EvalSet
+from rag.evaluate.evalsets import EvalSet
 from rag.evaluate import metrics as M
 from rag.evaluate import naive as N
 from rag.evaluate import splits as S
@@ -78,7 +78,7 @@ def aggregate(rows, configs: Sequence[RunConfig], es: EvalSet, sweep_modes=MODES
 
 
 def _merged(hit: Any) -> dict[str, Any]:
-    """The chunks an evidence block joins (rag.prompts.pack merges adjacent hits into one block
+    """The chunks an evidence block joins (rag.answer.prompts.pack merges adjacent hits into one block
     named after its first chunk), for scoring the block by what it holds."""
     m = (getattr(hit.chunk, "metadata", None) or {}).get("merged")
     return {"merged": list(m)} if m else {}

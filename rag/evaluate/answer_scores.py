@@ -10,7 +10,7 @@ import re
 import unicodedata
 from typing import Sequence
 
-from rag.textnorm import normalize, normalize_answer
+from rag.text.norm import normalize, normalize_answer
 
 _CJK_RANGES = (
     (0x3400, 0x4DBF),

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from rag.config import Config
 from rag.errors import RagError
-from rag.evalsets import EvalSet
+from rag.evaluate.evalsets import EvalSet
 from rag.evaluate.base import REPO_ROOT, EvalError
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def _code_hash() -> str:
     """Ingest/clean/chunk code is part of the cache key: a changed chunker must re-index."""
     h = hashlib.sha1()
-    for rel in ("rag/ingest.py", "rag/clean.py", "rag/chunking.py", "rag/index.py", "rag/bm25.py"):
+    for rel in ("rag/ingest/load.py", "rag/ingest/clean.py", "rag/chunk/sections.py", "rag/index/build.py", "rag/index/bm25.py"):
         p = REPO_ROOT / rel
         if p.exists():
             h.update(p.read_bytes())
@@ -76,7 +76,7 @@ def corpus_key(es: EvalSet, cfg: Config) -> str:
 def build_corpus(es: EvalSet, cfg: Config, encoder: Any = None, progress: bool = True) -> Corpus:
     """Write each corpus document to `{home}/eval-cache/{set}-{key}/docs/{_id}.txt` (so the index's
     doc ids are the corpus ids) and index the folder there, or reuse that index if it is complete."""
-    from rag.kb import KnowledgeBase
+    from rag.index.kb import KnowledgeBase
 
     key = corpus_key(es, cfg)
     base = Path(cfg.paths.home) / "eval-cache" / f"{es.name}-{key}"
@@ -118,7 +118,7 @@ def document_texts(corpus: Corpus, es: EvalSet) -> dict[str, str]:
     """The original text each chunk's offsets index, as the ingester decoded it (it folds \\r\\n)."""
     out: dict[str, str] = {}
     try:
-        from rag.ingest import load_file
+        from rag.ingest.load import load_file
     except ImportError:  # pragma: no cover
         load_file = None
     ids = {c.doc_id for c in corpus.kb.chunks}

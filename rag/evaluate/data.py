@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rag.config import Config
-from rag.evalsets import EvalSet, load_beir, write_beir
+from rag.evaluate.evalsets import EvalSet, load_beir, write_beir
 from rag.evaluate.base import REPO_ROOT, EvalError
 
 
@@ -77,7 +77,7 @@ def load_evalset(path: str | Path, cfg: Config | None = None) -> EvalSet:
     home = Path(cfg.paths.home) if cfg else Path(os.environ.get("RAG_HOME") or Path.home() / ".rag-zh")
     cache = home / "eval-cache" / "sets" / f"{name}-{_sha1_file(data)[:12]}"
     if not (cache / "corpus.jsonl").exists():
-        from rag.evalsets import import_squad
+        from rag.evaluate.evalsets import import_squad
 
         es = import_squad(data, name=name)
         tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
@@ -100,7 +100,7 @@ def import_set(fmt: str, src: str | Path, out: str | Path, name: str | None = No
     srcp = Path(src)
     if not srcp.exists():
         raise EvalError(f"file not found: {srcp}")
-    from rag.evalsets import import_squad
+    from rag.evaluate.evalsets import import_squad
 
     out = Path(out)
     try:

@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from rag.config import Config
 from rag.errors import RagError
-from rag.evalsets import EvalSet
+from rag.evaluate.evalsets import EvalSet
 from rag.evaluate import metrics as M  # noqa: F401  (re-exported: tests reach the metrics as H.M)
 from rag.evaluate import naive as N
 from rag.evaluate import splits as S
@@ -209,7 +209,7 @@ def _plan(es: EvalSet, cfg: Config, configs: Sequence[RunConfig], corpus: Corpus
     has its own store, relevance and no sweep; its settings join run.json's info."""
     assistant = None
     if any(not c.retrieval_only for c in configs):
-        from rag.answer import Assistant
+        from rag.answer.assistant import Assistant
 
         assistant = Assistant.open(corpus.kb, cfg, llm=chat_model)
     search = _Searcher(corpus.kb)

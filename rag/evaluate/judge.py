@@ -25,7 +25,7 @@ def judge_answer(model: Any, question: str, references: Sequence[str], answer: s
     says not, None when its reply is neither. Labelled as such in reports and never part of a
     baseline: a small local model is a noisy judge.
 
-    >>> from rag.llm import FakeChatModel
+    >>> from rag.llm.backends import FakeChatModel
     >>> judge_answer(FakeChatModel(responses=["是。"]), "哪年？", ["1985年"], "1985年创办")
     1
     """

@@ -14,7 +14,7 @@ Answers follow the CMRC 2018 scorer (cmrc2018_evaluate.py), with script folding 
 normalise (OpenCC → simplified, NFKC half-width, lower case), tokenise as its
 `mixed_segmentation` does (every Chinese character is a token, a run of other letters/digits is
 one token; punctuation and whitespace dropped), then
-- EM: the normalised strings are equal (`rag.textnorm.normalize_answer`), max over references;
+- EM: the normalised strings are equal (`rag.text.norm.normalize_answer`), max over references;
 - F1: from the *longest common substring* of the token lists (as CMRC; not a bag-of-characters
   overlap), P = lcs/len(pred), R = lcs/len(ref), max over references.
 
@@ -50,7 +50,7 @@ from rag.text.grams import overlap
 from rag.text.markers import MARKER_RE, parse_markers, strip_markers
 from rag.text.match import locate_quote
 from rag.text.sentences import sentence_spans
-from rag.textnorm import normalize, normalize_answer
+from rag.text.norm import normalize, normalize_answer
 
 __all__ = [
     "answer_tokens",

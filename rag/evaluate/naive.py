@@ -4,7 +4,7 @@ The issue's yardstick ("a 30-line LangChain RAG over the same model and encoder"
 tutorial writes, nothing more —
   langchain_text_splitters.RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
   over each corpus document's full text → langchain_community FAISS with the project's own
-  encoder as LangChain `Embeddings` (rag.retrieve.EncoderEmbeddings; the encoder adds the e5
+  encoder as LangChain `Embeddings` (rag.retrieve.searcher.EncoderEmbeddings; the encoder adds the e5
   prefixes) → top-4 similarity search → one "stuff" prompt (system: answer from the context, the
   4 chunks joined by blank lines; human: the question) → the same chat model the assistant uses
   (`Assistant.chat_model`). No condensation, no reranking, no citations, no refusal threshold.
@@ -12,7 +12,7 @@ tutorial writes, nothing more —
 `NaiveRAG.ask` yields the assistant's event stream (Status, Evidence, Token, Final(Answer)) so
 the harness computes every metric the same way. Its hits are `Hit(Chunk)`s with real spans into
 the document text (the splitter's `start_index`, checked against the text), so chunk-level
-recall uses the same evidence quotes; `refused = rag.answer.is_refusal(text)`.
+recall uses the same evidence quotes; `refused = rag.answer.assistant.is_refusal(text)`.
 
 In `rag eval` it is the backend spec `naive:BACKEND[:MODEL]`, e.g.
 `--compare llm=local:qwen2.5-1.5b,naive:local:qwen2.5-1.5b`; its configuration is always named
@@ -58,7 +58,7 @@ K = 4
 MODE = "dense"  # what its configuration is named with: FAISS similarity search
 VERSION = 1  # bump when the splitting or the cached files change
 
-# LangChain's RAG tutorial prompt, in Chinese; "无法回答" is what rag.answer.is_refusal detects
+# LangChain's RAG tutorial prompt, in Chinese; "无法回答" is what rag.answer.assistant.is_refusal detects
 SYSTEM_PROMPT = (
     "你是问答助手。请使用下面检索到的上下文回答问题。如果不知道答案，就说“无法回答”。"
     "最多用三句话，回答要简洁。\n\n{context}"
@@ -80,13 +80,13 @@ def is_naive(spec: str | None) -> bool:
 
 
 def normalise_spec(spec: str) -> str:
-    """`naive:BACKEND[:MODEL]` checked with rag.answer.parse_backend (handled here, before it:
+    """`naive:BACKEND[:MODEL]` checked with rag.answer.assistant.parse_backend (handled here, before it:
     it knows no `naive:`). ConfigError for an unknown backend or one without a chat model.
 
     >>> normalise_spec(" Naive:Local:qwen2.5-1.5b ")
     'naive:local:qwen2.5-1.5b'
     """
-    from rag.answer import parse_backend
+    from rag.answer.assistant import parse_backend
     from rag.errors import ConfigError
 
     kind, model = parse_backend(inner_backend(spec) or "")
@@ -136,7 +136,7 @@ class NaiveStore:
     def __init__(self, chunks: Sequence[Chunk], vectors: np.ndarray, encoder: Any, path: Path | None = None):
         from langchain_community.vectorstores import FAISS
 
-        from rag.retrieve import EncoderEmbeddings
+        from rag.retrieve.searcher import EncoderEmbeddings
 
         self.chunks = list(chunks)
         self.path = path
@@ -154,7 +154,7 @@ class NaiveStore:
         chunks = split_texts(texts, titles, chunk_size, chunk_overlap)
         if not chunks:
             raise RagError("naive baseline: the corpus produced no chunks")
-        from rag.retrieve import EncoderEmbeddings
+        from rag.retrieve.searcher import EncoderEmbeddings
 
         vectors = np.asarray(EncoderEmbeddings(encoder).embed_documents([c.text for c in chunks]), np.float32)
         if folder is not None:
@@ -229,14 +229,14 @@ class NaiveRAG:
     def ask(self, question: str, history: Sequence[Any] = (), *, llm_backend: str | None = None,
             k: int | None = None, mode: str | None = None) -> Iterator[Event]:
         """History, k and mode are accepted for the harness and ignored: the recipe is fixed."""
-        from rag.answer import validate_question
+        from rag.answer.assistant import validate_question
 
         q = validate_question(question)
         backend = inner_backend(llm_backend) or (llm_backend or "")
         return self._ask(q, backend)
 
     def _ask(self, q: str, backend: str) -> Iterator[Event]:
-        from rag.answer import is_refusal
+        from rag.answer.assistant import is_refusal
 
         t0 = time.perf_counter()
         yield Status("retrieve", f"检索：{q}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from rag.evalsets import EvalSet
+from rag.evaluate.evalsets import EvalSet
 from rag.evaluate import metrics as M
 from rag.evaluate.cache import Corpus
 

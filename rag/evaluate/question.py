@@ -18,7 +18,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from rag.errors import RagError
-from rag.evalsets import EvalSet
+from rag.evaluate.evalsets import EvalSet
 from rag.evaluate import metrics as M
 from rag.evaluate import splits as S
 from rag.evaluate.runconfig import RunConfig
@@ -89,7 +89,7 @@ def score_row(row: Mapping[str, Any], passages: Mapping[str, str] | None = None,
 
 
 def _merged(hit: Any) -> dict[str, Any]:
-    """The chunks an evidence block joins (rag.prompts.pack merges adjacent hits into one block
+    """The chunks an evidence block joins (rag.answer.prompts.pack merges adjacent hits into one block
     named after its first chunk), for scoring the block by what it holds."""
     m = (getattr(hit.chunk, "metadata", None) or {}).get("merged")
     return {"merged": list(m)} if m else {}

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-# re-exported: rag.commands.eval and tests reach the summary through this module
+# re-exported: rag.apps.commands.eval and tests reach the summary through this module
 from rag.evaluate.summary import (QUERY_NOTE, SPLIT_NOTE, SPLIT_ROWS, SUMMARY_ROWS, TERMINAL_NOTE, check_table, fmt,
                                   split_metrics, split_table, summary_rows, summary_table)
 

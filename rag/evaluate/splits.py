@@ -2,7 +2,7 @@
 
 The project tunes on the dev half of a set (benchmarks/calibrate_refusal.py chooses the refusal
 threshold there) and reports the held-out half beside it. `split_map` places every question of a
-set with `rag.evalsets.dev_split` (sha1 of the query id, stratified by answerability, a follow-up
+set with `rag.evaluate.evalsets.dev_split` (sha1 of the query id, stratified by answerability, a follow-up
 in the half of its conversation's first question); the harness records each row's half as
 `split` in results.jsonl, `--split dev|heldout` runs one half, and metrics.json holds, per
 configuration, the same metrics on each half under `by_split`.
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from rag.evalsets import EvalSet, dev_split
+from rag.evaluate.evalsets import EvalSet, dev_split
 from rag.evaluate import metrics as M
 
 SPLITS = ("dev", "heldout")

@@ -101,7 +101,7 @@ TERMINAL_NOTE = (
 )
 SPLIT_NOTE = (
     "dev: the half thresholds are tuned on (benchmarks/calibrate_refusal.py chooses the refusal threshold there); "
-    "held-out: the other half. Split by `rag.evalsets.dev_split` over the whole set (sha1 of the query id, stratified by "
+    "held-out: the other half. Split by `rag.evaluate.evalsets.dev_split` over the whole set (sha1 of the query id, stratified by "
     "answerability; a follow-up goes to the half of its conversation's first question); each row's half is `split` in results.jsonl."
 )
 

@@ -34,7 +34,7 @@ _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
-# the prompt's (rag.prompts) words for the evidence, which the model echoes
+# the prompt's (rag.answer.prompts) words for the evidence, which the model echoes
 _DOCUMENTS = re.compile(r"(?:[Tt]he\s*)?(?:(?:existing|available)\s*)?(?:现有|現有)?(?:资料|資料)")
 
 _MAG = {"万": 10_000, "萬": 10_000, "亿": 100_000_000, "億": 100_000_000}

@@ -1,7 +1,7 @@
 """Bigram overlap, in one place: how much of a statement's wording a passage contains.
 
 Chinese has no spaces, and bigrams of the metric form (simplified, half-width, lower case,
-punctuation and whitespace removed: `rag.textnorm.normalize_answer`) are the standard
+punctuation and whitespace removed: `rag.text.norm.normalize_answer`) are the standard
 script-robust lexical unit (as in CMRC-style character metrics). The score is *recall* of the
 statement's bigrams, not F1, because a short statement legitimately cites a long passage.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from rag.textnorm import normalize_answer
+from rag.text.norm import normalize_answer
 
 
 def chars(text: str) -> list[str]:

@@ -11,7 +11,7 @@ same index) followed by OpenCC t2s over the whole key, so phrase-level conversio
 the map stays exact.
 
 Three searches use it:
-- `align(fragment, original)`: citations (rag.cite) — punctuation-free key, difflib fallback for
+- `align(fragment, original)`: citations (rag.cite.resolve) — punctuation-free key, difflib fallback for
   OCR repairs, (start, end, score);
 - `locate_quote(text, quote, start)`: evaluation evidence (rag.evaluate.metrics) — exact, then
   whitespace-free, then also folded;
@@ -26,7 +26,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Sequence
 
-from rag.textnorm import fold_width, t2s
+from rag.text.norm import fold_width, t2s
 
 # What a matched span may be extended by: the sentence's own closing punctuation in the original.
 _CLOSING = "。！？!?；;…”」』）)"

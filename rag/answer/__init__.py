@@ -1,0 +1,1 @@
+"""The answer stage: condense → translate → retrieve → evidence → generate → refuse."""

@@ -1,0 +1,1 @@
+"""What users run: the CLI, the REST and OpenAI-compatible APIs, and the shared services."""

@@ -1,0 +1,1 @@
+"""Chunking: clean text → sections → sentence-packed chunks."""

@@ -1,0 +1,1 @@
+"""Citations: markers → passages, claim checks, statement review, report export."""

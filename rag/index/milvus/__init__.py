@@ -1,0 +1,1 @@
+"""The Milvus index backend (`index.backend = "milvus"`, docs/milvus.md)."""

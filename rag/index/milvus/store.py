@@ -1,0 +1,275 @@
+"""A knowledge base's index in Milvus: reading one version (`MilvusVersion`) and publishing a new
+one (`write_milvus_version`), the counterparts of rag.index.version / rag.index.build.write_version.
+
+Versions (rag.index.milvus.schema): a build writes a NEW collection `<base>_v<stamp>` (chunks, vectors,
+BM25 token text) and its manifest collection, flushes and loads them, and only then points the
+alias `<base>` at it (`alter_alias`: one metadata operation on the server). Readers always search
+through the alias, so they see the old version or the new one, never a half-written one. A build
+that fails or is interrupted drops what it wrote (best effort; a crash leaves an unaliased
+collection that the next successful build removes). The previous version is kept (a reader may
+be in the middle of a search on it); older ones are dropped.
+
+`MilvusVersion` duck-types the parts of `IndexVersion` that `KnowledgeBase` and
+`rag.index.build.build_version` use (manifest, row maps, `store.get/all`, `vectors`, `bm25.subset`),
+so incremental updates, the manifest and model checks are the local backend's own code. Rows
+are fetched from Milvus on demand (a small cache) or all at once by `preload` (builds).
+
+Deliberate compromise: every update copies the kept rows into the new collection (as the local
+backend rewrites its FAISS file): simple and atomic through the alias; not incremental on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from rag.errors import IndexDamaged, RagError
+from rag.index.milvus.schema import (
+    CHUNK_FIELDS,
+    MANIFEST_PART,
+    META_SUFFIX,
+    chunk_row,
+    create_chunk_collection,
+    create_meta_collection,
+    row_to_chunk,
+)
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # rows per insert / query (well under gRPC's message limit at 384-1024 dims)
+
+
+def current_collection(client, base: str) -> str | None:
+    """The collection the alias `base` points at, or None (no version yet)."""
+    try:
+        if base not in client.list_aliases().get("aliases", []):
+            return None
+        return client.describe_alias(base)["collection_name"]
+    except Exception as e:
+        if "not exist" in str(e) or "not found" in str(e).lower():
+            return None
+        raise RagError(f"cannot read Milvus alias {base}: {e}") from e
+
+
+def read_manifest(client, name: str) -> dict[str, Any]:
+    meta = name + META_SUFFIX
+    try:
+        client.load_collection(meta)
+        rows = client.query(meta, filter="part >= 0", output_fields=["part", "text"], limit=16384)
+        m = json.loads("".join(r["text"] for r in sorted(rows, key=lambda r: r["part"])))
+    except Exception as e:
+        raise IndexDamaged(f"Milvus collection {name}: its manifest ({meta}) cannot be read ({str(e)[:200]}); "
+                           "rebuild it with `rag index PATH --rebuild`", file=meta, version=name) from e
+    if m.get("milvus", {}).get("collection") != name:
+        raise IndexDamaged(f"Milvus collection {name}: its manifest names {m.get('milvus', {}).get('collection')!r}",
+                           file=meta, version=name)
+    return m
+
+
+class TokenLists:
+    """The BM25 side of a Milvus version as build_version needs it: the analyzer, k1/b and each
+    row's tokens (read back from the `tokens` field, so updates never re-tokenise kept chunks)."""
+
+    def __init__(self, lists: Sequence[Sequence[str]] | None, analyzer: str, k1: float, b: float, version=None):
+        self._lists, self.analyzer, self.k1, self.b, self._version = lists, analyzer, k1, b, version
+
+    @property
+    def lists(self) -> Sequence[Sequence[str]]:
+        if self._lists is None:
+            self._lists = self._version.preload()["tokens"]
+        return self._lists
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.lists)
+
+    def tokens(self, row: int) -> list[str]:
+        return list(self.lists[row])
+
+    def subset(self, rows: Sequence[int], new_token_lists: Sequence[Sequence[str]] = ()) -> "TokenLists":
+        lists = self.lists
+        return TokenLists([lists[r] for r in rows] + [list(t) for t in new_token_lists], self.analyzer, self.k1, self.b)
+
+
+class _Store:
+    """`store.get(row)` / `store.all()` over a Milvus version (rows cached, LRU)."""
+
+    def __init__(self, version: "MilvusVersion", size: int = 4096):
+        self.v, self._cache, self._size, self._lock = version, OrderedDict(), size, threading.Lock()
+
+    def get(self, row: int):
+        if self.v._all is not None:
+            return self.v._all["chunks"][row]
+        with self._lock:
+            c = self._cache.get(row)
+            if c is not None:
+                self._cache.move_to_end(row)
+                return c
+        got = self.v.fetch([row], CHUNK_FIELDS)
+        if not got:
+            raise IndexError(row)
+        c = row_to_chunk(got[0])
+        with self._lock:
+            self._cache[row] = c
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return c
+
+    def all(self) -> list:
+        return self.v.preload()["chunks"]
+
+    def close(self) -> None:
+        pass
+
+
+class MilvusVersion:
+    """One published Milvus version, opened for reading (see the module docstring)."""
+
+    def __init__(self, client, name: str, kb_dir: Path):
+        self.client, self.name = client, name
+        self.path = Path(kb_dir) / name  # not a folder: its .name identifies the version (rag.apps.service)
+        self.manifest = read_manifest(client, name)
+        try:
+            client.load_collection(name)  # a reopened collection is NotLoad until loaded
+        except Exception as e:
+            raise IndexDamaged(f"Milvus collection {name} cannot be loaded ({str(e)[:200]})", version=name) from e
+        self._all: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._map_rows()
+        bm = self.manifest.get("bm25", {})
+        self.bm25 = TokenLists(None, bm.get("analyzer", "jieba+bigram"), bm.get("k1", 1.2), bm.get("b", 0.75), self)
+        self.store = _Store(self)
+
+    def _map_rows(self) -> None:
+        n = int(self.manifest["n_chunks"])
+        self.ids_by_row: list[str] = [""] * n
+        self.doc_rows: dict[str, tuple[int, int]] = {}
+        for d in self.manifest["documents"]:
+            first = d["first_row"]
+            self.doc_rows[d["doc_id"]] = (first, first + d["n_chunks"])
+            self.ids_by_row[first : first + d["n_chunks"]] = d["chunk_ids"]
+        self.row_of: dict[str, int] = {cid: i for i, cid in enumerate(self.ids_by_row)}
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.ids_by_row)
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["embedding"]["dim"])
+
+    def fetch(self, rows: Sequence[int], fields: Iterable[str]) -> list[dict]:
+        """Records of `rows`, in the order given (missing rows left out)."""
+        out: dict[int, dict] = {}
+        rows = [int(r) for r in rows]
+        fields = list(dict.fromkeys([*fields, "row"]))
+        for i in range(0, len(rows), BATCH):
+            part = rows[i : i + BATCH]
+            lo, hi = min(part), max(part)
+            expr = f"row >= {lo} and row <= {hi}" if hi - lo + 1 == len(set(part)) else f"row in {sorted(set(part))}"
+            for e in self.client.query(self.name, filter=expr, output_fields=fields, limit=len(set(part))):
+                out[int(e["row"])] = e
+        return [out[r] for r in rows if r in out]
+
+    def preload(self) -> dict[str, Any]:
+        """Every row's chunk, vector and tokens, read once (for a build, or `store.all()`)."""
+        with self._lock:
+            if self._all is None:
+                got = self.fetch(range(self.n_chunks), [*CHUNK_FIELDS, "tokens", "vec"])
+                if len(got) != self.n_chunks:
+                    raise IndexDamaged(f"Milvus collection {self.name} has {len(got)} rows, its manifest "
+                                       f"{self.n_chunks}; rebuild it with `rag index PATH --rebuild`", version=self.name)
+                self._all = {"chunks": [row_to_chunk(e) for e in got],
+                             "vecs": np.asarray([e["vec"] for e in got], np.float32).reshape(len(got), self.dim),
+                             "tokens": [e["tokens"].split() for e in got]}
+        return self._all
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        if self._all is not None:
+            return self._all["vecs"][np.asarray(rows, dtype=np.int64)]
+        got = self.fetch(rows, ["vec"])
+        return np.asarray([e["vec"] for e in got], np.float32).reshape(len(got), self.dim)
+
+    def close(self) -> None:
+        pass
+
+
+def _drop(client, name: str) -> None:
+    for n in (name, name + META_SUFFIX):
+        try:
+            if client.has_collection(n):
+                client.drop_collection(n)
+        except Exception as e:  # best effort: the next build retries
+            log.warning("could not drop Milvus collection %s: %s", n, e)
+
+
+def write_milvus_version(client, base: str, expect: str | None, kb_dir: Path, chunks: Sequence, vectors: np.ndarray,
+                         bm25, manifest: dict, cfg, t0: float | None = None, drop: Iterable[str] = ()) -> Path:
+    """Write a complete version into new collections, then switch the alias `base` to it (see the
+    module docstring). `expect`: the collection the alias named when the build started; if
+    another writer moved it meanwhile, nothing is published (RagError). Signature as
+    rag.index.build.write_version, so build_version can call either. Returns the version's pseudo path."""
+    n = len(chunks)
+    if n != len(vectors) or n != bm25.n_docs:
+        raise RagError(f"internal error: {n} chunks, {len(vectors)} vectors, {bm25.n_docs} BM25 rows")
+    name = f"{base}_v{time.strftime('%Y%m%d%H%M%S', time.gmtime())}_{time.time_ns() % 10**9:09d}"
+    dim = int(vectors.shape[1]) if getattr(vectors, "ndim", 1) == 2 else int(manifest["embedding"]["dim"])
+    try:
+        tok = create_chunk_collection(client, name, dim, bm25.k1, bm25.b)
+        # one insert stream and one flush: Milvus Lite keeps BM25 statistics per segment, so many
+        # small flushes would make the IDF drift from the corpus-wide one (docs/milvus.md)
+        for i in range(0, n, BATCH):
+            client.insert(name, [chunk_row(chunks[j], j, bm25.tokens(j), vectors[j]) for j in range(i, min(n, i + BATCH))])
+        client.flush(name)
+        manifest = dict(manifest)
+        manifest.pop("faiss", None)
+        manifest["milvus"] = {"collection": name, "alias": base, "dense": "FLAT/IP", "tokenizer": tok,
+                              "bm25": "BM25 function over our analyzer's tokens"}
+        manifest["bm25"] = {**manifest.get("bm25", {}), "library": "milvus"}
+        if t0 is not None:
+            manifest["build_seconds"] = round(time.time() - t0, 3)
+        text = json.dumps(manifest, ensure_ascii=True)
+        create_meta_collection(client, name + META_SUFFIX)
+        parts = [text[i : i + MANIFEST_PART] for i in range(0, len(text), MANIFEST_PART)] or [""]
+        client.insert(name + META_SUFFIX, [{"part": i, "text": p, "v": [0.0, 0.0]} for i, p in enumerate(parts)])
+        client.flush(name + META_SUFFIX)
+        client.load_collection(name)
+        now = current_collection(client, base)
+        if now != expect:
+            raise RagError(f"knowledge base collection {base} was updated by another indexer while this one ran "
+                           f"({expect} → {now}); run `rag index` again")
+        if now is None:
+            client.create_alias(name, base)
+        else:
+            client.alter_alias(name, base)
+    except BaseException:
+        _drop(client, name)  # also on Ctrl-C: the alias still names the previous version
+        raise
+    _cleanup(client, base, keep={name, expect})
+    return Path(kb_dir) / name
+
+
+def _cleanup(client, base: str, keep: set) -> None:
+    """Drop this KB's versions other than `keep` (older ones, and leftovers of crashed builds).
+    Only names of exactly this base's version pattern: KB "a" never touches KB "a_v2"."""
+    import re
+
+    pat = re.compile(re.escape(base) + r"_v\d{14}_\d{9}")
+    try:
+        names = client.list_collections()
+    except Exception as e:
+        log.warning("could not list Milvus collections: %s", e)
+        return
+    for n in names:
+        v = n[: -len(META_SUFFIX)] if n.endswith(META_SUFFIX) else n
+        if pat.fullmatch(v) and v not in keep:
+            _drop(client, v)

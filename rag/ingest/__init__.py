@@ -1,0 +1,1 @@
+"""Ingest: files and folders → documents (decode, format readers, cleaning, tables, OCR)."""

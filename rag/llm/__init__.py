@@ -1,0 +1,1 @@
+"""LLM backends (local llama.cpp, OpenAI-compatible, fake), their installation and kernels."""

@@ -1,0 +1,1 @@
+"""Retrieval: per-retriever candidates and their pure fusion."""
