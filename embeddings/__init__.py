@@ -11,8 +11,6 @@ __all__ = ["Encoder", "FakeEncoder", "load_encoder"]
 
 _LAZY = {  # light names importable from the package without pulling in their modules up front
     "VectorCache": "embeddings.cache",
-    "CachedEncoder": "embeddings.cache",
-    "encode_passages_cached": "embeddings.cache",
     "install_e5": "embeddings.install",
 }
 

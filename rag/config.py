@@ -10,8 +10,10 @@ its allowed set or range, a missing or malformed config file all raise `ConfigEr
 key, where the value came from and what is allowed — one line the CLI, API and chat can show.
 The allowed values of each enum setting live here (`CHOICES`) and nowhere else.
 
-Top-level paths have short env names too: `RAG_HOME` (data: knowledge bases, caches, feedback)
-and `RAG_MODELS_DIR` (built/assembled model files).
+Some keys have short env names too (`SHORT_ENV`): `RAG_HOME` (data: knowledge bases, caches,
+feedback), `RAG_MODELS_DIR` (built/assembled model files), `RAG_API_KEY` (`rag serve`'s key).
+`OPENAI_BASE_URL` / `OPENAI_API_KEY` are read as defaults below a config file (`ENV_DEFAULTS`).
+This module is the only one that reads the environment for settings.
 """
 
 from __future__ import annotations
@@ -160,6 +162,11 @@ class UIConfig:
 
 
 @dataclass
+class ServeConfig:
+    api_key: str = ""  # `rag serve`: require `Authorization: Bearer KEY` (also RAG_API_KEY); never saved
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
@@ -169,6 +176,7 @@ class Config:
     llm: LLMConfig = field(default_factory=LLMConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -176,6 +184,8 @@ class Config:
             d["llm"]["api_key"] = "***"  # never persist secrets beside an index
         if d["index"].get("milvus_token"):
             d["index"]["milvus_token"] = "***"
+        if d["serve"].get("api_key"):
+            d["serve"]["api_key"] = "***"
         return d
 
     def save(self, path: str | Path) -> None:
@@ -187,6 +197,12 @@ class Config:
         for g, vals in groups.items():
             setattr(new, g, dataclasses.replace(getattr(self, g), **dict(vals)))
         return new
+
+
+# Short names for a few keys (beside the RAG_<GROUP>_<FIELD> form), same precedence as it
+SHORT_ENV = (("RAG_HOME", "paths", "home"), ("RAG_MODELS_DIR", "paths", "models_dir"), ("RAG_API_KEY", "serve", "api_key"))
+# Variables other tools set for an OpenAI-compatible client, read as defaults below a config file
+ENV_DEFAULTS = (("OPENAI_BASE_URL", "llm", "base_url"), ("OPENAI_API_KEY", "llm", "api_key"))
 
 
 def _coerce(value: str, typ: Any, key: str, origin: str) -> Any:
@@ -267,6 +283,9 @@ def load_config(
     env = os.environ if env is None else env
     cfg = Config()
     origins: dict[tuple[str, str], str] = {}
+    for key, group, field_name in ENV_DEFAULTS:  # lowest precedence: a config file and RAG_* win
+        if env.get(key):
+            _apply(cfg, {group: {field_name: env[key]}}, key, origins)
     path = path or env.get("RAG_CONFIG") or ("rag.toml" if Path("rag.toml").exists() else None)
     if path:
         p = Path(path)
@@ -285,9 +304,9 @@ def load_config(
             key = f"RAG_{f.name.upper()}_{sub.name.upper()}"
             if key in env:
                 _apply(cfg, {f.name: {sub.name: env[key]}}, key, origins)
-    for key, field_name in (("RAG_HOME", "home"), ("RAG_MODELS_DIR", "models_dir")):
+    for key, group, field_name in SHORT_ENV:
         if key in env:
-            _apply(cfg, {"paths": {field_name: env[key]}}, key, origins)
+            _apply(cfg, {group: {field_name: env[key]}}, key, origins)
     if overrides:
         _apply(cfg, overrides, "command line", origins)
     return validate(cfg, origins)

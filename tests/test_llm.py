@@ -243,12 +243,16 @@ def test_openai_backend_from_config(monkeypatch):
     assert m.temperature == 0.0 and m.max_tokens == 77
 
 
-def test_openai_backend_from_environment(monkeypatch):
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
-    m = get_chat_model(LLMConfig(backend="openai", model="qwen2.5:7b"))
+def test_openai_backend_from_environment():
+    # OPENAI_* are defaults (rag.config.ENV_DEFAULTS): a config file or RAG_LLM_* wins
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1", "OPENAI_API_KEY": "sk-env", "RAG_LLM_BACKEND": "openai",
+           "RAG_LLM_MODEL": "qwen2.5:7b"}
+    m = get_chat_model(load_config(env=env).llm)
     assert m.openai_api_base == "http://127.0.0.1:11434/v1"
     assert m.openai_api_key.get_secret_value() == "sk-env"
+    cfg = load_config(env={**env, "RAG_LLM_BASE_URL": "http://h:8000/v1"})
+    assert cfg.llm.base_url == "http://h:8000/v1" and cfg.llm.api_key == "sk-env"
+    assert cfg.to_dict()["llm"]["api_key"] == "***"
 
 
 def test_openai_backend_through_rag_env_vars(monkeypatch):

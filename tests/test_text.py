@@ -3,6 +3,8 @@ that every call site (cite, metrics, prompts, report, UI) goes through them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -63,13 +65,21 @@ def test_canonical_round_trips_through_the_parser():
     assert [m.numbers for m in parse_markers(canonical([3, 1]))] == [(3,), (1,)]
 
 
-def test_every_strip_markers_agrees():
-    from rag.cite import resolve as cite
-    from rag.evaluate import metrics
-    from ui import feedback
+def test_only_the_markers_module_knows_the_grammar():
+    # one home: no other module of rag/, embeddings/, ui/ defines its own strip_markers /
+    # parse_markers, or compiles a pattern for the 【n】 marker itself
+    import ast
 
-    text = "甲【1】乙[2]，丙【1-3】丁【1、2】戊［4］己【5]。"
-    assert cite.strip_markers(text) == metrics.strip_markers(text) == feedback.strip_markers(text) == "甲乙，丙丁戊己。"
+    root = Path(__file__).resolve().parent.parent
+    for f in [*root.glob("rag/**/*.py"), *root.glob("embeddings/**/*.py"), *root.glob("ui/**/*.py")]:
+        if f.name == "markers.py" and f.parent.name == "text":
+            continue
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        defs = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        assert not defs & {"strip_markers", "parse_markers"}, f
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str):
+                assert not ("【" in n.value and "\\d" in n.value), (f, n.value)
 
 
 @pytest.mark.parametrize("text, _", FORMS)
@@ -164,12 +174,24 @@ def test_statement_spans_end_where_markers_are_read_back():
     assert [t[a:b] for a, b in sentence_spans(t)] == ["甲是一；", "乙是二。", "丙是三【1】"]
 
 
-def test_cite_and_chunking_share_the_splitter():
-    from rag.chunk import sections as chunking
+def test_one_sentence_splitter():
+    # rag.text.sentences is the only module that defines, aliases or serves the splitter: every
+    # other module imports it from there (an alias once made one name return spans in one
+    # module and strings in another)
+    import ast
 
-    from rag.cite import resolve as cite
-    assert chunking.split_sentences is split_sentences and chunking.sentence_spans is sentence_spans
-    assert cite.split_sentences is sentence_spans  # spans, as rag.cite.resolve always returned
+    names = {"split_sentences", "sentence_spans", "statement_spans"}
+    root = Path(__file__).resolve().parent.parent
+    for f in [*root.glob("rag/**/*.py"), *root.glob("embeddings/**/*.py"), *root.glob("ui/**/*.py")]:
+        if f.name == "sentences.py" and f.parent.name == "text":
+            continue
+        for n in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("rag"):
+                assert n.module == "rag.text.sentences" or not {a.name for a in n.names} & names, (f, n.lineno)
+            elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert n.name not in names, f
+            elif isinstance(n, ast.Assign):
+                assert not {t.id for t in n.targets if isinstance(t, ast.Name)} & names, f
 
 
 # ---------------------------------------------------------------- quote matching

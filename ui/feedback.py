@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.evaluate.evalsets import write_jsonl
-from rag.text.markers import strip_markers as _strip
+from rag.text.markers import strip_markers
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -52,12 +52,6 @@ CREATE TABLE IF NOT EXISTS feedback (
     UNIQUE(session, turn)
 );
 """
-
-def strip_markers(text: str) -> str:
-    """Answer text without its citation markers (the grammar of `rag.text.markers`), trimmed.
-    `strip_markers("是甲【1】。")` → `"是甲。"`."""
-    return _strip(text or "").strip()
-
 
 def _as_dict(answer: Any) -> dict[str, Any]:
     if answer is None:
@@ -213,7 +207,7 @@ def export_evalset(store: FeedbackStore, out_dir: str | Path, *, kb: str | None 
         row: dict[str, Any] = {
             "query_id": qid,
             "question": r["question"],
-            "answers": [strip_markers(r["answer"])] if up and not refused else [],
+            "answers": [strip_markers(r["answer"] or "").strip()] if up and not refused else [],
             "evidence": [
                 {"doc_id": c["doc_id"], "quote": c.get("quote", ""), "start": c.get("quote_start")} for c in cits
             ]

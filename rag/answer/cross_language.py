@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from rag.text.sentences import sentence_spans
+
 # e5 cosines of unrelated text sit around 0.7-0.75 and of a statement and its source sentence
 # above ~0.85; the support score maps [COS_FLOOR, COS_FULL] linearly onto [0, 1].
 COS_FLOOR, COS_FULL = 0.75, 0.9
@@ -34,10 +36,8 @@ def passage_similarity(enc: Any, floor: float = COS_FLOOR, full: float = COS_FUL
     statements: dict[str, Any] = {}  # a statement is checked against several passages
 
     def sim(statement: str, passage_text: str) -> float:
-        from rag.cite.resolve import split_sentences
-
         if passage_text not in passages:
-            sents = [passage_text[a:b] for a, b in split_sentences(passage_text)] or [passage_text]
+            sents = [passage_text[a:b] for a, b in sentence_spans(passage_text)] or [passage_text]
             passages[passage_text] = enc.encode_passages(sents)
         if statement not in statements:
             statements[statement] = enc.encode_queries([statement])[0]

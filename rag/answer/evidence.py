@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.cite.resolve import Passage, merge_text, split_sentences
-from rag.types import Chunk, Hit
+from rag.text.sentences import sentence_spans
+from rag.types import Chunk, Hit, Passage, merge_text
 
 _CN = "一二三四五六七八九十"
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
@@ -163,7 +163,7 @@ def _extend(p: Passage, ch: Chunk, before: bool) -> Passage:
 
 def _open_at_end(text: str) -> bool:
     """Does the text end inside an enumeration (its last item, or a head with no items yet)?"""
-    sents = [text[a:b] for a, b in split_sentences(text)]
+    sents = [text[a:b] for a, b in sentence_spans(text)]
     if not sents:
         return False
     if _HEAD.search(sents[-1]) and sents[-1].rstrip().endswith((":", "：")):
@@ -189,13 +189,13 @@ def extend_enumerations(
             last = p.parts[-1][0]
             nxt = get_chunk(f"{last.doc_id}#{last.n + 1}") if _open_at_end(p.text) else None
             if nxt is not None and nxt.doc_id == last.doc_id and nxt.chunk_id not in {c.chunk_id for c, _ in p.parts}:
-                head = [nxt.text[a:b] for a, b in split_sentences(nxt.text)[:3]]
+                head = [nxt.text[a:b] for a, b in sentence_spans(nxt.text)[:3]]
                 if any(enum_index(s) is not None for s in head):
                     p = _extend(p, nxt, before=False)
                     continue
             break
         first = p.parts[0][0]
-        sents = [p.text[a:b] for a, b in split_sentences(p.text)[:2]]
+        sents = [p.text[a:b] for a, b in sentence_spans(p.text)[:2]]
         starts_mid = any((e := enum_index(s)) is not None and e[1] > 1 for s in sents)
         if starts_mid and first.n > 0:
             prev = get_chunk(f"{first.doc_id}#{first.n - 1}")
@@ -229,7 +229,7 @@ def _table_heads(p: Passage, spans: Sequence[tuple[int, int]]) -> dict[int, int]
 def _units(question: str, passages: Sequence[Passage]) -> list[_Unit]:
     from rag.answer.extractive import Scorer
 
-    spans = {p.n: split_sentences(p.text) for p in passages}
+    spans = {p.n: sentence_spans(p.text) for p in passages}
     runs = {n: enumeration_runs([passages_by(passages, n).text[a:b] for a, b in s]) for n, s in spans.items()}
     heads = {p.n: _table_heads(p, spans[p.n]) for p in passages}
     out: list[_Unit] = []
@@ -293,7 +293,7 @@ def select(
     """
     if count_tokens is None:
         from rag.chunk.sections import count_tokens as count_tokens  # noqa: PLW0127
-    spans = {p.n: split_sentences(p.text) for p in passages}
+    spans = {p.n: sentence_spans(p.text) for p in passages}
     chosen: dict[int, set[int]] = {p.n: set() for p in passages}
     used = 0
     units = _units(question, passages)

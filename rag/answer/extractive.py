@@ -49,8 +49,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rag.answer.attributes import asked_attribute, match_level
-from rag.cite.resolve import Passage, split_sentences
+from rag.text.sentences import sentence_spans
+from rag.types import Passage
 from rag.ingest.tables import labelled_row, passage_rows
+from rag.text.grams import term_grams
 from rag.text.markers import canonical
 from rag.text.norm import normalize, question_language
 
@@ -140,19 +142,6 @@ def terms(text: str) -> list[str]:
 _FILLER = frozenset("具体 具体是 主要 分别 情况 方面 内容 包括 包含 指 叫 名字 称为 一共 共 总共 现 现在 目前 当时".split())
 
 
-def _grams(text: str) -> set[str]:
-    t = normalize(text)
-    grams: set[str] = set()
-    for seg in _SEP.split(t):
-        if not seg:
-            continue
-        if seg.isascii():
-            grams.add(seg)
-        grams.update(seg)  # unigrams, for one-character terms
-        grams.update(seg[i : i + 2] for i in range(len(seg) - 1))
-    return grams
-
-
 def coverage(q_terms: Sequence[str], grams: set[str], idf: dict[str, float], default_idf: float) -> float:
     """IDF-weighted share of question terms present in `grams`, in [0, 1].
 
@@ -196,15 +185,15 @@ class Scorer:
         self.row_header: dict[tuple[int, int], str] = {}  # (passage, sentence start) → its table's header line
         for p in self.passages:
             rows = passage_rows(p)
-            for a, b in split_sentences(p.text):
-                grams = _grams(p.text[a:b])
+            for a, b in sentence_spans(p.text):
+                grams = term_grams(p.text[a:b])
                 header = next((h for rs, re_, h in rows if rs <= a < re_), None)
                 if header is not None:  # a table row is read with its column names
-                    grams |= _grams(header)
+                    grams |= term_grams(header)
                     self.row_header[(p.n, a)] = header
                 self.sentences.append((p, a, b, grams))
         # the heading (title › section) is context the passage is read in: 《甘肃煤田地质局》 answers "该局…"
-        self.block_grams = {p.n: _grams(p.chunk.heading + "\n" + p.text) for p in self.passages}
+        self.block_grams = {p.n: term_grams(p.chunk.heading + "\n" + p.text) for p in self.passages}
         n = max(1, len(self.sentences))
         df = Counter(t for *_, g in self.sentences for t in self.q_terms if t in g)
         self.idf = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in self.q_terms}
@@ -276,7 +265,7 @@ def evidence_features(question: str, passages: Sequence[Passage]) -> dict[str, f
     block = max(sc.block_coverage(p) for p in passages)
     sent = max((coverage(sc.q_terms, g, sc.idf, sc.default_idf) for *_, g in sc.sentences), default=0.0)
     # variant: a sentence read under its heading (《甘肃煤田地质局》 + "现有干部职工68人")
-    heads = {p.n: _grams(p.chunk.heading) for p in passages}
+    heads = {p.n: term_grams(p.chunk.heading) for p in passages}
     sent_h = max((coverage(sc.q_terms, g | heads[p.n], sc.idf, sc.default_idf) for p, _, _, g in sc.sentences), default=0.0)
     return {"block": block, "sent": sent, "sent_h": sent_h, "mean_h": (block + sent_h) / 2, "score": (block + sent) / 2}
 
@@ -339,7 +328,7 @@ def extract(
     chosen = [best]
     text = best.text.rstrip()
     p = by_n[best.passage]
-    following = [s for s in split_sentences(p.text) if s[0] >= best.end]
+    following = [s for s in sentence_spans(p.text) if s[0] >= best.end]
 
     def then(a: int, b: int) -> Candidate:  # a sentence quoted after `best`, scored as part of it
         return Candidate(p.n, a, b, p.text[a:b], best.score, best.coverage, sc.asked_value(p.text[a:b]))

@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 
 from rag.text.markers import canonical, defuse  # defuse: forged markers and delimiters in documents
 from rag.types import Chunk, Hit, Passage, merge_text
+from rag.text.sentences import sentence_spans
+from rag.text.norm import t2s
 
 PROMPT_VERSION = "answer-zh-v5"
 
@@ -99,7 +101,6 @@ def without_instructions(text: str) -> str:
     '会议于6月25日召开。〔此处是文档中写给AI的指令，已略去〕请联系管理员。'
     """
     from rag.answer.extractive import injection_like
-    from rag.text.sentences import sentence_spans
 
     if not injection_like(text):
         return text
@@ -148,7 +149,6 @@ def answer_messages(
     """
     from rag.answer.evidence import select
 
-    from rag.text.norm import t2s
 
     shown = select(query or question, passages, budget_tokens) if budget_tokens else {}
     script = t2s if simplified else None
@@ -216,13 +216,12 @@ def _merged_passage(n: int, g: _Group) -> Passage:
 
 def _truncate(p: Passage, budget: int, count: Callable[[str], int]) -> Passage | None:
     """Cut a passage's tail at a sentence end so its rendered block fits `budget` tokens."""
-    from rag.cite.resolve import split_sentences
 
     head = count(block_header(p)) + 2
     if head >= budget:
         return None
     end = 0
-    for a, b in split_sentences(p.text):
+    for a, b in sentence_spans(p.text):
         if count(p.text[:b]) + head > budget:
             break
         end = b

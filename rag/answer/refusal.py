@@ -27,6 +27,8 @@ from typing import Sequence
 from rag.cite.claims import _unit_class, missing_constraints, quantities, quantity_found
 from rag.answer.prompts import REFUSAL
 from rag.text.norm import cjk_count, normalize, normalize_answer, s2t
+from rag.text.markers import strip_markers
+from rag.text.sentences import sentence_spans
 
 # What a model says when it declines (matched on the normalised form, any script).
 _REFUSAL_RE = re.compile(
@@ -41,7 +43,6 @@ def is_refusal(text: str) -> bool:
     >>> is_refusal("根據現有資料無法回答該問題。"), is_refusal("成立于2010年【1】。")
     (True, False)
     """
-    from rag.cite.resolve import strip_markers
 
     t = normalize_answer(strip_markers(text))
     if not t:
@@ -81,7 +82,6 @@ def describe_missing(missing: Sequence[str], passages_text: Sequence[str], lang:
     s = f"资料中没有提到“{m}”"
     s += f"，只提到{'、'.join(alt)}。" if alt else "。"
     if lang == "zh-Hant":
-        from rag.text.norm import s2t
 
         s = s2t(s)
     return s
@@ -159,12 +159,11 @@ def asked_value_found(question: str, passages: Sequence) -> bool | None:
     """Does any sentence of the passages hold the value the question asks for next to the
     asked noun (rag.answer.attributes)? None when the question asks for no recognisable attribute."""
     from rag.answer.attributes import asked_attribute, match_level
-    from rag.cite.resolve import split_sentences
 
     attr = asked_attribute(question)
     if attr is None:
         return None
-    return any(match_level(attr, p.text[a:b]) == 2 for p in passages for a, b in split_sentences(p.text))
+    return any(match_level(attr, p.text[a:b]) == 2 for p in passages for a, b in sentence_spans(p.text))
 
 
 def _asked_reason(question: str, lang: str) -> str:
@@ -178,7 +177,6 @@ def _asked_reason(question: str, lang: str) -> str:
         return f"The documents do not give the {attr.kind} asked for ({noun})."
     s = f"资料中没有找到“{noun}”的相关数值或名称。"
     if lang == "zh-Hant":
-        from rag.text.norm import s2t
 
         s = s2t(s)
     return s

@@ -24,9 +24,8 @@ Deliberate compromises:
   the next question gets a rebuilt one. Reading the disk on every request would cost more.
 - A builder runs under a per-key lock (two first requests for one KB open it once) but not the
   cache's lock, so a slow open of one KB holds up no other KB.
-- `Services.check_name` keeps the web chat's own KB-name rule (≤ 64 characters, ConfigError
-  with a Chinese message); the API's is rag.limits.check_kb_name (≤ 60). One rule for both is
-  issue 14's work, not this module's.
+- KB names follow the one rule of rag.limits (`KB_NAME`, `Limits.kb_name_chars`) that the API
+  and the CLI check too; only the message differs (Chinese, for the chat).
 """
 
 from __future__ import annotations

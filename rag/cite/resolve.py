@@ -46,11 +46,10 @@ from rag.text.sentences import sentence_spans
 from rag.types import Chunk, Citation, Hit, Passage, merge_text
 
 # Re-exported: the names other modules import from here (the definitions live in rag.text and
-# rag.types). `split_sentences` here returns *spans*, as it always has in this module.
-split_sentences = sentence_spans
+# rag.types).
 __all__ = [
     "Marker", "Statement", "Passage", "TextSource", "align", "best_sentence", "bigrams", "cite_one",
-    "grounded", "merge_text", "parse_markers", "quote_for", "resolve", "split_sentences", "statements",
+    "grounded", "merge_text", "parse_markers", "quote_for", "resolve", "statements",
     "strip_markers", "support",
 ]
 

@@ -224,9 +224,9 @@ def quote_span(statement: str, text: str, question: str, max_window: int = 4) ->
     >>> a, b = quote_span("公司有3000名员工", t, "公司有多少员工？"); t[a:b]
     '现有员工3000名。'
     """
-    from rag.cite.resolve import split_sentences
+    from rag.text.sentences import sentence_spans
 
-    spans = split_sentences(text)
+    spans = sentence_spans(text)
     if not spans:
         return None
     best: tuple[float, int, int] | None = None

@@ -117,15 +117,13 @@ def build_corpus(es: EvalSet, cfg: Config, encoder: Any = None, progress: bool =
 def document_texts(corpus: Corpus, es: EvalSet) -> dict[str, str]:
     """The original text each chunk's offsets index, as the ingester decoded it (it folds \\r\\n)."""
     out: dict[str, str] = {}
-    try:
-        from rag.ingest.load import load_file
-    except ImportError:  # pragma: no cover
-        load_file = None
+    from rag.ingest.load import load_file
+
     ids = {c.doc_id for c in corpus.kb.chunks}
     for did in ids:
         f = corpus.docs_dir / f"{did}.txt"
         text = None
-        if load_file and f.exists():
+        if f.exists():
             try:
                 text = load_file(f, root=corpus.docs_dir).text
             except RagError as e:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from rag.config import Config
+from rag.config import Config, load_config
 from rag.evaluate.evalsets import EvalSet, load_beir, write_beir
 from rag.evaluate.base import REPO_ROOT, EvalError
 
@@ -74,7 +74,7 @@ def load_evalset(path: str | Path, cfg: Config | None = None) -> EvalSet:
         raise EvalError(f"{p}/evalset.json: unsupported source format {fmt!r} (supported: squad)")
     data = _resolve_source(p, src["path"])
     name = man.get("name") or p.resolve().name
-    home = Path(cfg.paths.home) if cfg else Path(os.environ.get("RAG_HOME") or Path.home() / ".rag-zh")
+    home = Path((cfg or load_config()).paths.home)
     cache = home / "eval-cache" / "sets" / f"{name}-{_sha1_file(data)[:12]}"
     if not (cache / "corpus.jsonl").exists():
         from rag.evaluate.evalsets import import_squad

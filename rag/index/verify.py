@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from rag.errors import IndexDamaged
+from rag.files import sha256_file
 
 CURRENT = "CURRENT"
 COMPLETE = "COMPLETE"
@@ -74,13 +75,6 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.version}/{self.file}: {self.reason}"
 
-
-def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def file_table(folder: Path) -> dict[str, dict[str, Any]]:

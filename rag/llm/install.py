@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from rag.errors import ConfigError, ModelNotInstalled, RagError
+from rag.files import sha256_file
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,6 @@ def _installed_version(package: str) -> str | None:
 # ------------------------------------------------------------------------------------------------
 # assembly
 
-
-def sha256_file(path: str | Path, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(bufsize):
-            h.update(block)
-    return h.hexdigest()
 
 
 def assemble(parts: Sequence[str | Path], dest: str | Path, size: int, sha256: str) -> Path:

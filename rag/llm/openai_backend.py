@@ -21,7 +21,6 @@ is read once per chat model (one GET per process and model), not before every re
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any, Iterator
 
@@ -138,8 +137,8 @@ class OpenAIChatModel(ChatOpenAI):
 
 def openai_chat_model(cfg: LLMConfig) -> OpenAIChatModel:
     """The chat model for `cfg` (backend `openai`); ConfigError when the endpoint or model is missing."""
-    base_url = (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or "").strip()
-    api_key = (cfg.api_key or os.environ.get("OPENAI_API_KEY") or "").strip()
+    base_url = (cfg.base_url or "").strip()  # OPENAI_BASE_URL / OPENAI_API_KEY: read by rag.config
+    api_key = (cfg.api_key or "").strip()
     model = (cfg.model or "").strip()
     if not base_url:
         raise ConfigError(

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from rag.text.norm import normalize_answer
+import re
+
+from rag.text.norm import normalize, normalize_answer
+
+_SEP = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
 def chars(text: str) -> list[str]:
@@ -60,3 +64,22 @@ def overlap(statement: str, passage: str, units: Callable[[str], Sequence[str]] 
     if not s:
         return 0.0
     return len(s & grams(units(passage))) / len(s)
+
+
+def term_grams(text: str) -> set[str]:
+    """The terms a question's words can match in a passage: per run of word characters (after
+    `normalize`: simplified, half-width), its characters and character bigrams, and a Latin or
+    digit run whole. A set, for coverage scores (rag.answer.extractive), not a recall.
+
+    >>> sorted(term_grams("員工3000名，AI"))
+    ['0', '00', '000名', '0名', '3', '30', '3000名', 'a', 'ai', 'i', '名', '员', '员工', '工', '工3']
+    """
+    out: set[str] = set()
+    for seg in _SEP.split(normalize(text)):
+        if not seg:
+            continue
+        if seg.isascii():
+            out.add(seg)
+        out.update(seg)  # unigrams, for one-character terms
+        out.update(seg[i : i + 2] for i in range(len(seg) - 1))
+    return out

@@ -139,12 +139,10 @@ def _dir_size(p: Path) -> int:
 def _embedding_rows(cfg) -> list[dict[str, object]]:
     models_dir = Path(cfg.paths.models_dir).expanduser()
     rows = []
-    try:
-        from embeddings.install import E5_NAME, e5_dir, is_built
-    except ImportError:
-        E5_NAME, e5_dir, is_built = "multilingual-e5-small", (lambda d: Path(d) / "multilingual-e5-small"), None
+    from embeddings.install import E5_NAME, e5_dir, is_built
+
     folder = e5_dir(models_dir)
-    built = is_built(folder) if is_built else folder.is_dir()
+    built = is_built(folder)
     rows.append(
         {
             "kind": "embeddings",

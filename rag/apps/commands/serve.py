@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import sys
 
 from rag.apps.commands import add_common, resolve_config
@@ -55,7 +54,8 @@ def is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    api_key = args.api_key or os.environ.get("RAG_API_KEY") or None
+    cfg = resolve_config(args, llm={"backend": args.llm, "model": args.model}, serve={"api_key": args.api_key})
+    api_key = cfg.serve.api_key or None
     if not is_loopback(args.host) and not api_key and not args.insecure:
         print(f"rag serve: refusing to serve {args.host} without an API key; "
               "give --api-key KEY (or RAG_API_KEY), bind 127.0.0.1, or pass --insecure", file=sys.stderr)
@@ -72,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
     from rag.limits import LIMITS
 
     limits = LIMITS if args.deadline is None else dataclasses.replace(LIMITS, deadline_seconds=args.deadline)
-    cfg = resolve_config(args, llm={"backend": args.llm, "model": args.model})
     app = create_app(cfg, limits=limits, api_key=api_key)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info",
                 timeout_graceful_shutdown=GRACE_SECONDS,
