@@ -117,7 +117,15 @@ def scrub_paths(text: str) -> str:
 # a KB name becomes a folder name: a word character first, then word characters, '.', '-'
 # (the one rule; rag.index.kb and the web chat import it)
 KB_NAME = re.compile(r"^[\w][\w.\-]*$", re.UNICODE)
-_NAME = KB_NAME
+
+
+def valid_kb_name(name: object, limits: Limits = LIMITS) -> bool:
+    """Is `name` (as given, not stripped) a KB name: the rule and the length bound?
+
+    >>> valid_kb_name("seeds"), valid_kb_name("../etc"), valid_kb_name("甲" * 61), valid_kb_name(3)
+    (True, False, False, False)
+    """
+    return isinstance(name, str) and bool(KB_NAME.match(name)) and len(name) <= limits.kb_name_chars
 
 
 def check_kb_name(name: str, limits: Limits = LIMITS) -> str:
@@ -127,7 +135,7 @@ def check_kb_name(name: str, limits: Limits = LIMITS) -> str:
     'seeds'
     """
     s = name.strip()
-    if not s or len(s) > limits.kb_name_chars or not _NAME.match(s):
+    if not valid_kb_name(s, limits):
         raise LimitError("kb_name", 400, name=s[:40] + ("…" if len(s) > 40 else ""), limit=limits.kb_name_chars)
     return s
 

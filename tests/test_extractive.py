@@ -92,6 +92,38 @@ def test_enumeration_is_kept_whole():
     assert len(chosen) == 3
 
 
+def _one(text):
+    from rag.types import Chunk, Hit
+
+    return [Passage.from_hit(1, Hit(Chunk("e#0", "e", 0, "简报", (), text, 0, len(text)), 1.0, 1))]
+
+
+@pytest.mark.parametrize("text, q, expected", [
+    # the best sentence is the second item: its head and the other items come with it
+    ("会后通报了天气。会议提出三项要求。一是加强学习，提高本领。二是改进作风，密切联系群众。三是严格纪律。散会。",
+     "会议对作风提出了什么要求？", "会议提出三项要求。一是加强学习，提高本领。二是改进作风，密切联系群众。三是严格纪律。【1】"),
+    # circled numbers, the head ending in a colon
+    ("整改措施如下：①建立台账。②定期回访。③公开结果。其他工作照常。",
+     "整改措施中的回访怎么做？", "整改措施如下：①建立台账。②定期回访。③公开结果。【1】"),
+    # 首先/其次/最后
+    ("首先，摸清底数。其次，分类施策。最后，跟踪问效。群众普遍满意。",
+     "分类施策之前先做什么？", "首先，摸清底数。其次，分类施策。最后，跟踪问效。【1】"),
+])
+def test_an_enumeration_the_answer_sits_in_is_quoted_whole(text, q, expected):
+    out, chosen = extract(q, _one(text))
+    assert out == expected
+    assert [c.start for c in chosen] == sorted(c.start for c in chosen)  # reading order
+
+
+def test_a_long_enumeration_keeps_its_head_and_each_items_marker_sentence():
+    filler = "这项工作需要各部门密切配合。必须长期坚持下去并定期检查。"  # two sentences, 28 characters
+    text = f"全县抓了三件事。一是修路。{filler}二是建校。{filler}三是引水。{filler}"
+    out, _ = extract("全县抓了哪三件事？", _one(text), max_chars=30)
+    # the run ends at its last item: head 8 + items 3 × 5 + the 2 fillers between them 2 × 28 =
+    # 79 characters > 2 × 30, so the explanations go
+    assert out == "全县抓了三件事。一是修路。二是建校。三是引水。【1】"
+
+
 # ---- asked attributes: quote the sentence that holds the asked value (rag.answer.attributes) ----------
 # Hand-written fixtures (not from seeds/): a topical sentence (founding, headquarters, the meeting's
 # preparation) names more of the question's words than the sentence that holds the asked value.

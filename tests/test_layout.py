@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # lazy cycles kept on purpose (each import sits inside a function so the module loads without it)
 KNOWN_LAZY = {
-    frozenset({"rag.cite.resolve", "rag.answer.extractive", "rag.cite.review"}),  # review uses cite's placement, cite.resolve is review without claims
+    frozenset({"rag.cite.resolve", "rag.cite.review"}),  # review uses cite's placement, cite.resolve is review without claims
     frozenset({"rag.answer.evidence", "rag.answer.prompts"}),  # the prompt selects sentences, selection renders blocks
     frozenset({"embeddings", "embeddings.encoder"}),  # the package's lazy re-export table
     frozenset({"rag.evaluate.baselines", "rag.evaluate.harness"}),  # --check reruns through the harness

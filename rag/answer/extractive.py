@@ -52,6 +52,7 @@ from rag.answer.attributes import asked_attribute, match_level
 from rag.text.sentences import sentence_spans
 from rag.types import Passage
 from rag.ingest.tables import labelled_row, passage_rows
+from rag.text.enumerations import enum_index, enumeration_runs
 from rag.text.grams import term_grams
 from rag.text.markers import canonical
 from rag.text.norm import normalize, question_language
@@ -335,17 +336,9 @@ def extract(
 
     if text.endswith(("：", ":", "？", "?")) and max_sentences > 1 and following:
         chosen.append(then(*following.pop(0)))
-    # an enumeration ("一是…。二是…。三是…。") continues in the next sentences: keep it whole
-    last = chosen[-1].text
-    k = _enum_index(last)
-    if k or re.search(r"[:：]\s*(一是|第一|其一|首先|[（(]?[一1][)）、.．])", last):
-        k = k or 1
-        for a, b in following:
-            nk = _enum_index(p.text[a:b])
-            if nk != k + 1 or sum(len(c.text) for c in chosen) > 2 * max_chars:
-                break
-            chosen.append(then(a, b))
-            k = nk
+    # an enumeration the quote starts, announces or sits in is quoted whole, head to last item
+    # (rag.text.enumerations: 一是… / 首先… / （1）… / ①…, "三个方面：" heads)
+    chosen = _whole_enumeration(p, chosen, then, 2 * max_chars)
     pieces: list[str] = []
     for c in chosen:
         s = re.sub(r"\s+", " ", c.text).strip()
@@ -358,21 +351,26 @@ def extract(
     return answer, chosen
 
 
-_CN_NUM = "一二三四五六七八九十"
-_ENUM = re.compile(r"^\s*(?:([一二三四五六七八九十])是|其([一二三四五六七八九十])|第([一二三四五六七八九十])[,，、是]|[（(]([一二三四五六七八九十1-9])[)）]|([一二三四五六七八九十1-9])[、.．])")
-
-
-def _enum_index(sentence: str) -> int:
-    """Position of an enumeration item at the sentence start, or 0.
-
-    >>> _enum_index("二是巡回宣讲。"), _enum_index("（三）阵地宣传"), _enum_index("2、建立档案"), _enum_index("会议召开")
-    (2, 3, 2, 0)
-    """
-    m = _ENUM.match(sentence)
-    if not m:
-        return 0
-    g = next(x for x in m.groups() if x)
-    return int(g) if g.isdigit() else _CN_NUM.index(g) + 1
+def _whole_enumeration(p: Passage, chosen: list[Candidate], then: Callable[[int, int], Candidate],
+                       max_chars: int) -> list[Candidate]:
+    """`chosen` (consecutive sentences of `p`) widened to every enumeration run it touches. Within
+    `max_chars` every sentence of the run is quoted; past it, the head and each item's first
+    sentence (an item's later sentences explain it; its marker sentence names it)."""
+    spans = sentence_spans(p.text)
+    index = {a: k for k, (a, _) in enumerate(spans)}
+    picked = [index[c.start] for c in chosen if c.start in index]
+    if not picked:
+        return chosen
+    lo, hi = min(picked), max(picked)
+    touched = [(a, b) for a, b in enumeration_runs([p.text[x:y] for x, y in spans]) if a <= hi and b >= lo]
+    if not touched:
+        return chosen
+    first, last = min(lo, touched[0][0]), max(hi, touched[-1][1])
+    keep = list(range(first, last + 1))
+    if sum(spans[k][1] - spans[k][0] for k in keep) > max_chars:
+        keep = [k for k in keep if k in picked or k == first or enum_index(p.text[spans[k][0] : spans[k][1]]) is not None]
+    by_start = {c.start: c for c in chosen}
+    return [by_start.get(spans[k][0]) or then(*spans[k]) for k in keep]
 
 
 def injection_like(text: str) -> bool:

@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from rag.answer.edges import QuestionError, answer_to_json
 from rag.config import RETRIEVE_MODES, Config
 from rag.errors import ConfigError, RagError, in_chinese
-from rag.limits import KB_NAME, LIMITS, LimitError, client_language, scrub_paths
+from rag.limits import LIMITS, LimitError, client_language, scrub_paths, valid_kb_name
 from rag.apps.serving import error_payload, openai_error
 from rag.types import Answer, Final, Status, Token
 
@@ -88,7 +88,7 @@ def kb_of_model(model: str) -> str | None:
     """
     name = model.strip()
     name = name[len(MODEL_PREFIX):] if name.startswith(MODEL_PREFIX) else name
-    return name if KB_NAME.match(name) and len(name) <= LIMITS.kb_name_chars else None
+    return name if valid_kb_name(name) else None
 
 
 def _text(m: Message) -> str:

@@ -37,11 +37,7 @@ from typing import Any, Callable, Hashable, Sequence
 from rag.config import Config
 from rag.errors import ConfigError
 
-from rag.limits import KB_NAME, LIMITS  # noqa: E402 - the one KB-name rule and length (API, CLI, chat)
-
-
-def _valid_kb_name(name: object) -> bool:
-    return isinstance(name, str) and bool(KB_NAME.match(name)) and len(name) <= LIMITS.kb_name_chars
+from rag.limits import LIMITS, valid_kb_name  # the one KB-name rule and length (API, CLI, chat)
 _STALE = object()  # the version token of an invalidated entry: never equal to a real one
 
 Build = Callable[[str, str, Any], Any]  # (kb_name, variant, previous Assistant or None) → Assistant
@@ -140,7 +136,7 @@ class Services:
     @staticmethod
     def check_name(name: str) -> str:
         """KB names come from the browser: only plain names, never paths (`../x`, `/etc`)."""
-        if not _valid_kb_name(name):
+        if not valid_kb_name(name):
             raise ConfigError(f"无效的知识库名称 {name!r}")
         return name
 
@@ -221,7 +217,7 @@ def delete_document(services: Services, kb_name: str, doc_id: str) -> str:
 
 def create_kb(services: Services, name: str) -> str:
     name = (name or "").strip()
-    if not _valid_kb_name(name):
+    if not valid_kb_name(name):
         raise ConfigError(f"知识库名称只能包含字母、数字、汉字、'_'、'-'、'.'，且不超过 {LIMITS.kb_name_chars} 个字符")
     if name in services.list_kbs():
         raise ConfigError(f"知识库「{name}」已存在")

@@ -72,7 +72,7 @@ def term_grams(text: str) -> set[str]:
     digit run whole. A set, for coverage scores (rag.answer.extractive), not a recall.
 
     >>> sorted(term_grams("員工3000名，AI"))
-    ['0', '00', '000名', '0名', '3', '30', '3000名', 'a', 'ai', 'i', '名', '员', '员工', '工', '工3']
+    ['0', '00', '0名', '3', '30', 'a', 'ai', 'i', '名', '员', '员工', '工', '工3']
     """
     out: set[str] = set()
     for seg in _SEP.split(normalize(text)):

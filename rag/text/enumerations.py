@@ -1,0 +1,120 @@
+"""Enumerations in running text: which sentences are the items of one list, and its head.
+
+Chinese reports enumerate with markers at sentence starts — `一是…二是…`, `其一/其二`,
+`第一，/第二，`, `（一）（二）`, `一、二、`, `(1)(2)`, `1.`/`1、`, `①②`, `首先/其次/最后` — often
+after a sentence that announces them (ending in "：", or naming a count: "三个方面", "五带头").
+The answer stage keeps such a run whole: the evidence the model reads (rag.answer.evidence), the
+chunks merged across a boundary, and the extractive backend's quote (rag.answer.extractive).
+
+Deliberate compromise: detection is by markers at sentence starts and by a head that names a
+count; a list written with commas inside one sentence is one sentence and needs nothing special.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+_CN = "一二三四五六七八九十"
+_CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
+_ORDINAL_WORDS = ("首先", "其次", "再次", "然后", "最后")
+# Item markers at a sentence start. Not rag.chunk.sections's heading markers: those find section
+# headings on their own line (一、 （一） 第N章), these find the items of an enumeration inside
+# running text (一是 其二 第三， 首先), and the position (一 → 1) is what matters here.
+_FAMILIES: list[tuple[str, re.Pattern[str]]] = [
+    ("是", re.compile(r"^\s*([一二三四五六七八九十])是")),
+    ("其", re.compile(r"^\s*其([一二三四五六七八九十])[,，、是：:]")),
+    ("第", re.compile(r"^\s*第([一二三四五六七八九十])(?:[,，、：:]|是|步|条|项|个|点|阶段|方面)")),
+    ("(cn)", re.compile(r"^\s*[（(]([一二三四五六七八九十])[)）]")),
+    ("cn、", re.compile(r"^\s*([一二三四五六七八九十])[、．.]")),
+    ("(1)", re.compile(r"^\s*[（(](\d{1,2})[)）]")),
+    ("1.", re.compile(r"^\s*(\d{1,2})[、．.](?!\d)")),
+    ("①", re.compile(r"^\s*([" + _CIRCLED + r"])")),
+]
+# a sentence announcing items: ends with a colon, or names a count of things ("三个方面", "五带头")
+HEAD = re.compile(r"[:：]\s*$|[一二三四五六七八九十两\d]+\s*(?:个|项|条|种|件|类|大|方面|点|带|抓|学|包|定|争|化|好|步)")
+
+
+def enum_index(sentence: str) -> tuple[str, int] | None:
+    """(family, position) of an enumeration item at the start of `sentence`, else None.
+
+    >>> enum_index("二是巡回宣讲。"), enum_index("（三）阵地宣传"), enum_index("2、建立档案"), enum_index("最后，总结")
+    (('是', 2), ('(cn)', 3), ('1.', 2), ('首先', 5))
+    >>> enum_index("会议召开。") is None
+    True
+    """
+    s = sentence.lstrip()
+    for i, w in enumerate(_ORDINAL_WORDS):
+        if s.startswith(w):
+            return ("首先", i + 1)
+    for fam, pat in _FAMILIES:
+        m = pat.match(s)
+        if m:
+            g = m.group(1)
+            if g in _CIRCLED:  # before isdigit(): "③".isdigit() is True
+                return fam, _CIRCLED.index(g) + 1
+            if g.isdigit():
+                return fam, int(g)
+            return fam, _CN.index(g) + 1
+    return None
+
+
+def _inline_first(sentence: str) -> tuple[str, int] | None:
+    """An announcing sentence whose first item follows its colon ("…三项要求：一是加强学习。").
+
+    >>> _inline_first("全局有三项要求：一是加强学习。")
+    ('是', 1)
+    """
+    m = re.search(r"[:：]\s*", sentence)
+    if not m or m.end() >= len(sentence):
+        return None
+    e = enum_index(sentence[m.end() :])
+    return e if e is not None and e[1] == 1 else None
+
+
+def _next_ok(fam: str, prev: int, cur: tuple[str, int] | None) -> bool:
+    if cur is None or cur[0] != fam:
+        return False
+    if fam == "首先":  # 首先 → 其次/再次/然后 (any number of times) → 最后
+        return cur[1] >= 2 and prev < 5
+    return cur[1] == prev + 1
+
+
+def enumeration_runs(sentences: Sequence[str]) -> list[tuple[int, int]]:
+    """[first, last] sentence indices (inclusive) of each enumeration, its head included.
+    Sentences without a marker between two items belong to the earlier item.
+
+    >>> s = ["要求如下：", "一是加强学习。", "要经常学。", "二是改进作风。", "三是严格纪律。", "会议结束。"]
+    >>> enumeration_runs(s)
+    [(0, 4)]
+    >>> enumeration_runs(["第一，开会。", "天气好。"])
+    []
+    """
+    idx = [enum_index(s) for s in sentences]
+    inline = [idx[i] is None and _inline_first(s) is not None for i, s in enumerate(sentences)]
+    for i, s in enumerate(sentences):
+        if inline[i]:
+            idx[i] = _inline_first(s)
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(sentences):
+        cur = idx[i]
+        if cur is None or cur[1] != 1:
+            i += 1
+            continue
+        fam, k, last, j = cur[0], 1, i, i + 1
+        while j < len(sentences):
+            if _next_ok(fam, k, idx[j]):
+                k, last = idx[j][1], j
+            elif idx[j] is not None and idx[j][0] == fam:
+                break  # a new enumeration of the same family starts
+            elif j - last > 2:
+                break  # too far from the last item: the enumeration ended
+            j += 1
+        if k >= 2:
+            start = i - 1 if i > 0 and not inline[i] and HEAD.search(sentences[i - 1]) else i
+            runs.append((start, last))
+            i = last + 1
+        else:
+            i += 1
+    return runs
