@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from rag.chunk.sections import count_tokens
-from rag.answer.evidence import enum_index, enumeration_runs, extend_enumerations, select
+from rag.answer.evidence import extend_enumerations, select
+from rag.text.enumerations import enum_index, enumeration_runs
 from rag.answer.prompts import render_evidence
 from rag.types import Chunk, Hit, Passage
 
@@ -108,3 +109,40 @@ def test_no_neighbour_fetch_for_a_passage_without_enumeration():
 
     (p,) = extend_enumerations([passage(1, c0)], get)
     assert p.text == c0.text and calls == []
+
+
+EXPLAIN = "我们为此召开了多次会议。各部门分工负责。群众反映良好。"  # three sentences between items
+
+
+def test_items_explained_at_length_are_one_enumeration():
+    sents = ["走活了三步棋：", "一是休渔转产。", *EXPLAIN.split("。")[:3], "二是以养代捕。", "三是开发旅游。"]
+    sents = [x if x.endswith(("。", "：")) else x + "。" for x in sents]
+    assert enumeration_runs(sents) == [(0, 6)]
+
+
+def test_a_head_at_a_chunk_end_brings_the_items_of_the_next_chunk():
+    # "…走活了『三步棋』。" names a count and ends chunk 0; chunk 1 opens with the first item
+    c0 = chunk(0, "近年来，我们走活了『三步棋』。", start=0)
+    c1 = chunk(1, "一是休渔垦荒搞转产。" + EXPLAIN + "二是以养代捕蓄资源。", start=len(c0.text))
+    (p,) = extend_enumerations([passage(1, c0)], {c.chunk_id: c for c in (c0, c1)}.get)
+    assert "二是以养代捕蓄资源" in p.text
+
+
+def test_an_item_explained_at_length_still_continues_into_the_next_chunk():
+    c0 = chunk(0, "全村抓了三件事。一是修路。" + EXPLAIN, start=0)
+    c1 = chunk(1, "二是建校。三是引水。", start=len(c0.text))
+    c2 = chunk(0, "全村抓了三件事。一是修路。" + EXPLAIN, doc="e")
+    other = {"e#1": chunk(1, "一是另一件事。", doc="e")}  # a new enumeration, not the continuation
+    (p,) = extend_enumerations([passage(1, c0)], {c.chunk_id: c for c in (c0, c1)}.get)
+    assert p.text.endswith("三是引水。")
+    (q,) = extend_enumerations([passage(1, c2)], other.get)
+    assert q.text == c2.text
+
+
+def test_a_long_enumeration_is_shown_as_its_outline():
+    # 3 items × (1 + 3 explaining sentences) + head = 13 sentences > RUN_WHOLE (8): the model sees
+    # the head and the item sentences, plus the best-matching sentence
+    t = "全村抓了三件事。一是修路。" + EXPLAIN + "二是建校。" + EXPLAIN + "三是引水。" + EXPLAIN
+    shown = select("全村抓了哪三件事？", [passage(1, chunk(0, t))], 400)[1]
+    assert all(x in shown for x in ("全村抓了三件事", "一是修路", "二是建校", "三是引水"))
+    assert shown.count("各部门分工负责") <= 1

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.text.enumerations import HEAD, enum_index, enumeration_runs
+from rag.text.enumerations import HEAD, continues, enum_index, enumeration_runs, outline
 from rag.text.sentences import sentence_spans
 from rag.types import Chunk, Hit, Passage, merge_text
 
@@ -60,19 +60,6 @@ def _extend(p: Passage, ch: Chunk, before: bool) -> Passage:
     return Passage(p.n, Hit(chunk, h.score, h.rank, dict(h.ranks), dict(h.scores)), parts, text)
 
 
-def _open_at_end(text: str) -> bool:
-    """Does the text end inside an enumeration (its last item, or a head with no items yet)?"""
-    sents = [text[a:b] for a, b in sentence_spans(text)]
-    if not sents:
-        return False
-    if HEAD.search(sents[-1]) and sents[-1].rstrip().endswith((":", "：")):
-        return True
-    for k in range(len(sents) - 1, max(-1, len(sents) - 4), -1):
-        if enum_index(sents[k]) is not None:
-            return True
-    return False
-
-
 def extend_enumerations(
     passages: Sequence[Passage], get_chunk: Callable[[str], Chunk | None] | None, max_extra: int = 2
 ) -> list[Passage]:
@@ -86,10 +73,12 @@ def extend_enumerations(
     for p in passages:
         for _ in range(max_extra):
             last = p.parts[-1][0]
-            nxt = get_chunk(f"{last.doc_id}#{last.n + 1}") if _open_at_end(p.text) else None
+            sents = [p.text[a:b] for a, b in sentence_spans(p.text)]
+            has_items = any(enum_index(s) is not None for s in sents) or (sents and HEAD.search(sents[-1]))
+            nxt = get_chunk(f"{last.doc_id}#{last.n + 1}") if has_items else None
             if nxt is not None and nxt.doc_id == last.doc_id and nxt.chunk_id not in {c.chunk_id for c, _ in p.parts}:
                 head = [nxt.text[a:b] for a, b in sentence_spans(nxt.text)[:3]]
-                if any(enum_index(s) is not None for s in head):
+                if continues(sents, head):
                     p = _extend(p, nxt, before=False)
                     continue
             break
@@ -105,6 +94,9 @@ def extend_enumerations(
 
 
 # ---------------------------------------------------------------- selection
+
+
+RUN_WHOLE = 8  # sentences: a longer enumeration is shown as its outline plus the selected sentence
 
 
 @dataclass(frozen=True)
@@ -129,7 +121,8 @@ def _units(question: str, passages: Sequence[Passage]) -> list[_Unit]:
     from rag.answer.extractive import Scorer
 
     spans = {p.n: sentence_spans(p.text) for p in passages}
-    runs = {n: enumeration_runs([passages_by(passages, n).text[a:b] for a, b in s]) for n, s in spans.items()}
+    texts = {n: [passages_by(passages, n).text[a:b] for a, b in s] for n, s in spans.items()}
+    runs = {n: enumeration_runs(t) for n, t in texts.items()}
     heads = {p.n: _table_heads(p, spans[p.n]) for p in passages}
     out: list[_Unit] = []
     for c in Scorer(question, passages).candidates():
@@ -142,8 +135,9 @@ def _units(question: str, passages: Sequence[Passage]) -> list[_Unit]:
         if heads[c.passage].get(i, -1) >= 0:
             take.add(heads[c.passage][i])  # a table row is shown under its header line
         for lo, hi in runs[c.passage]:
-            if lo <= i <= hi:
-                take.update(range(lo, hi + 1))
+            if lo <= i <= hi:  # the whole run, or its outline (head + item sentences) when long
+                whole = range(lo, hi + 1)
+                take.update(whole if len(whole) <= RUN_WHOLE else outline(texts[c.passage], lo, hi))
         if i > 0 and _CONTEXT_NEEDED.match(passages_by(passages, c.passage).text[ss[i][0] : ss[i][1]]):
             take.add(i - 1)
         out.append(_Unit(c.passage, tuple(sorted(take)), c.score))

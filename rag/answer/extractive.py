@@ -52,7 +52,7 @@ from rag.answer.attributes import asked_attribute, match_level
 from rag.text.sentences import sentence_spans
 from rag.types import Passage
 from rag.ingest.tables import labelled_row, passage_rows
-from rag.text.enumerations import enum_index, enumeration_runs
+from rag.text.enumerations import enumeration_runs, outline
 from rag.text.grams import term_grams
 from rag.text.markers import canonical
 from rag.text.norm import normalize, question_language
@@ -362,13 +362,14 @@ def _whole_enumeration(p: Passage, chosen: list[Candidate], then: Callable[[int,
     if not picked:
         return chosen
     lo, hi = min(picked), max(picked)
-    touched = [(a, b) for a, b in enumeration_runs([p.text[x:y] for x, y in spans]) if a <= hi and b >= lo]
+    texts = [p.text[x:y] for x, y in spans]
+    touched = [(a, b) for a, b in enumeration_runs(texts) if a <= hi and b >= lo]
     if not touched:
         return chosen
     first, last = min(lo, touched[0][0]), max(hi, touched[-1][1])
     keep = list(range(first, last + 1))
-    if sum(spans[k][1] - spans[k][0] for k in keep) > max_chars:
-        keep = [k for k in keep if k in picked or k == first or enum_index(p.text[spans[k][0] : spans[k][1]]) is not None]
+    if sum(len(texts[k]) for k in keep) > max_chars:
+        keep = sorted(set(picked) | set(outline(texts, first, last)))
     by_start = {c.start: c for c in chosen}
     return [by_start.get(spans[k][0]) or then(*spans[k]) for k in keep]
 

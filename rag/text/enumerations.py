@@ -80,9 +80,27 @@ def _next_ok(fam: str, prev: int, cur: tuple[str, int] | None) -> bool:
     return cur[1] == prev + 1
 
 
+# Sentences an item may run to before the next item: reports explain an item for a paragraph
+# ("一是…。" then five sentences of what was done); a bare "1." is also how figures and steps
+# start, so that family must continue sooner.
+MAX_GAP = 6
+MAX_GAP_DIGITS = 3
+
+
+def _marks(sentences: Sequence[str]) -> tuple[list[tuple[str, int] | None], list[bool]]:
+    """Each sentence's item marker (an announcing sentence's inline first item included), and
+    which of them are inline."""
+    idx = [enum_index(s) for s in sentences]
+    inline = [idx[i] is None and _inline_first(s) is not None for i, s in enumerate(sentences)]
+    for i, s in enumerate(sentences):
+        if inline[i]:
+            idx[i] = _inline_first(s)
+    return idx, inline
+
+
 def enumeration_runs(sentences: Sequence[str]) -> list[tuple[int, int]]:
     """[first, last] sentence indices (inclusive) of each enumeration, its head included.
-    Sentences without a marker between two items belong to the earlier item.
+    Sentences without a marker between two items belong to the earlier item, up to `MAX_GAP`.
 
     >>> s = ["要求如下：", "一是加强学习。", "要经常学。", "二是改进作风。", "三是严格纪律。", "会议结束。"]
     >>> enumeration_runs(s)
@@ -90,11 +108,7 @@ def enumeration_runs(sentences: Sequence[str]) -> list[tuple[int, int]]:
     >>> enumeration_runs(["第一，开会。", "天气好。"])
     []
     """
-    idx = [enum_index(s) for s in sentences]
-    inline = [idx[i] is None and _inline_first(s) is not None for i, s in enumerate(sentences)]
-    for i, s in enumerate(sentences):
-        if inline[i]:
-            idx[i] = _inline_first(s)
+    idx, inline = _marks(sentences)
     runs: list[tuple[int, int]] = []
     i = 0
     while i < len(sentences):
@@ -103,12 +117,13 @@ def enumeration_runs(sentences: Sequence[str]) -> list[tuple[int, int]]:
             i += 1
             continue
         fam, k, last, j = cur[0], 1, i, i + 1
+        gap = MAX_GAP_DIGITS if fam == "1." else MAX_GAP
         while j < len(sentences):
             if _next_ok(fam, k, idx[j]):
                 k, last = idx[j][1], j
             elif idx[j] is not None and idx[j][0] == fam:
                 break  # a new enumeration of the same family starts
-            elif j - last > 2:
+            elif j - last > gap:
                 break  # too far from the last item: the enumeration ended
             j += 1
         if k >= 2:
@@ -118,3 +133,39 @@ def enumeration_runs(sentences: Sequence[str]) -> list[tuple[int, int]]:
         else:
             i += 1
     return runs
+
+
+def outline(sentences: Sequence[str], lo: int, hi: int) -> list[int]:
+    """The sentences of run [lo, hi] that name it: its head and each item's marker sentence
+    (what a list answer needs when the whole run is too long to show).
+
+    >>> s = ["全县抓了三件事。", "一是修路。", "修了十公里。", "二是建校。", "三是引水。"]
+    >>> outline(s, 0, 4)
+    [0, 1, 3, 4]
+    """
+    idx, _ = _marks(sentences)
+    return [k for k in range(lo, hi + 1) if k == lo or idx[k] is not None]
+
+
+def continues(sentences: Sequence[str], following: Sequence[str]) -> bool:
+    """Does an enumeration of `sentences` go on in `following` (the next chunk's first
+    sentences): its last item's successor is there, or — after a sentence announcing items
+    ("…三步棋。", "…如下：") with none yet — a first item is?
+
+    >>> continues(["会议提出三项措施：一是建立台账。", "做法很多。", "二是定期回访。"], ["三是考核问效。"])
+    True
+    >>> continues(["走活了三步棋。"], ["一是休渔转产。"]), continues(["走活了三步棋。"], ["天气晴。"])
+    (True, False)
+    >>> continues(["一是修路。", "二是建校。"], ["一是引水。"])
+    False
+    """
+    idx, _ = _marks(sentences)
+    nxt = [e for e in (enum_index(s) for s in following) if e is not None]
+    last = max((k for k, e in enumerate(idx) if e is not None), default=None)
+    if sentences and HEAD.search(sentences[-1]) and (last is None or last < len(sentences) - 1 and idx[-1] is None):
+        if any(e[1] == 1 for e in nxt):
+            return True
+    if last is None or len(sentences) - 1 - last > (MAX_GAP_DIGITS if idx[last][0] == "1." else MAX_GAP):
+        return False
+    fam, k = idx[last]
+    return any(_next_ok(fam, k, e) for e in nxt)
