@@ -336,8 +336,8 @@ def _place_spans(attr: Attribute, sn: str) -> list[tuple[int, int]]:
     verbs = "|".join([*(re.escape(n) for n in attr.nouns), _EVENT_VERBS])
     at_event = re.compile(rf"(?:在|于)[^\s，。；！？,;!?在于]{{2,20}}?(?=(?:{verbs}))")
     spans = [m.span() for rx in (_PLACE_MARK, _IN_PLACE, at_event) for m in rx.finditer(sn)]
-    # "于6月25日召开" / "于2005年成立" name a time, not a place
-    return [(a, b) for a, b in spans if not re.search(rf"\d|{_DATE}", sn[a:b])]
+    # "于6月25日召开" / "于2005年成立" name a time, not a place ("位于县城西2公里" is one)
+    return [(a, b) for a, b in spans if not re.search(_DATE, sn[a:b])]
 
 
 def _noun_spans(attr: Attribute, sn: str) -> list[tuple[int, int]]:
@@ -378,3 +378,16 @@ def has_asked_value(question: str, sentence: str) -> bool | None:
     """
     attr = asked_attribute(question)
     return None if attr is None else match_level(attr, sentence) == 2
+
+
+# the question asks for items ("哪几项", "包括哪些", "哪三步", "what are the")
+_ASKS_ITEMS = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]|包括什么|分别是|分别为|what are|which are", re.I)
+
+
+def asks_items(question: str) -> bool:
+    """Does the question ask for a list of items?
+
+    >>> asks_items("『三带』是哪三带？"), asks_items("会议哪天召开？")
+    (True, False)
+    """
+    return bool(_ASKS_ITEMS.search(normalize(question)))

@@ -48,8 +48,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.answer.attributes import asked_attribute, match_level
-from rag.text.sentences import sentence_spans
+from rag.answer.attributes import asked_attribute, asks_items, match_level
+from rag.text.sentences import leans_on_previous, sentence_spans
 from rag.types import Passage
 from rag.ingest.tables import labelled_row, passage_rows
 from rag.text.enumerations import enumeration_runs, outline
@@ -325,15 +325,19 @@ def extract(
         )
     if not cands or not grounded(cands[0]):
         return "", []
-    best = cands[0]
+    best = _prefer_enumeration(question, cands, by_n) or cands[0]
     chosen = [best]
     text = best.text.rstrip()
     p = by_n[best.passage]
-    following = [s for s in sentence_spans(p.text) if s[0] >= best.end]
+    spans = sentence_spans(p.text)
+    following = [s for s in spans if s[0] >= best.end]
 
-    def then(a: int, b: int) -> Candidate:  # a sentence quoted after `best`, scored as part of it
+    def then(a: int, b: int) -> Candidate:  # a sentence quoted beside `best`, scored as part of it
         return Candidate(p.n, a, b, p.text[a:b], best.score, best.coverage, sc.asked_value(p.text[a:b]))
 
+    before = [s for s in spans if s[1] <= best.start]
+    if before and leans_on_previous(best.text):  # "其中男党员16人" reads on from "现有党员29人"
+        chosen.insert(0, then(*before[-1]))
     if text.endswith(("：", ":", "？", "?")) and max_sentences > 1 and following:
         chosen.append(then(*following.pop(0)))
     # an enumeration the quote starts, announces or sits in is quoted whole, head to last item
@@ -349,6 +353,30 @@ def extract(
         pieces.append(s)
     answer = "".join(pieces) + canonical([best.passage])
     return answer, chosen
+
+
+# a list question's best sentence outside any enumeration yields to an enumeration (its head or
+# an item) scoring at least this share of it: "哪六个奖" is answered by the items, not by the
+# sentence that names the prize most often
+LIST_PREFERENCE = 0.7
+
+
+def _prefer_enumeration(question: str, cands: Sequence[Candidate], by_n: dict[int, Passage]) -> Candidate | None:
+    if not asks_items(question) or not cands:
+        return None
+    runs: dict[int, list[tuple[int, int]]] = {}  # passage → its runs as character spans
+
+    def in_run(c: Candidate) -> bool:
+        if c.passage not in runs:
+            p = by_n[c.passage]
+            sp = sentence_spans(p.text)
+            runs[c.passage] = [(sp[a][0], sp[b][1]) for a, b in enumeration_runs([p.text[x:y] for x, y in sp])]
+        return any(a <= c.start < b for a, b in runs[c.passage])
+
+    if in_run(cands[0]):
+        return None
+    floor = LIST_PREFERENCE * cands[0].score
+    return next((c for c in cands[1:] if c.score >= floor and c.coverage > 0 and in_run(c)), None)
 
 
 def _whole_enumeration(p: Passage, chosen: list[Candidate], then: Callable[[int, int], Candidate],

@@ -24,7 +24,7 @@ _ORDINAL_WORDS = ("首先", "其次", "再次", "然后", "最后")
 _FAMILIES: list[tuple[str, re.Pattern[str]]] = [
     ("是", re.compile(r"^\s*([一二三四五六七八九十])是")),
     ("其", re.compile(r"^\s*其([一二三四五六七八九十])[,，、是：:]")),
-    ("第", re.compile(r"^\s*第([一二三四五六七八九十])(?:[,，、：:]|是|步|条|项|个|点|阶段|方面)")),
+    ("第", re.compile(r"^\s*第([一二三四五六七八九十])(?:[,，、：:]|是|步|条|條|项|項|个|個|点|點|阶段|階段|方面|组|組|类|類|批)")),
     ("(cn)", re.compile(r"^\s*[（(]([一二三四五六七八九十])[)）]")),
     ("cn、", re.compile(r"^\s*([一二三四五六七八九十])[、．.]")),
     ("(1)", re.compile(r"^\s*[（(](\d{1,2})[)）]")),
@@ -32,7 +32,8 @@ _FAMILIES: list[tuple[str, re.Pattern[str]]] = [
     ("①", re.compile(r"^\s*([" + _CIRCLED + r"])")),
 ]
 # a sentence announcing items: ends with a colon, or names a count of things ("三个方面", "五带头")
-HEAD = re.compile(r"[:：]\s*$|[一二三四五六七八九十两\d]+\s*(?:个|项|条|种|件|类|大|方面|点|带|抓|学|包|定|争|化|好|步)")
+# (either script: document text is matched as written)
+HEAD = re.compile(r"[:：]\s*$|[一二三四五六七八九十两兩\d]+\s*(?:个|個|项|項|条|條|种|種|件|类|類|组|組|大|方面|点|點|带|帶|抓|学|學|包|定|争|爭|化|好|步)")
 
 
 def enum_index(sentence: str) -> tuple[str, int] | None:
@@ -60,16 +61,17 @@ def enum_index(sentence: str) -> tuple[str, int] | None:
 
 
 def _inline_first(sentence: str) -> tuple[str, int] | None:
-    """An announcing sentence whose first item follows its colon ("…三项要求：一是加强学习。").
+    """An announcing sentence whose first item follows a colon ("…三项要求：一是加强学习。"),
+    at any of its colons ("基本要求是：…，努力做到“五个好”：一是领导班子好。").
 
-    >>> _inline_first("全局有三项要求：一是加强学习。")
-    ('是', 1)
+    >>> _inline_first("全局有三项要求：一是加强学习。"), _inline_first("要求是：成效明显，做到“五个好”：一是班子好。")
+    (('是', 1), ('是', 1))
     """
-    m = re.search(r"[:：]\s*", sentence)
-    if not m or m.end() >= len(sentence):
-        return None
-    e = enum_index(sentence[m.end() :])
-    return e if e is not None and e[1] == 1 else None
+    for m in re.finditer(r"[:：]\s*", sentence):
+        e = enum_index(sentence[m.end() :]) if m.end() < len(sentence) else None
+        if e is not None and e[1] == 1:
+            return e
+    return None
 
 
 def _next_ok(fam: str, prev: int, cur: tuple[str, int] | None) -> bool:

@@ -99,3 +99,16 @@ def statement_spans(text: str) -> list[tuple[int, int]]:
     if start < len(text):
         spans.append((start, len(text)))
     return _trimmed(text, spans)
+
+
+# a sentence opening with a pronoun or connective reads on from the one before it
+_LEANS = re.compile(r"^\s*(?:其|该|該|这|這|此|那|它|他们|她们|他們|她們|同时|同時|并|並|而且|此外|另外|因此|所以|为此|為此|对此|對此|其中)")
+
+
+def leans_on_previous(sentence: str) -> bool:
+    """Does `sentence` need the sentence before it to be understood ("其中男党员16人")?
+
+    >>> leans_on_previous("其中男党员16人。"), leans_on_previous("為此，我們設立了獎項。"), leans_on_previous("全村有党员29人。")
+    (True, True, False)
+    """
+    return bool(_LEANS.match(sentence))
