@@ -87,7 +87,7 @@ def describe_missing(missing: Sequence[str], passages_text: Sequence[str], lang:
     return s
 
 
-_ASKED_COUNT = re.compile(r"(?:多少|几)(?:个)?([^\s，,。？?！!、的]{1,3})")
+_ASKED_COUNT = re.compile(r"(?:多少|几)(个?[^\s，,。？?！!、的]{1,3})")
 
 
 def asked_unit(question: str) -> str | None:
@@ -95,14 +95,18 @@ def asked_unit(question: str) -> str | None:
 
     >>> asked_unit("苏里格项目部有多少名职工？"), asked_unit("龙泉山环山公路全长多少公里？")
     ('person', 'km')
-    >>> asked_unit("宝泰隆公司是哪一年组建的？") is None
-    True
+    >>> asked_unit("宝泰隆公司是哪一年组建的？") is None, asked_unit("召开了几个层面的座谈会？") is None
+    (True, True)
+    >>> asked_unit("用了几个月？")
+    '个月'
     """
     m = _ASKED_COUNT.search(normalize(question))  # script-folded: 幾戶 reads as 几户
     if not m:
         return None
     qs = quantities("1" + m.group(1))
-    return _unit_class(qs[0].unit, None) if qs and qs[0].unit else None
+    unit = _unit_class(qs[0].unit, None) if qs and qs[0].unit else None
+    # 个 is the generic classifier: "几个层面", "多少个村" are answered by "5个", "12家", "12个村"
+    return None if unit == "个" else unit
 
 
 def unit_mismatch(question: str, statements: Sequence[str]) -> tuple[str, str] | None:
