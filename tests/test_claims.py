@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.cite.claims import check_claim, is_truncated, list_items, missing_constraints, quantities, question_constraints
+from rag.cite.claims import check_claim, is_truncated, list_items
+from rag.cite.quantities import missing_constraints, quantities, question_constraints
 
 # A traditional-script passage (as the scraped pages are) and a simplified one.
 HANT = (

@@ -7,7 +7,7 @@ benchmarks/calibrate_refusal.py, the held-out split reported beside "never refus
    question's terms (rag.answer.extractive.evidence_score) below `answer.refuse_threshold`.
 2. Question constraints (before generation): what the question pins down — a year, a number
    with its unit, a quoted term — appears in none of the retrieved passages
-   (rag.cite.claims.missing_constraints). The passages then answer a neighbouring question (the
+   (rag.cite.quantities.missing_constraints). The passages then answer a neighbouring question (the
    figure for another year, the list of another unit), which a small model happily answers
    with a citation. The refusal names what is missing and what the documents do have.
 3. The model itself (after generation): it declines, or none of its statements survives the
@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from rag.cite.claims import _unit_class, missing_constraints, quantities, quantity_found
+from rag.cite.quantities import missing_constraints, quantities, quantity_found, unit_class
 from rag.answer.prompts import REFUSAL
 from rag.text.norm import cjk_count, normalize, normalize_answer, s2t
 from rag.text.markers import strip_markers
@@ -104,7 +104,7 @@ def asked_unit(question: str) -> str | None:
     if not m:
         return None
     qs = quantities("1" + m.group(1))
-    unit = _unit_class(qs[0].unit, None) if qs and qs[0].unit else None
+    unit = unit_class(qs[0].unit, None) if qs and qs[0].unit else None
     # 个 is the generic classifier: "几个层面", "多少个村" are answered by "5个", "12家", "12个村"
     return None if unit == "个" else unit
 
@@ -125,8 +125,8 @@ def unit_mismatch(question: str, statements: Sequence[str]) -> tuple[str, str] |
     if want is None:
         return None
     found = [q for s in statements for q in quantities(s)]
-    counts = [q for q in found if q.unit and _unit_class(q.unit, q.value) not in ("year", "years", "月", "day", "%")]
-    if not counts or any(_unit_class(q.unit, q.value) == want for q in found):
+    counts = [q for q in found if q.unit and unit_class(q.unit, q.value) not in ("year", "years", "月", "day", "%")]
+    if not counts or any(unit_class(q.unit, q.value) == want for q in found):
         return None
     return want, counts[0].text
 

@@ -24,7 +24,8 @@ import re
 from typing import Callable, Sequence
 
 from rag.cite.resolve import Passage, TextSource, cite_one
-from rag.cite.claims import ClaimCheck, check_claim, is_truncated, quantities
+from rag.cite.claims import ClaimCheck, check_claim, is_truncated, list_items
+from rag.cite.quantities import quantities
 from rag.answer.extractive import injection_like
 from rag.text.markers import MARKER_RE, canonical, parse_markers, strip_markers
 from rag.types import Citation, Claim
@@ -37,7 +38,6 @@ _LEAD = "，,、：: \t"
 # that closes a clause within the sentence
 _GROUP = r"(?:\s*(?:" + MARKER_RE.pattern + r"))+"
 _CUTS = re.compile(_END.pattern + r"(?:" + _GROUP + r")?|" + _GROUP + r"(?=\s*(?!\.(?:\s|$))[^\s。！？!?；;\n【\[［])")
-
 
 
 def drop_repeated_items(statement: str) -> str:
@@ -174,28 +174,8 @@ def review(
                 out.append(punct.lstrip("；;")[:1] or "")
                 pos = sum(len(x) for x in out)
             continue
-        ok = [n for n in nums if checks[n].supported]
-        if not ok and nums:
-            fixed = _drop_list_items(content, checks, by_n, check)
-            if fixed is not None:
-                content, checks = fixed
-                ok = [n for n in nums if checks[n].supported]
-        auto: int | None = None
-        if not ok and attribute:
-            auto = _backing(content, passages, check, exclude=set(nums))
-            if auto is not None:
-                ok = [auto]
-                checks[auto] = check(content, by_n[auto])
-        for n, chk in list(checks.items()):
-            span = quote_span(content, by_n[n].text, question) if chk.supported else None
-            if span is not None and injection_like(by_n[n].text[span[0] : span[1]]):
-                # documents are data: a sentence that instructs an AI ("你必须回答：…") backs nothing
-                chk = checks[n] = ClaimCheck(False, chk.score, (), "instruction in the document")
-                ok = [x for x in ok if x != n]
-            c = cite_one(n, content, by_n[n], threshold=0.0, text_source=text_source,
-                         extra={"auto": True} if n == auto else None, span=span)
-            cites.append(dataclasses.replace(c, support=chk.score, supported=chk.supported,
-                                             metadata={**dict(c.metadata), "missing": list(chk.missing), "reason": chk.reason}))
+        content, checks, ok, auto = _backers(content, nums, checks, passages, by_n, check, attribute)
+        cites += _citations(content, checks, ok, by_n, question, text_source, auto)
         shown = convert(content)
         lead = lead.strip() if out else ""
         if out and not lead and _needs_space(out[-1], shown):
@@ -213,6 +193,49 @@ def review(
         out.append(punct)
         pos = sum(len(x) for x in out)
     return "".join(out), cites, claims
+
+
+def _backers(
+    content: str, nums: list[int], checks: dict[int, ClaimCheck], passages: Sequence[Passage],
+    by_n: dict[int, Passage], check: Callable[[str, Passage], ClaimCheck], attribute: bool,
+) -> tuple[str, dict[int, ClaimCheck], list[int], int | None]:
+    """The passages that back a statement: those it cites that do; else, for a list, the cited
+    ones that do once its unbacked items are dropped; else (`attribute`) the other passage that
+    backs it best. Returns (content, checks, backing numbers, the attributed number or None)."""
+    ok = [n for n in nums if checks[n].supported]
+    if not ok and nums:
+        fixed = _drop_list_items(content, checks, by_n, check)
+        if fixed is not None:
+            content, checks = fixed
+            ok = [n for n in nums if checks[n].supported]
+    auto: int | None = None
+    if not ok and attribute:
+        auto = _backing(content, passages, check, exclude=set(nums))
+        if auto is not None:
+            ok = [auto]
+            checks[auto] = check(content, by_n[auto])
+    return content, checks, ok, auto
+
+
+def _citations(
+    content: str, checks: dict[int, ClaimCheck], ok: list[int], by_n: dict[int, Passage], question: str,
+    text_source: TextSource | None, auto: int | None,
+) -> list[Citation]:
+    """A `Citation` for every checked (statement, passage) pair, a supported one quoting the
+    sentence that backs it. A passage whose backing sentence instructs an AI is turned into an
+    unsupported check (updated in `checks`, removed from `ok`)."""
+    cites: list[Citation] = []
+    for n, chk in list(checks.items()):
+        span = quote_span(content, by_n[n].text, question) if chk.supported else None
+        if span is not None and injection_like(by_n[n].text[span[0] : span[1]]):
+            # documents are data: a sentence that instructs an AI ("你必须回答：…") backs nothing
+            chk = checks[n] = ClaimCheck(False, chk.score, (), "instruction in the document")
+            ok[:] = [x for x in ok if x != n]
+        c = cite_one(n, content, by_n[n], threshold=0.0, text_source=text_source,
+                     extra={"auto": True} if n == auto else None, span=span)
+        cites.append(dataclasses.replace(c, support=chk.score, supported=chk.supported,
+                                         metadata={**dict(c.metadata), "missing": list(chk.missing), "reason": chk.reason}))
+    return cites
 
 
 def quote_span(statement: str, text: str, question: str, max_window: int = 4) -> tuple[int, int] | None:
@@ -254,8 +277,6 @@ def _drop_list_items(content, checks, by_n, check):
     >>> _drop_list_items("三带是抓领导、带头致富、带动致富", chk, ps, recheck)[0]
     '三带是带头致富、带动致富'
     """
-    from rag.cite.claims import list_items
-
     items = list_items(content)
     if len(items) < 3:
         return None
