@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from rag.types import Answer, Chunk, Citation, Hit
-from ui import render
+from ui import render, sources
 
 XSS = [
     "<script>alert(1)</script>",
@@ -199,22 +199,22 @@ def test_bold_and_line_breaks_survive():
 
 def test_find_quote_exact_whitespace_and_script():
     passage = "学习型党组织建设很重要。关键在县一级。因此实施了措施。"
-    assert passage[slice(*render.find_quote(passage, "关键在县一级。"))] == "关键在县一级。"
+    assert passage[slice(*sources.find_quote(passage, "关键在县一级。"))] == "关键在县一级。"
     # OCR line break inside the sentence of the passage: 关键在\n县一级
     p2 = "学习型党组织建设。关键在\n县 一级。后文。"
-    a, b = render.find_quote(p2, "关键在县一级。")
+    a, b = sources.find_quote(p2, "关键在县一级。")
     assert p2[a:b] == "关键在\n县 一级。"
     # passage in traditional script, quote in simplified
     p3 = "學習型黨組織。關鍵在縣一級。"
-    a, b = render.find_quote(p3, "关键在县一级")
+    a, b = sources.find_quote(p3, "关键在县一级")
     assert p3[a:b] == "關鍵在縣一級"
-    assert render.find_quote(p3, "完全无关的句子") is None
-    assert render.find_quote(p3, "") is None
+    assert sources.find_quote(p3, "完全无关的句子") is None
+    assert sources.find_quote(p3, "") is None
 
 
 def test_highlight_wraps_exactly_the_quote():
     passage = "前文<b>。关键在县一级。后文"
-    out, found = render.highlight(passage, "关键在县一级。")
+    out, found = sources.highlight(passage, "关键在县一级。")
     assert found
     before, rest = out.split('<mark class="quote">', 1)
     inside, after = rest.split("</mark>", 1)
@@ -225,7 +225,7 @@ def test_highlight_wraps_exactly_the_quote():
 
 def test_citation_card_shows_title_section_date_source_and_quote():
     c = chunk(4, "第一句。被引用的句子在这里。第三句。", title="《报告》", section=("一、总则", "（二）细则"))
-    card = render.citation_card(cite(2, c, "被引用的句子在这里。"), c, turn=5)
+    card = sources.citation_card(cite(2, c, "被引用的句子在这里。"), c, turn=5)
     p = assert_safe(card)
     text = "".join(p.text)
     assert ('article', {'class': 'src-card', 'id': 'src-5-2'}) in p.tags
@@ -238,16 +238,16 @@ def test_citation_card_shows_title_section_date_source_and_quote():
 
 def test_citation_card_quote_not_in_passage_is_still_shown():
     c = chunk(0, "段落里没有这句话。")
-    card = render.citation_card(cite(1, c, "另一句话。"), c, turn=0)
+    card = sources.citation_card(cite(1, c, "另一句话。"), c, turn=0)
     assert "quote-only" in card and "另一句话。" in card
 
 
 @pytest.mark.parametrize("payload", XSS)
 def test_document_text_and_metadata_cannot_inject(payload):
     c = chunk(0, f"前文{payload}被引用。后文", title=payload, section=(payload,), meta={"date": payload, "source_name": payload})
-    card = render.citation_card(cite(1, c, "被引用。"), c, turn=0)
+    card = sources.citation_card(cite(1, c, "被引用。"), c, turn=0)
     assert_safe(card)
-    assert_safe(render.hit_card(hit(c), 0, 1))
+    assert_safe(sources.hit_card(hit(c), 0, 1))
 
 
 # ---------------------------------------------------------------- refusal and panel
@@ -268,7 +268,7 @@ def _answer(refused: bool, citations=(), hits=(), text="答案") -> Answer:
 
 def test_refused_answer_shows_closest_passages():
     hits = [hit(chunk(i, f"最接近的段落{i}。", doc=f"d{i}"), i + 1) for i in range(7)]
-    out = render.sources_html(_answer(True, hits=hits), turn=2)
+    out = sources.sources_html(_answer(True, hits=hits), turn=2)
     p = parse(out)
     assert "refusal" in out
     ids = [a["id"] for t, a in p.tags if t == "article"]
@@ -277,14 +277,14 @@ def test_refused_answer_shows_closest_passages():
 
 
 def test_refused_answer_without_hits():
-    out = render.sources_html(_answer(True), turn=0)
+    out = sources.sources_html(_answer(True), turn=0)
     assert "没有检索到任何段落" in out
 
 
 def test_answered_sources_are_citation_cards_in_marker_order():
     c1, c2 = chunk(0, "甲。", doc="a"), chunk(0, "乙。", doc="b")
     a = _answer(False, citations=[cite(2, c2, "乙。"), cite(1, c1, "甲。")], hits=[hit(c1, 1), hit(c2, 2)])
-    p = parse(render.sources_html(a, turn=0))
+    p = parse(sources.sources_html(a, turn=0))
     assert [x["id"] for t, x in p.tags if t == "article"] == ["src-0-1", "src-0-2"]
 
 
@@ -297,7 +297,7 @@ def test_footer_warns_when_ungrounded_or_refused():
 
 
 def test_panel_newest_first_only_newest_open():
-    out = render.panel_html([(0, "第一问<b>", "A"), (1, "第二问", "B")])
+    out = sources.panel_html([(0, "第一问<b>", "A"), (1, "第二问", "B")])
     p = parse(out)
     details = [a for t, a in p.tags if t == "details"]
     assert [d["id"] for d in details] == ["turn-src-1", "turn-src-0"]
@@ -405,7 +405,7 @@ def test_passage_backing_one_statement_and_not_another_links_to_the_backing_card
     good, bad = cite(1, c1, "甲在1999年成立。"), cite(1, c1, "甲在1999年成立。", supported=False)
     a = Answer("问", CLAIMS_TEXT, (bad, good), False, (hit(c1),), {}, "fake", grounded=True, claims=(VERIFIED, UNVERIFIED))
     assert "cite-weak" not in render.claims_html(a, 0)
-    p = parse(render.sources_html(a, 0))
+    p = parse(sources.sources_html(a, 0))
     cards = [x for t, x in p.tags if t == "article"]
     assert cards[0] == {"class": "src-card", "id": "src-0-1"} and "id" not in cards[1]
 

@@ -116,8 +116,8 @@ def test_prompts_use_the_same_defuse():
 def test_statements_agree_with_cite_and_report():
     from rag.cite import resolve as cite
 
-    from rag.cite import report
-    assert cite.statements is statements and report.statements is statements
+    from rag.cite import segments
+    assert cite.statements is statements and segments.statements is statements
     sts = statements("第一句没有出处。第二句【1】【2】，第三句[3]。第四句【1-2】")
     assert [(s.text, s.numbers) for s in sts] == [("第二句", (1, 2)), ("第三句", (3,)), ("第四句", (1, 2))]
 
@@ -221,9 +221,9 @@ def test_locate_and_find_quote_across_script_and_width():
 def test_call_sites_use_the_one_matcher():
     from rag.cite import resolve as cite
     from rag.evaluate import metrics
-    from ui import render
+    from ui import sources
 
-    assert cite.align is align and metrics.locate_quote is locate_quote and render.find_quote is find_quote
+    assert cite.align is align and metrics.locate_quote is locate_quote and sources.find_quote is find_quote
 
 
 # ---------------------------------------------------------------- bigram overlap

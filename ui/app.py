@@ -11,7 +11,8 @@ prompting, citation checking and storing uploads live in rag/. This module wires
     ui/chat.py      one turn: Assistant.ask events → bubble, status, panel (no Gradio; tested)
     ui/examples.py  example questions from the corpus
     ui/theme.py     theme, CSS and page script (ui/assets/), offline
-    ui/render.py    pure HTML;  ui/feedback.py  the feedback store and its export
+    ui/render.py    pure HTML of the conversation;  ui/sources.py  of the source panel
+    ui/feedback.py  the feedback store and its export
 
 State: every browser session has its own `gr.State` (conversation, answers, feedback ids) and
 its own settings components (KB, backend, model, k, mode). The only things shared between

@@ -1,7 +1,7 @@
 """One chat turn and the session state: `Assistant.ask` events → chat bubble, status, source panel.
 
 No Gradio here: `run_turn` yields (state, status_html, panel_html or None) and ui/events.py maps
-that onto the page's components; the tests call it directly. HTML comes from ui/render.py.
+that onto the page's components; the tests call it directly. HTML comes from ui/render.py and ui/sources.py.
 
 The state is one plain dict per browser session (`gr.State`): `sid`, `turns` (question,
 settings, hits, streamed text, Answer or error), `messages` (the chat bubbles), `feedback`
@@ -21,7 +21,7 @@ from typing import Any
 
 from rag.errors import RagError
 from rag.types import Answer, Evidence, Final, Status, Token
-from ui import render
+from ui import render, sources
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,13 @@ def panel_for(state: dict[str, Any]) -> str:
                 from ui.crop import page_figures
 
                 t["figures"] = page_figures(a)
-            body = render.sources_html(a, i, t["figures"])
+            body = sources.sources_html(a, i, t["figures"])
         elif t.get("error"):
-            body = render.evidence_html(t.get("hits", ()), i, done=True)
+            body = sources.evidence_html(t.get("hits", ()), i, done=True)
         else:
-            body = render.evidence_html(t.get("hits", ()), i)
+            body = sources.evidence_html(t.get("hits", ()), i)
         blocks.append((i, t["question"], body))
-    return render.panel_html(blocks)
+    return sources.panel_html(blocks)
 
 
 def write_report(state: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ui import render
+from ui import render, sources
 from ui.chat import ensure_state, new_state, run_turn, write_report
 from ui.layout import ChatView, FeedbackView
 
@@ -111,7 +111,7 @@ def wire_controls(chat: ChatView, state: Any, ask_events: list[Any]) -> None:
         return (
             st["messages"],
             render.status_html("新对话 · New conversation", busy=False),
-            render.panel_html([]),
+            sources.panel_html([]),
             st,
             gr.DownloadButton(value=None, interactive=False),
             gr.Group(visible=False),

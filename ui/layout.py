@@ -15,7 +15,7 @@ from typing import Any
 from rag.config import RETRIEVE_MODES as MODES
 from rag.config import Config
 from rag.index.uploads import ALLOWED_SUFFIXES
-from ui import render
+from ui import render, sources
 
 BACKENDS = ("local", "openai", "extractive")
 MODE_LABELS = [("混合 hybrid (向量+BM25)", "hybrid"), ("向量 dense", "dense"), ("关键词 BM25", "bm25")]
@@ -117,7 +117,7 @@ def chat_tab(cfg: Config, d: PageDefaults) -> ChatView:
             ask = _ask_column(d)
             settings = _settings(cfg, d)
         with gr.Column(scale=5, min_width=360, elem_id="src-col"):
-            panel = gr.HTML(render.panel_html([]), elem_id="sources", padding=False)
+            panel = gr.HTML(sources.panel_html([]), elem_id="sources", padding=False)
     return ChatView(**ask, **settings, panel=panel)
 
 

@@ -1,7 +1,8 @@
-"""Pure rendering for the web chat: answers, citations, evidence and refusals → HTML strings.
+"""Pure rendering for the web chat's conversation: answers, citation markers, claims, the status
+line and the documents table → HTML strings. The source panel beside the chat is ui/sources.py.
 
 Everything here is a pure function of `rag.types` values, so it is unit-tested without Gradio
-(tests/test_render.py). Two rules hold for every function:
+(tests/test_render.py). Two rules hold for every function (here and in ui/sources.py):
 
 - Every piece of document or answer text goes through `esc()` before it touches markup. `esc`
   is `html.escape` plus numeric entities for the few characters a Markdown/LaTeX renderer could
@@ -14,12 +15,10 @@ Everything here is a pure function of `rag.types` values, so it is unit-tested w
   carry data are `id`/`href` built from integers and `title` built with `esc(…, quote=True)`.
 
 Citation links: a `【n】` marker in turn `t` becomes `<a class="cite" href="#src-t-n">【n】</a>`;
-the source panel holds one card per cited passage with `id="src-t-n"`. Gradio's sanitiser drops
-`data-*` attributes but keeps `class`, `href="#…"` and `title`, so the (tiny) page script
-(ui/assets/page.js) reads the target from the `href` and opens/scrolls/flashes the card.
+the source panel (ui/sources.py) holds one card per cited passage with `id="src-t-n"`.
 
 Claims: a finished answer is rendered from `Answer.text` cut at `Answer.claims`
-(`rag.cite.report.claim_segments`, shared with `rag report`). A verified statement is
+(`rag.cite.segments.claim_segments`, shared with `rag report`). A verified statement is
 `<span class="claim claim-verified">` and looks as before (its markers link to sources, whose
 cards carry the ✓ 已核对 badge); an unverified one is `<span class="claim-unverified"
 title="未能在资料中核实：…">` — muted, dashed underline, a small "未核实" label — and never
@@ -33,13 +32,12 @@ are kept (a local 1.5B model uses little else); full Markdown would reopen links
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rag.cite.report import claim_segments, understood_as
+from rag.cite.segments import claim_segments, understood_as, unverified_tip
 from rag.text.markers import canonical, parse_markers
-from rag.text.match import find_quote  # the one quote matcher (also part of this module's API)
-from rag.types import Answer, Chunk, Citation, Claim, Hit
+from rag.types import Answer, Citation, Claim, Hit
 
 # Characters that Markdown / GFM / KaTeX renderers give meaning to; as numeric entities they
 # are plain text everywhere (CommonMark: entity references never indicate structure).
@@ -94,8 +92,12 @@ def esc(text: Any, quote: bool = False) -> str:
     return s.translate(_TABLE_Q if quote else _TABLE)
 
 
-def _paragraphs(escaped: str) -> str:
-    """Line breaks and **bold** on already-escaped text (the `*` are entities by now)."""
+def paragraphs(escaped: str) -> str:
+    """Line breaks and **bold** on already-escaped text (the `*` are entities by now).
+
+    >>> paragraphs(esc("**要点**\\n下一行"))
+    '<strong>要点</strong><br>下一行'
+    """
     s = re.sub(r"&#42;&#42;(.+?)&#42;&#42;", r"<strong>\1</strong>", escaped)
     s = s.replace("\r\n", "\n")
     s = re.sub(r"\n{3,}", "\n\n", s)
@@ -133,7 +135,7 @@ def _linked(text: str, by_n: Mapping[int, str], weak: set[int], turn: int) -> st
     out: list[str] = []
     pos = 0
     for m in parse_markers(text):  # every form the citation parser accepts; lists link per number
-        out.append(_paragraphs(esc(text[pos : m.start])))
+        out.append(paragraphs(esc(text[pos : m.start])))
         for n in m.numbers:
             if n in by_n:
                 cls = "cite cite-weak" if n in weak else "cite"
@@ -142,7 +144,7 @@ def _linked(text: str, by_n: Mapping[int, str], weak: set[int], turn: int) -> st
             else:
                 out.append(f'<span class="cite-missing" title="没有对应的段落 (no such passage)">{canonical([n])}</span>')
         pos = m.end
-    out.append(_paragraphs(esc(text[pos:])))
+    out.append(paragraphs(esc(text[pos:])))
     return "".join(out)
 
 
@@ -168,7 +170,7 @@ def answer_html(
 
 def unverified_title(claim: Claim) -> str:
     """The tooltip of an unverified statement: what the documents lack, what it cited."""
-    tip = "未能在资料中核实" + ("：" + "、".join(claim.missing) if claim.missing else "")
+    tip = unverified_tip(claim)
     if claim.numbers:
         tip += f" · 所引段落{canonical(claim.numbers)}不支持这句话"
     return tip
@@ -197,7 +199,7 @@ def claims_html(answer: Answer, turn: int) -> str:
             head = text.rstrip()[: -len(reason)].rstrip()
             return _linked(head, by_n, weak, turn) + f'<div class="refusal-reason">{_linked(reason, by_n, weak, turn)}</div>'
         body = _linked(text.strip(), by_n, weak, turn)
-        return body + (f'<div class="refusal-reason">{_paragraphs(esc(reason))}</div>' if reason else "")
+        return body + (f'<div class="refusal-reason">{paragraphs(esc(reason))}</div>' if reason else "")
     return "".join(claim_html(_linked(seg.text, by_n, weak, turn), seg.claim) for seg in claim_segments(answer))
 
 
@@ -252,162 +254,6 @@ def streaming_message_html(text: str, turn: int, hits: Sequence[Hit]) -> str:
     return body + '<span class="typing" aria-hidden="true">▍</span>'
 
 
-# ---------------------------------------------------------------- passages and highlighting
-
-
-# `find_quote(passage, quote)` (imported above from rag.text.match) places the quote.
-
-
-def highlight(passage: str, quote: str) -> tuple[str, bool]:
-    """Escaped passage with the quote wrapped in `<mark class="quote">`; (html, found)."""
-    span = find_quote(passage, quote)
-    if span is None:
-        return _paragraphs(esc(passage)), False
-    a, b = span
-    return (
-        _paragraphs(esc(passage[:a]))
-        + '<mark class="quote">'
-        + _paragraphs(esc(passage[a:b]))
-        + "</mark>"
-        + _paragraphs(esc(passage[b:])),
-        True,
-    )
-
-
-def _meta_line(meta: Mapping[str, Any], source: str, chunk_id: str) -> str:
-    items: list[str] = []
-    date = meta.get("date") or meta.get("published") or ""
-    if date:
-        items.append(f'<span class="m-date">日期 {esc(date)}</span>')
-    src_name = meta.get("source_name") or meta.get("site") or ""
-    if src_name:
-        items.append(f'<span class="m-src">来源 {esc(src_name)}</span>')
-    author = meta.get("author") or ""
-    if author:
-        items.append(f'<span class="m-author">作者 {esc(author)}</span>')
-    if source:
-        # the file name is what people recognise; the full path and chunk id are in the tooltip
-        name = _basename(source)
-        tip = f"{source} · {chunk_id}"
-        items.append(f'<span class="m-file" title="{esc(tip, quote=True)}">文件 {esc(name)}</span>')
-    return f'<div class="src-meta">{"".join(items)}</div>' if items else ""
-
-
-def _section_line(section: Sequence[str]) -> str:
-    parts = [p for p in section if p]
-    return f'<div class="src-section">{esc(" › ".join(parts))}</div>' if parts else ""
-
-
-def citation_card(c: Citation, chunk: Chunk | None, turn: int, *, anchor: bool = True, figure: str = "") -> str:
-    """One cited passage: title, section path, date/source, passage with the quote marked;
-    `figure`: the page crop of a scan (ui/crop.py), already HTML."""
-    meta: dict[str, Any] = {}
-    if chunk is not None:
-        meta.update(chunk.metadata or {})
-    meta.update(c.metadata or {})
-    title = c.title or (chunk.title if chunk else "") or c.doc_id
-    section = c.section or (chunk.section if chunk else ())
-    source = c.source or (chunk.source if chunk else "")
-    if chunk is not None:
-        body, found = highlight(chunk.text, c.quote)
-        if not found and c.quote:
-            body = f'<blockquote class="quote-only"><mark class="quote">{esc(c.quote)}</mark></blockquote>' + body
-    else:
-        body = f'<mark class="quote">{esc(c.quote)}</mark>' if c.quote else '<span class="muted">（段落不可用）</span>'
-    support = (
-        f'<span class="sup ok" title="support {c.support:.2f}">✓ 已核对 {c.support:.2f}</span>'
-        if c.supported
-        else f'<span class="sup weak" title="support {c.support:.2f}">⚠ 支持度低 {c.support:.2f}</span>'
-    )
-    stmt = f'<div class="src-stmt">引用于：{esc(c.statement)}</div>' if c.statement else ""
-    cls = "src-card" if c.supported else "src-card weak"
-    ident = f' id="src-{turn}-{c.n}"' if anchor else ""
-    return (
-        f'<article class="{cls}"{ident}>'
-        f'<header><span class="src-n">{canonical([c.n])}</span><span class="src-title">{esc(title)}</span>{support}</header>'
-        f"{_section_line(section)}{_meta_line(meta, source, c.chunk_id)}"
-        f'<div class="src-text">{body}</div>{figure}{stmt}</article>'
-    )
-
-
-def hit_card(h: Hit, turn: int, n: int, *, cid_prefix: str = "src") -> str:
-    """A retrieved passage without a checked quote (evidence while streaming; refusals)."""
-    c = h.chunk
-    ranks = " · ".join(f"{esc(k)} #{v}" for k, v in sorted(h.ranks.items())) if h.ranks else ""
-    score = f'<span class="sup" title="{esc(ranks, quote=True)}">score {h.score:.3f}</span>'
-    return (
-        f'<article class="src-card hit" id="{cid_prefix}-{turn}-{n}">'
-        f'<header><span class="src-n">{canonical([n])}</span><span class="src-title">{esc(c.title or c.doc_id)}</span>{score}</header>'
-        f"{_section_line(c.section)}{_meta_line(c.metadata or {}, c.source, c.chunk_id)}"
-        f'<div class="src-text">{_paragraphs(esc(c.text))}</div></article>'
-    )
-
-
-def _chunk_index(hits: Iterable[Hit]) -> dict[str, Chunk]:
-    return {h.chunk.chunk_id: h.chunk for h in hits}
-
-
-def sources_html(answer: Answer, turn: int, figures: Mapping[int, str] | None = None) -> str:
-    """Source panel body for a finished answer: cited passages (with the page crop of a scan,
-    `figures[n]`), or on refusal the closest ones."""
-    if answer.refused or not answer.citations:
-        return refusal_html(answer.hits, turn, refused=answer.refused)
-    chunks = _chunk_index(answer.hits)
-    cards: list[str] = []
-    anchored: set[int] = set()
-    # a passage that backs one statement and not another: the backing card first, and it alone
-    # carries the anchor the 【n】 link opens
-    for c in sorted(answer.citations, key=lambda c: (c.n, not c.supported)):
-        fig = (figures or {}).get(c.n, "") if c.n not in anchored else ""
-        cards.append(citation_card(c, chunks.get(c.chunk_id), turn, anchor=c.n not in anchored, figure=fig))
-        anchored.add(c.n)
-    return "".join(cards)
-
-
-def refusal_html(hits: Sequence[Hit], turn: int, *, refused: bool = True, limit: int = 5) -> str:
-    """The closest passages, shown when the assistant declines to answer (or cites nothing)."""
-    head = (
-        "没有找到足以回答的内容。以下是最接近的段落，供您自行判断："
-        if refused
-        else "回答没有引用可核实的段落。以下是检索到的最接近的段落："
-    )
-    if not hits:
-        return f'<div class="refusal">{head}</div><div class="muted">（知识库中没有检索到任何段落）</div>'
-    cards = "".join(hit_card(h, turn, i, cid_prefix="near") for i, h in enumerate(hits[:limit], 1))
-    return f'<div class="refusal">{head}</div>{cards}'
-
-
-def evidence_html(hits: Sequence[Hit], turn: int, *, done: bool = False) -> str:
-    """The numbered passages handed to the model: while the answer streams, or (done=True)
-    for a turn that ended without an answer (stopped, failed)."""
-    if not hits:
-        return '<div class="muted">没有检索到段落</div>' if done else '<div class="muted">正在检索…</div>'
-    head = f"检索到的 {len(hits)} 个段落：" if done else f"模型正在阅读以下 {len(hits)} 个段落："
-    cards = "".join(hit_card(h, turn, i) for i, h in enumerate(hits, 1))
-    return f'<div class="muted">{head}</div>{cards}'
-
-
-def turn_block(turn: int, question: str, body: str, *, open_: bool) -> str:
-    """One conversation turn in the source panel (newest open, older ones folded)."""
-    op = " open" if open_ else ""
-    return (
-        f'<details class="turn-src" id="turn-src-{turn}"{op}>'
-        f'<summary><span class="turn-no">第 {turn + 1} 问</span> {esc(question)}</summary>'
-        f"{body}</details>"
-    )
-
-
-def panel_html(blocks: Sequence[tuple[int, str, str]]) -> str:
-    """The whole source panel from (turn, question, body) triples; newest first."""
-    if not blocks:
-        return (
-            '<div class="src-empty"><div class="src-empty-title">来源 Sources</div>'
-            "回答中的 【n】 标记可点击：被引用的段落会显示在这里，引用的句子以黄色标出，"
-            "并附有文档标题、章节、日期和来源。</div>"
-        )
-    last = max(t for t, _, _ in blocks)
-    return "".join(turn_block(t, q, b, open_=(t == last)) for t, q, b in sorted(blocks, reverse=True))
-
 
 def status_html(message: str, *, busy: bool = True, error: bool = False, elapsed: float | None = None) -> str:
     """The status line under the chat (spinner while busy).
@@ -438,7 +284,7 @@ def documents_html(docs: Sequence[Any]) -> str:
         rows.append(
             "<tr>"
             f'<td class="d-title">{esc(g(d, "title") or g(d, "doc_id"))}<div class="d-id">{esc(g(d, "doc_id"))}</div></td>'
-            f'<td class="d-src" title="{esc(g(d, "source"), quote=True)}">{esc(_basename(g(d, "source")))}</td>'
+            f'<td class="d-src" title="{esc(g(d, "source"), quote=True)}">{esc(basename(g(d, "source")))}</td>'
             f'<td class="d-n">{esc(n)}</td>'
             f'<td class="d-date">{esc(g(d, "date"))}</td>'
             f'<td class="d-added">{esc(_short_time(g(d, "added")))}</td>'
@@ -451,7 +297,12 @@ def documents_html(docs: Sequence[Any]) -> str:
     )
 
 
-def _basename(path: Any) -> str:
+def basename(path: Any) -> str:
+    """The file name of a path, either slash (what people recognise of a source).
+
+    >>> basename("seeds\\\\a/000_x.txt")
+    '000_x.txt'
+    """
     return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]
 
 

@@ -65,7 +65,7 @@ def checked_text(answer) -> str:
     >>> checked_text(a)
     '甲是一【1】。乙成立于2003年⚠未核实（资料中没有：2003年）。'
     """
-    from rag.cite.report import claim_segments
+    from rag.cite.segments import claim_segments
 
     if not answer.claims:
         return answer.text
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         raise RagError(f"{e} (the text above is unfinished and unchecked: not an answer)") from None
     assert final is not None
     out.write("\n")
-    from rag.cite.report import understood_as
+    from rag.cite.segments import understood_as
 
     if understood_as(final):
         print(f"\n理解为：{understood_as(final)}", file=out)
