@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from rag.chunk.headings import heading_marker, is_title_candidate
 from rag.chunk.sections import (
     chunk_document,
     chunk_offsets,
     chunk_orig_span,
     count_tokens,
-    heading_marker,
-    is_title_candidate,
     parse_sections,
     split_sentences,
 )
-from rag.ingest.clean import _SITE_BLURB, OCR_CHAR_FIXES, clean_text
+from rag.ingest.clean import OCR_CHAR_FIXES, clean_text
+from rag.ingest.repair import SITE_BLURB
 from rag.config import ChunkConfig
 from rag.ingest.load import load_paths
 from rag.types import Document
@@ -314,7 +314,7 @@ def test_sentence_longer_than_limit_is_cut_at_clauses():
 def test_attribution_stays_with_quote():
     text = "“这项工作很重要，必须抓紧抓好。”公司总经理刘恩福说。下一句话在这里。"
     doc = make_doc(text)
-    from rag.chunk.sections import _units
+    from rag.chunk.pack import _units
 
     units = _units(doc.clean, 0, len(doc.clean), ChunkConfig())
     assert doc.clean[units[0].start : units[0].end] == "“这项工作很重要，必须抓紧抓好。”公司总经理刘恩福说。"
@@ -356,7 +356,7 @@ def test_every_chunk_maps_to_its_exact_original_span(seed_chunks, seed_docs):
             # (joined lines, indentation) or removed residue like a glued page number
             covered = set(offs)
             extra = "".join(doc.text[o] for o in range(c.start, c.end) if o not in covered)
-            extra = _SITE_BLURB.sub("", extra)  # a removed "本站…整理…" blurb sentence
+            extra = SITE_BLURB.sub("", extra)  # a removed "本站…整理…" blurb sentence
             assert re.fullmatch(r"[\s\-\d\u201e]*", extra), (c.chunk_id, extra)
             assert span.strip()
 

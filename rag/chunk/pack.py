@@ -172,7 +172,7 @@ def _hard_split(clean: str, s: int, e: int, cfg: ChunkConfig) -> list[_Unit]:
     return out
 
 
-def _pack(
+def pack_units(
     units: list[_Unit], cfg: ChunkConfig, clean: str, prefix: Callable[[int], str] | None = None
 ) -> list[tuple[int, int, int]]:
     """Greedy packing into unit ranges [i, j) with whole-sentence overlap; then a final tiny
@@ -231,10 +231,10 @@ def _pack(
 
 
 
-def _runs(offsets: Sequence[int], a: int, b: int) -> list[list[int]]:
+def offset_runs(offsets: Sequence[int], a: int, b: int) -> list[list[int]]:
     """Compact offset map of clean[a:b]: [[i, orig], …] where each run continues orig+1 per char.
 
-    >>> _runs([0, 1, 2, 5, 6, 6], 0, 6)
+    >>> offset_runs([0, 1, 2, 5, 6, 6], 0, 6)
     [[0, 0], [3, 5], [5, 6]]
     """
     import numpy as np

@@ -11,7 +11,8 @@ import re
 # ---------------------------------------------------------------------------------------------
 # boilerplate lines
 
-_WS = " \t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c"
+# whitespace other than the line break: what lines are trimmed of (also rag.ingest.clean and repair)
+WS = " \t\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c"
 # "您当前的位置：" "当前位置：" "所在位置：" (a bare "位置：…" is content: a place's location)
 _BREADCRUMB_HEAD = re.compile(
     r"^[(（\[]?\s*(?:(?:您|你)\s*(?:的)?\s*(?:当前|當前|目前|现在|現在)?|当前|當前|目前|现在|現在|所在)"
@@ -20,11 +21,12 @@ _BREADCRUMB_HEAD = re.compile(
 _CRUMB_SEP = re.compile(r"\s*(?:>>?|＞|›|»)\s*")  # not →: "申请→审核→批准" is content
 _HOME = re.compile(r"^(?:首页|首頁|主页|主頁|网站首页|網站首頁|home)$", re.I)
 # the value must look like names ("王凌霞", "王静、李四"), so "审核：由县委组织部负责。" stays content
-_EDITOR = re.compile(
+EDITOR = re.compile(
     r"^[\[（(【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|值班编辑|值班編輯|校对|校對|审核|審核|审校|審校|监制|監製)"
     r"\s*[:：]\s*([^\s，,。；;：:）)\]】]{0,8}(?:[、/ ][^\s，,。；;：:）)\]】]{1,8}){0,3})\s*[\]）)】]?$"
 )
-_EDITOR_ROLES = ("责任编辑", "責任編輯", "责编", "責編", "编辑", "編輯", "值班编辑", "值班編輯")
+# the roles whose line ends the article when it sits in the second half of the page (rag.ingest.clean)
+EDITOR_ROLES = ("责任编辑", "責任編輯", "责编", "責編", "编辑", "編輯", "值班编辑", "值班編輯")
 _PAGE_NUM = re.compile(
     r"^(?:[-—–－~～_]+\s*\d{1,4}\s*[-—–－~～_]+"
     r"|第\s*\d{1,4}\s*[页頁](?:\s*[/／,，]?\s*共\s*\d{1,4}\s*[页頁])?"
@@ -38,7 +40,7 @@ _PAGINATION_TOKENS = re.compile(
 )
 _PAGINATION_WORD = re.compile(r"[页頁]|\[\s*\d+\s*\]")
 _RESIDUE = re.compile(r"^[|｜\-:：\s]*$")
-_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
+MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
 # widget vocabulary, in simplified script (lines are t2s-folded before matching)
 _WIDGET_WORDS = (
     "站内搜索|全站搜索|搜一搜|搜索|分享到|一键分享|分享|收藏本页|收藏本文|加入收藏|收藏|打印本页|打印本文|打印|"
@@ -64,10 +66,10 @@ def boilerplate_kind(line: str, fmt: str = "text") -> str | None:
     ...  "[1]  [2]  [3]  下一页  尾页", "責任編輯:王凌霞", "![]() |", "|||", "- 12 -", "第 3 页", "正文。"]]
     ['breadcrumb', 'widget', 'widget', 'widget', 'pagination', 'editor', 'residue', 'residue', 'page-number', 'page-number', None]
     """
-    s = line.strip(_WS)
+    s = line.strip(WS)
     if not s:
         return "blank"
-    if _RESIDUE.match(_MD_IMAGE.sub("", s)):
+    if _RESIDUE.match(MD_IMAGE.sub("", s)):
         return "residue"
     if _PAGE_NUM.match(s) or (fmt == "pdf" and _PDF_PAGE_NUM.match(s)):
         return "page-number"
@@ -79,9 +81,9 @@ def boilerplate_kind(line: str, fmt: str = "text") -> str | None:
         if seps >= 1 and all(len(p) <= 20 for p in parts) and not re.search(r"[。！？!?；;]", s):
             if seps >= 2 or (parts and _HOME.match(parts[0].strip())):
                 return "breadcrumb"
-    if len(s) <= 120 and _PAGINATION_WORD.search(s) and not _PAGINATION_TOKENS.sub("", s).strip(_WS + "|｜-—,，.。:：[]"):
+    if len(s) <= 120 and _PAGINATION_WORD.search(s) and not _PAGINATION_TOKENS.sub("", s).strip(WS + "|｜-—,，.。:：[]"):
         return "pagination"
-    if len(s) <= 60 and _EDITOR.match(s):
+    if len(s) <= 60 and EDITOR.match(s):
         return "editor"
     if len(s) <= 30:
         from rag.text.norm import normalize

@@ -11,7 +11,8 @@ What is removed or repaired, by general rules (none of them names a particular s
 - OCR/PDF artefacts: page-number lines (`-1-`, `- 12 -`, `第 3 页`, `Page 3 of 9`; bare numbers
   only in PDFs), `‚…‛` used as quotation marks (→ `“…”`), runs of `„` (→ `……`), characters OCR
   confuses (`OCR_CHAR_FIXES`, e.g. 臵→置 as in 设臵→设置), private-use glyphs of symbol fonts,
-  zero-width characters, and lines broken mid-sentence (re-joined, see `_should_join`).
+  zero-width characters, and lines broken mid-sentence (re-joined, see
+  `rag.ingest.linejoin.should_join`).
 - The head of the page: the date/source line (`2010-11-26 16:40:32 來源:東北網 作者:`) and the
   title line above it become metadata (date, datetime, source_name, author) and leave the body;
   a `——副标题` line right after the title joins the title.
@@ -27,6 +28,11 @@ an `array('i')` (4 bytes per character) so a 50 MB file does not explode into Py
 Compromise: rules are heuristics over lines. A line that is short and unpunctuated is treated as
 a possible heading and never glued to its neighbour unless the break splits a word (checked with
 jieba) — this keeps headings intact at the price of leaving a few broken title-like lines apart.
+
+Where the rules live: page furniture in `rag.ingest.boilerplate`, the in-line repairs in
+`rag.ingest.repair`, the date/source line in `rag.ingest.dateline`, re-joining in
+`rag.ingest.linejoin`, heading rules in `rag.chunk.headings`; this module runs them over the
+lines of a text, takes the page's head into metadata and assembles the clean text.
 """
 
 from __future__ import annotations
@@ -35,9 +41,11 @@ import re
 from array import array
 from dataclasses import dataclass, field
 
-
-from rag.ingest.boilerplate import _EDITOR, _EDITOR_ROLES, _MD_IMAGE, _WS, boilerplate_kind
-from rag.ingest.linejoin import _HAS_CJK, _SENT_INSIDE, _should_join, splits_word, wrap_width
+from rag.chunk.headings import heading_marker, is_bullet, is_label_line
+from rag.ingest.boilerplate import EDITOR, EDITOR_ROLES, WS, boilerplate_kind
+from rag.ingest.dateline import parse_date, parse_dateline
+from rag.ingest.linejoin import SENT_INSIDE, should_join, splits_word, wrap_width
+from rag.ingest.repair import OCR_CHAR_FIXES, repair_line
 
 __all__ = ["Cleaned", "clean_text", "parse_date", "parse_dateline", "repair_line", "boilerplate_kind",
            "splits_word", "wrap_width", "OCR_CHAR_FIXES"]
@@ -56,147 +64,9 @@ class Cleaned:
 
 
 # ---------------------------------------------------------------------------------------------
-# dates and the date/source line
-
-_DATE_RE = re.compile(
-    r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[\sT]*(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
-)
-_FIELD_RE = re.compile(
-    r"(来源|來源|稿源|出处|出處|作者|记者|記者|时间|時間|发布|發布|發佈|发表|發表|日期|浏览|瀏覽|点击|點擊|阅读|閱讀|编辑|編輯|字号|字號)"
-)
-_FIELD_PAIR = re.compile(r"\S{0,4}?" + _FIELD_RE.pattern + r"\S{0,3}?\s*[:：]\s*[^\s|｜，,。；;]*")
-_SOURCE_RE = re.compile(r"(?:来源|來源|稿源|出处|出處)\s*[:：]\s*([^\s|｜]*)")
-_AUTHOR_RE = re.compile(r"(?:作者|记者|記者)\s*[:：]\s*([^\s|｜]*)")
-
-
-def parse_date(s: str) -> str:
-    """First plausible date in `s` as ISO `YYYY-MM-DD` ('' if none).
-
-    >>> parse_date("2010-11-26 16:40:32 來源:東北網"), parse_date("2010年6月8日"), parse_date("x")
-    ('2010-11-26', '2010-06-08', '')
-    """
-    for m in _DATE_RE.finditer(s):
-        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        if 1900 <= y <= 2100 and 1 <= mo <= 12 and 1 <= d <= 31:
-            return f"{y:04d}-{mo:02d}-{d:02d}"
-    return ""
-
-
-def parse_dateline(line: str) -> dict | None:
-    """Metadata from a date/source line, or None if `line` is not one.
-
-    >>> parse_dateline("2012-07-15 10:29:18 来源:黑龙江日报  作者:常春晖")["author"]
-    '常春晖'
-    """
-    if len(line) > 120:
-        return None
-    m = _DATE_RE.search(line)
-    fields = _FIELD_RE.findall(line)
-    if not m and len(set(fields)) < 2:
-        return None
-    # what is left without the date and the "label: value" pairs must be (almost) nothing,
-    # else this is a sentence that happens to mention a date ("2010年6月28日，…时间安排如下")
-    rest = line[: m.start()] + " " + line[m.end() :] if m else line
-    rest = _FIELD_PAIR.sub(" ", rest)
-    if len(re.sub(r"[\s|｜/·•,，;；\-—_()（）\[\]【】]", "", rest)) > 6:
-        return None
-    meta: dict = {}
-    if m:
-        d = parse_date(m.group(0))
-        if not d:
-            return None
-        meta["date"] = d
-        if m.group(4):
-            meta["datetime"] = f"{d}T{int(m.group(4)):02d}:{m.group(5)}:{m.group(6) or '00'}"
-    ms = _SOURCE_RE.search(line)
-    if ms and ms.group(1) and not _FIELD_RE.match(ms.group(1)):
-        meta["source_name"] = ms.group(1)
-    ma = _AUTHOR_RE.search(line)
-    if ma and ma.group(1) and not _FIELD_RE.match(ma.group(1)):
-        meta["author"] = ma.group(1)
-    return meta
-
-
-# ---------------------------------------------------------------------------------------------
-# in-line repairs (each keeps the offset map)
-
-#: Characters OCR engines substitute for common ones; the wrong ones are (practically) unused in
-#: modern Chinese, so replacing them everywhere is safe. Extend with care: only characters that
-#: are never right in running text belong here.
-OCR_CHAR_FIXES = {
-    "臵": "置",  # 设臵/位臵/配臵 → 设置/位置/配置: 臵 is an obsolete variant OCR picks for 置
-    "\u2002": " ",
-    "\u2003": " ",
-}
-_OCR_CHARS = re.compile("[" + "".join(OCR_CHAR_FIXES) + "]")
-# zero-width characters, private-use glyphs of symbol fonts, stray control characters
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\x00-\x08\x0e-\x1f\x7f]|[\ue000-\uf8ff]")
-_LOW9_QUOTES = re.compile("[\u201a\u201b]")  # ‚ ‛ used by OCR for “ ”
-_LOW9_RUN = re.compile("\u201e(?:[ \u3000]*\u201e)+[ \u3000]*")  # „ „ „„ : an OCR'd ellipsis
-_WS_RUN = re.compile(f"[{_WS}\r]{{2,}}|[\t\r\u3000\xa0\u2002\u2003\u2009\u200a\u202f\u205f\x0b\x0c]")
-# a page footer ("-1-") glued to the last line of a page, or a header glued to the next
-_GLUED_PAGE_NUM = re.compile(r"(?<=[\u3400-\u9fff，。、”])\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*$|^\s*[-—–－]\s*\d{1,4}\s*[-—–－]\s*(?=[\u3400-\u9fff])")
-# a document-sharing site's blurb inside the text: "本站精心为大家整理了…，希望对你有帮助。"
-_SITE_BLURB = re.compile(r"[^。！？!?\n]*本[站网][^。！？!?\n]{0,30}(?:整理|收集|精选|推荐|提供|收录)[^。！？!?\n]*[。！？!?]")
-_GLUED_BULLET = re.compile(r"(?<=\S)[ \t\u3000]+(?=[●■◆▪•]\s*\S)")
-
-
-def _sub(s: str, offs: array, pattern: re.Pattern, repl) -> tuple[str, array]:
-    """re.sub that keeps `offs` aligned: same-length replacements map character for character,
-    other replacements map every new character to the first replaced one."""
-    out: list[str] = []
-    new = array("i")
-    last = 0
-    for m in pattern.finditer(s):
-        a, b = m.span()
-        r = repl(m) if callable(repl) else repl
-        out.append(s[last:a])
-        new.extend(offs[last:a])
-        out.append(r)
-        if len(r) == b - a:
-            new.extend(offs[a:b])
-        elif r:
-            anchor = offs[a] if a < len(offs) else (offs[-1] if len(offs) else 0)
-            new.extend([anchor] * len(r))
-        last = b
-    if last == 0 and not out:
-        return s, offs
-    out.append(s[last:])
-    new.extend(offs[last:])
-    return "".join(out), new
-
-
-def repair_line(s: str, offs: array) -> tuple[str, array]:
-    """In-line repairs: zero-width/private-use characters, image residue, OCR quotes and
-    characters, whitespace runs. Returns the trimmed line and its offsets."""
-    if _ZERO_WIDTH.search(s):
-        s, offs = _sub(s, offs, _ZERO_WIDTH, "")
-    if "![" in s:
-        s, offs = _sub(s, offs, _MD_IMAGE, "")
-    if "\u201e" in s and _HAS_CJK.search(s):
-        s, offs = _sub(s, offs, _LOW9_RUN, "……")
-    if ("\u201a" in s or "\u201b" in s) and _HAS_CJK.search(s):
-        s, offs = _sub(s, offs, _LOW9_QUOTES, lambda m: "“" if m.group(0) == "\u201a" else "”")
-    if _OCR_CHARS.search(s):
-        s, offs = _sub(s, offs, _OCR_CHARS, lambda m: OCR_CHAR_FIXES[m.group(0)])
-    if "-" in s or "—" in s:
-        s, offs = _sub(s, offs, _GLUED_PAGE_NUM, "")
-    if "本站" in s or "本网" in s:
-        s, offs = _sub(s, offs, _SITE_BLURB, "")
-    if _WS_RUN.search(s):
-        s, offs = _sub(s, offs, _WS_RUN, " ")
-    a, b = 0, len(s)
-    while a < b and s[a] == " ":
-        a += 1
-    while b > a and s[b - 1] == " ":
-        b -= 1
-    if a or b != len(s):
-        s, offs = s[a:b], offs[a:b]
-    return s, offs
-
-
-# ---------------------------------------------------------------------------------------------
 # the pipeline
+
+_GLUED_BULLET = re.compile(r"(?<=\S)[ \t\u3000]+(?=[●■◆▪•]\s*\S)")
 
 
 @dataclass
@@ -245,8 +115,6 @@ def _front_matter(text: str) -> tuple[int, dict]:
 
 
 def _title_like(s: str) -> bool:
-    from rag.chunk.sections import heading_marker, is_bullet, is_label_line
-
     if not (2 <= len(s) <= 80) or re.search(r"[。；;，,、:：]$", s):
         return False
     if is_bullet(s) or is_label_line(s):
@@ -264,38 +132,62 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
     lines applies to text/markdown/pdf (html/docx paragraphs are authored, not wrapped) and bare
     page numbers are dropped only from PDFs. `title_hint` (HTML <h1>/<title>, DOCX/PDF
     properties) is preferred as the title; a body line equal to it is removed."""
-    lines: list[_Line] = []
     meta: dict = {}
+    pos = 0
+    if fmt == "markdown":
+        pos, title_hint = _markdown_head(text, meta, title_hint)
+    lines, editor_at = _read_lines(text, pos, fmt, meta)
+    if editor_at is not None and editor_at >= len(lines) / 2:
+        _drop_after_editor(lines, editor_at)
+
+    title, title_span = _take_head(lines, meta, title_hint)
+
+    if fmt in ("text", "markdown", "pdf"):
+        lines = _rejoin(lines)
+
+    clean, offsets = _assemble(lines, len(text))
+    return Cleaned(clean, offsets, title, meta, title_span)
+
+
+def _markdown_head(text: str, meta: dict, title_hint: str) -> tuple[int, str]:
+    """Markdown front matter: (where the body starts, the title hint, unless one was given);
+    its date and author go into `meta`."""
+    pos, fm = _front_matter(text)
+    if fm.get("title") and not title_hint:
+        title_hint = fm["title"]
+    if fm.get("date") and parse_date(fm["date"]):
+        meta["date"] = parse_date(fm["date"])
+    if fm.get("author"):
+        meta["author"] = fm["author"]
+    return pos, title_hint
+
+
+def _read_lines(text: str, pos: int, fmt: str, meta: dict) -> tuple[list[_Line], int | None]:
+    """The kept lines of `text` from `pos` on: repaired, split where OCR glued bullets together,
+    page furniture left out (an editor's name goes into `meta`); and the index in them of the
+    first line after the first editor line ("责任编辑：…"), None without one."""
+    lines: list[_Line] = []
     gap = False
     editor_at: int | None = None  # index in `lines` of the first line after "责任编辑：…"
     in_fence = False
-    pos = 0
     n = len(text)
-    if fmt == "markdown":
-        pos, fm = _front_matter(text)
-        if fm.get("title") and not title_hint:
-            title_hint = fm["title"]
-        if fm.get("date") and parse_date(fm["date"]):
-            meta["date"] = parse_date(fm["date"])
-        if fm.get("author"):
-            meta["author"] = fm["author"]
     while pos <= n:
         nl = text.find("\n", pos)
         if nl < 0:
             nl = n
         raw = text[pos:nl]
-        s = raw.strip(_WS + "\r")
+        s = raw.strip(WS + "\r")
         if fmt == "markdown" and s.startswith(("```", "~~~")):
             in_fence = not in_fence
         if in_fence or (fmt == "markdown" and s.startswith(("```", "~~~"))):
             if s:  # code is kept as it is: no repairs, no boilerplate rules, never joined
-                lead = len(raw) - len(raw.lstrip(_WS + "\r"))
+                lead = len(raw) - len(raw.lstrip(WS + "\r"))
                 lines.append(_Line(s, array("i", range(pos + lead, pos + lead + len(s))), nl, True))
             gap = True
         elif not s:
             gap = True
         else:
-            lead = len(raw) - len(raw.lstrip(_WS + "\r"))
+            lead = len(raw) - len(raw.lstrip(WS + "\r"))
             offs = array("i", range(pos + lead, pos + lead + len(s)))
             s, offs = repair_line(s, offs)
             for s, offs, end in _split_glued(s, offs, nl):
@@ -304,8 +196,8 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
                     lines.append(_Line(s, offs, end, gap))
                     gap = False
                 elif kind == "editor":
-                    m = _EDITOR.match(s)
-                    if editor_at is None and m and m.group(1) in _EDITOR_ROLES:
+                    m = EDITOR.match(s)
+                    if editor_at is None and m and m.group(1) in EDITOR_ROLES:
                         editor_at = len(lines)
                     if m and m.group(2) and "editor" not in meta and m.group(1) in ("责任编辑", "責任編輯", "责编", "責編"):
                         meta["editor"] = m.group(2)
@@ -313,26 +205,28 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
                 elif kind != "page-number":  # page numbers sit inside broken sentences: no gap
                     gap = True
         pos = nl + 1
+    return lines, editor_at
 
-    if editor_at is not None and editor_at >= len(lines) / 2:
-        # an editor line in the second half of the page ends the article: what follows and is
-        # not a sentence is a related-links list or a ranking box (an editor line near the top,
-        # as some sites have, does not make the article's headings disappear)
-        tail, dropped = [], False
-        for ln in lines[editor_at:]:
-            if len(ln.text) > 40 or _SENT_INSIDE.search(ln.text):
-                ln.gap = ln.gap or dropped
-                tail.append(ln)
-                dropped = False
-            else:
-                dropped = True
-        lines[editor_at:] = tail
 
-    title, title_span = _take_head(lines, meta, title_hint)
+def _drop_after_editor(lines: list[_Line], editor_at: int) -> None:
+    """An editor line in the second half of the page ends the article: what follows and is not a
+    sentence is a related-links list or a ranking box, left out (in place). (The caller checks
+    the half: an editor line near the top, as some sites have, does not make the article's
+    headings disappear.)"""
+    tail, dropped = [], False
+    for ln in lines[editor_at:]:
+        if len(ln.text) > 40 or SENT_INSIDE.search(ln.text):
+            ln.gap = ln.gap or dropped
+            tail.append(ln)
+            dropped = False
+        else:
+            dropped = True
+    lines[editor_at:] = tail
 
-    if fmt in ("text", "markdown", "pdf"):
-        lines = _rejoin(lines)
 
+def _assemble(lines: list[_Line], n: int) -> tuple[str, array]:
+    """The clean text (one kept line per line) and its offsets into the original of length `n`;
+    a line break maps to the end of the line before it."""
     parts: list[str] = []
     offsets = array("i")
     for i, ln in enumerate(lines):
@@ -344,13 +238,11 @@ def clean_text(text: str, fmt: str = "text", title_hint: str = "") -> Cleaned:
         offsets.extend(ln.offs)
     clean = "".join(parts)
     assert len(clean) == len(offsets)
-    return Cleaned(clean, offsets, title, meta, title_span)
+    return clean, offsets
 
 
 def _take_head(lines: list[_Line], meta: dict, title_hint: str) -> tuple[str, tuple[int, int] | None]:
     """Move the title, subtitle and date/source line at the top of the page into metadata."""
-    from rag.chunk.sections import heading_marker
-
     title = ""
     title_idx: int | None = None
     head = min(len(lines), 15)
@@ -411,7 +303,7 @@ def _rejoin(lines: list[_Line]) -> list[_Line]:
     out: list[_Line] = []
     for i, ln in enumerate(lines):
         # the width test looks at the original line (before joining), not the growing paragraph
-        if out and not ln.gap and _should_join(out[-1].text, ln.text, width, len(lines[i - 1].text)):
+        if out and not ln.gap and should_join(out[-1].text, ln.text, width, len(lines[i - 1].text)):
             prev = out[-1]
             sep = ""
             if re.match(r"[A-Za-z0-9]", prev.text[-1]) and re.match(r"[A-Za-z0-9]", ln.text[0]):

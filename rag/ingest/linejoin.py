@@ -1,5 +1,5 @@
 """Re-joining lines broken mid-sentence (PDF text layers, OCR, hard-wrapped text): whether two
-neighbouring lines are one sentence (`_should_join`), the wrap width of a document
+neighbouring lines are one sentence (`should_join`), the wrap width of a document
 (`wrap_width`), and whether a break splits a word (`splits_word`, checked with jieba). Used by
 rag.ingest.clean.
 
@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_HAS_CJK = re.compile(r"[\u3400-\u9fff]")
+from rag.chunk.headings import heading_marker, is_bullet, is_label_line, is_title_candidate
+
+HAS_CJK = re.compile(r"[\u3400-\u9fff]")  # a CJK ideograph (also rag.ingest.repair: OCR quotes only in Chinese lines)
 
 # ---------------------------------------------------------------------------------------------
 # re-joining lines broken mid-sentence
 
 _TERMINAL_END = re.compile(r"[。！？；…!?;:：][”’」』）)】》〉\"']*$")
 _OPEN_END = re.compile(r"[，,、（(“‘《「『〈\[【—-]$")
-_SENT_INSIDE = re.compile(r"[。！？!?]")  # not ；: OCR often reads ： as ；
+SENT_INSIDE = re.compile(r"[。！？!?]")  # a sentence end (not ；: OCR often reads ： as ；); also rag.ingest.clean
 _NO_LINE_START = re.compile(r"^[，。、；：？！）》」』”’,.;:?!)\]】]")
 _PAIRS = (("“", "”"), ("（", "）"), ("(", ")"), ("《", "》"), ("「", "」"), ("『", "』"), ("‘", "’"))
 LONG_LINE = 50  # a line this long that ends mid-sentence was wrapped, not ended
@@ -39,7 +41,7 @@ def _jieba():
 def splits_word(left: str, right: str) -> bool:
     """True if the break between `left` and `right` falls inside a Chinese word (segmented
     by jieba on a few characters of context), e.g. '…的画' | '面' or '每位党' | '员干部'."""
-    if not left or not right or not (_HAS_CJK.match(left[-1]) and _HAS_CJK.match(right[0])):
+    if not left or not right or not (HAS_CJK.match(left[-1]) and HAS_CJK.match(right[0])):
         return False
     l, r = left[-4:], right[:4]
     pos = 0
@@ -75,7 +77,7 @@ def wrap_width(lengths: list[int]) -> int | None:
     return p if near >= 0.4 * n else None
 
 
-def _should_join(prev: str, nxt: str, width: int | None = None, prev_len: int | None = None) -> bool:
+def should_join(prev: str, nxt: str, width: int | None = None, prev_len: int | None = None) -> bool:
     """Is `nxt` the continuation of `prev` (one sentence broken over two lines)?
 
     Never when `prev` ends a sentence (。！？；…:) or is a heading, or `nxt` starts a heading,
@@ -85,8 +87,6 @@ def _should_join(prev: str, nxt: str, width: int | None = None, prev_len: int | 
     punctuation that cannot start a line, or the break splits a word. Short unpunctuated lines
     (possible headings) join only when the break splits a word.
     """
-    from rag.chunk.sections import heading_marker, is_bullet, is_label_line, is_title_candidate
-
     if not prev or not nxt:
         return False
     if _TERMINAL_END.search(prev):
@@ -110,7 +110,7 @@ def _should_join(prev: str, nxt: str, width: int | None = None, prev_len: int | 
     return bool(
         _OPEN_END.search(prev)
         or _unbalanced(prev)
-        or _SENT_INSIDE.search(prev)
+        or SENT_INSIDE.search(prev)
         or "，" in prev
         or "," in prev
         or len(prev) >= LONG_LINE

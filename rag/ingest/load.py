@@ -175,7 +175,7 @@ def load_file(path: str | Path, root: str | Path | None = None, source: str | No
     metadata = {k: v for k, v in meta.items() if k != "date_hint" and v not in (None, "")}
     metadata.update({k: v for k, v in cleaned.metadata.items() if v not in (None, "")})
     if "date" not in metadata and meta.get("date_hint"):
-        from rag.ingest.clean import parse_date
+        from rag.ingest.dateline import parse_date
 
         d = parse_date(str(meta["date_hint"]))
         if d:

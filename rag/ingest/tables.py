@@ -222,7 +222,7 @@ def table_lines(clean: str, tables: Sequence[TableSpan]) -> set[int]:
 
 
 def header_prefix(clean: str, tables: Sequence[TableSpan], units: Sequence, max_tokens: int, count: Callable[[str], int]) -> Callable[[int], str]:
-    """`prefix(i)` for rag.chunk.pack._pack: a chunk starting at unit i, a body row of a table with
+    """`prefix(i)` for rag.chunk.pack.pack_units: a chunk starting at unit i, a body row of a table with
     a header of at most max_tokens/3 tokens, begins with that header line and a newline."""
     heads: dict[int, str] = {}
     for k, t in enumerate(tables):

@@ -8,7 +8,7 @@ numbers left out.
   right columns, each read top to bottom; a band of full-width lines separates column blocks.
 - Paragraphs: a new one starts after a gap larger than 0.8 line heights, at an indent of over one
   character, after a line ending short of the column's right edge, and at a heading (`一、`, `（一）`,
-  `第一章`… as rag.chunk.sections reads them).
+  `第一章`… as rag.chunk.headings reads them).
 - Vertical writing (columns read top to bottom) is read right to left, one column a line.
 - Running lines: a short line among the first or last two of a page and in its top or bottom
   8 % that is a page number
@@ -26,6 +26,7 @@ import re
 import statistics
 from dataclasses import dataclass
 
+from rag.chunk.headings import heading_marker
 from rag.ingest.ocr.lines import OcrLine, PageOCR
 
 _PAGE_NO = re.compile(r"^[-—–－~·\s]*\d{1,4}[-—–－~·\s]*$")  # "- 3 -" read as "3-" is still a page number
@@ -121,8 +122,6 @@ def _rows(ls: list[_L]) -> list[list[_L]]:
 
 
 def _is_heading(text: str) -> bool:
-    from rag.chunk.sections import heading_marker
-
     m = heading_marker(text)
     return m is not None and m.whole_line and len(text) <= 40
 
