@@ -118,6 +118,38 @@ def decode_bytes(data: bytes, name: str = "input") -> tuple[str, str]:
     """
     if not data.strip(b" \t\r\n\x0b\x0c") or data.strip() in (codecs.BOM_UTF8, b""):
         raise IngestError(f"{name}: the file is empty")
+    found = _decode_utf16(data, name)
+    if found is not None:
+        return found
+    _check_binary(data, name)
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as e:
+            raise IngestError(f"{name}: starts with a UTF-8 BOM but has invalid UTF-8 at byte {e.start + 3}") from None
+    utf8_error: UnicodeDecodeError | None = None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text, utf8_error = None, e
+    if text is not None:
+        _check_double_encoded(text, name)
+        return text, "utf-8"
+    if utf8_error is not None and utf8_error.start >= len(data) - 3 and utf8_error.reason == "unexpected end of data":
+        raise IngestError(f"{name}: the file ends in the middle of a UTF-8 character (truncated?); re-save or re-download it")
+    found = _decode_chinese_legacy(data) or _decode_latin(data)
+    if found is not None:
+        return found
+    where = f" (first invalid UTF-8 byte at offset {utf8_error.start})" if utf8_error is not None else ""
+    raise IngestError(
+        f"{name}: cannot decode the text: not valid UTF-8, GB18030/GBK or Big5{where}; "
+        "re-save the file as UTF-8"
+    )
+
+
+def _decode_utf16(data: bytes, name: str) -> tuple[str, str] | None:
+    """UTF-16 with a byte-order mark (garbage raises), or without one when NULs sit in every
+    other byte and one byte order reads as plausible text; None when the data is not UTF-16."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             text = data.decode("utf-16")
@@ -138,23 +170,12 @@ def decode_bytes(data: bytes, name: str = "input") -> tuple[str, str]:
             printable = sum(1 for c in text[:20000] if c.isprintable() or c in "\r\n\t") / max(1, min(len(text), 20000))
             if printable > 0.98 and (n == 0 or score >= 0.85):
                 return text, enc
-    _check_binary(data, name)
-    if data.startswith(codecs.BOM_UTF8):
-        try:
-            return data[3:].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError as e:
-            raise IngestError(f"{name}: starts with a UTF-8 BOM but has invalid UTF-8 at byte {e.start + 3}") from None
-    utf8_error: UnicodeDecodeError | None = None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        text, utf8_error = None, e
-    if text is not None:
-        _check_double_encoded(text, name)
-        return text, "utf-8"
-    if utf8_error is not None and utf8_error.start >= len(data) - 3 and utf8_error.reason == "unexpected end of data":
-        raise IngestError(f"{name}: the file ends in the middle of a UTF-8 character (truncated?); re-save or re-download it")
-    # Chinese legacy encodings: decode strictly, keep the most plausible.
+    return None
+
+
+def _decode_chinese_legacy(data: bytes) -> tuple[str, str] | None:
+    """GB18030 or Big5-HKSCS: both decoded strictly (on the sample), the most plausible wins;
+    None when neither decodes into common Chinese characters."""
     scored: list[tuple[float, int, str]] = []
     for enc in ("gb18030", "big5hkscs"):
         sample = _strict_decode_sample(data, enc)
@@ -171,7 +192,12 @@ def decode_bytes(data: bytes, name: str = "input") -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
         return text, ("big5" if enc == "big5hkscs" else enc)
-    # anything else (Latin-1 texts, UTF-16 without BOM …): ask charset-normalizer
+    return None
+
+
+def _decode_latin(data: bytes) -> tuple[str, str] | None:
+    """Anything else (Latin-1 texts, UTF-16 without BOM …), as charset-normalizer guesses it,
+    but only for a text that is essentially Latin script; None otherwise."""
     try:
         from charset_normalizer import from_bytes
 
@@ -191,11 +217,7 @@ def decode_bytes(data: bytes, name: str = "input") -> tuple[str, str]:
             ascii_share = sum(1 for c in sample if c < "\x80") / max(1, len(sample))
             if ascii_share >= 0.8:
                 return text, best.encoding
-    where = f" (first invalid UTF-8 byte at offset {utf8_error.start})" if utf8_error is not None else ""
-    raise IngestError(
-        f"{name}: cannot decode the text: not valid UTF-8, GB18030/GBK or Big5{where}; "
-        "re-save the file as UTF-8"
-    )
+    return None
 
 
 _LATIN_MOJIBAKE = re.compile(r"[\xc0-\xef][\x80-\xbf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
