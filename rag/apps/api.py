@@ -179,6 +179,25 @@ def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Ass
             raise LimitError("busy", 503, limit=limits.max_inflight)
         return Job(produce, limits.deadline_seconds, slots)
 
+    app = FastAPI(title="rag-zh", version=__version__,
+                  description="Question answering with checked citations over Chinese documents.")
+    _add_error_handlers(app)
+    _add_routes(app, cfg, assistant=assistant, job=job)
+
+    from rag.apps.openai_api import add_openai_routes
+
+    add_openai_routes(app, cfg, assistant=assistant, job=job)  # GET /v1/models, POST /v1/chat/completions
+    # outermost of the app's own layers: nothing reads a body or routes before the guard
+    app.add_middleware(Guard, limits=limits, api_key=api_key)
+    return app
+
+
+def _add_routes(app: FastAPI, cfg: Config, *, assistant: Callable[[str | None], Assistant],
+                job: Callable[[Callable[[], Iterator[Any]]], Job]) -> None:
+    """The REST routes (/health, /ask, /search, /documents). `assistant(kb)` opens a knowledge
+    base's Assistant (404 for an unknown one); `job(produce)` runs work in a bounded thread with
+    the request's deadline (503 when all slots are taken)."""
+
     async def one(compute: Callable[[], Any]) -> Any:
         """`compute()` in a bounded job; its result."""
         items = job(lambda: iter([compute()])).items()
@@ -186,10 +205,6 @@ def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Ass
             return await items.__anext__()
         finally:
             await items.aclose()
-
-    app = FastAPI(title="rag-zh", version=__version__,
-                  description="Question answering with checked citations over Chinese documents.")
-    _add_error_handlers(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -236,13 +251,6 @@ def create_app(cfg: Config | None = None, assistant_factory: Callable[[str], Ass
         docs = await one(lambda: list(assistant(kb).kb.documents()))
         out = [dataclasses.asdict(d) if dataclasses.is_dataclass(d) else dict(d) for d in docs]
         return {"kb": kb or cfg.paths.kb, "documents": out}
-
-    from rag.apps.openai_api import add_openai_routes
-
-    add_openai_routes(app, cfg, assistant=assistant, job=job)  # GET /v1/models, POST /v1/chat/completions
-    # outermost of the app's own layers: nothing reads a body or routes before the guard
-    app.add_middleware(Guard, limits=limits, api_key=api_key)
-    return app
 
 
 async def _stream(items, lang: str) -> Any:

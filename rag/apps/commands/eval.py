@@ -8,6 +8,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from rag.apps.commands import add_common, resolve_config
 
@@ -139,51 +140,86 @@ def run(args: argparse.Namespace) -> int:
     # wide enough for metric names when output goes to a file or CI log (rich assumes 80 columns)
     console = Console(width=None if sys.stdout.isatty() else 160)
     err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-    configs = None
-    limit = args.limit
-    sample = args.sample
-    split = args.split
-    evalset = args.evalset
-    out = args.out
-    if args.resume:
-        rj = Path(args.resume) / "run.json"
-        if not rj.exists():
-            raise H.EvalError(f"{args.resume} holds no run to resume (run.json missing)")
-        prev = json.loads(rj.read_text(encoding="utf-8"))["settings"]
-        evalset = evalset or prev["evalset"]
-        configs = [H.RunConfig(**c) for c in prev["configs"]]
-        limit = prev.get("limit")
-        sample = prev.get("sample")
-        split = prev.get("split") or "all"
-        out = args.resume
+    evalset, out, configs, limit, sample, split = _resumed(args, H)
     if args.report_only:
-        folder = args.resume or args.out
-        if not folder:
-            raise H.EvalError("--report-only needs the run folder: --resume DIR or --out DIR")
-        run_ = H.report_only(folder, evalset, rescore=args.rescore)
-        _print_summary(console, R, run_.metrics)
-        if run_.info.get("partial"):
-            p_ = run_.info["partial"]
-            err.print(f"[yellow]partial run: {p_['questions_scored']} of {p_['questions_planned']} questions scored[/]")
-        console.print(f"report: {run_.out_dir / 'report.md'}")
-        if args.export:
-            console.print(f"exported: {R.export_report(run_.out_dir, Path(args.export))}")
-        return 0
+        return _report_only(args, evalset, console, err, H, R)
     if not evalset:
         raise H.EvalError("give an evaluation set folder (e.g. evalsets/seeds) or --resume DIR")
     es_path = Path(evalset)
+    bpath = Path(args.baseline) if args.baseline else H.baseline_path(es_path)
+    s = _settings(args, H, es_path, bpath, limit, sample, split)
+    limit, sample, split = s.limit, s.sample, s.split
+
+    cfg = resolve_config(args, retrieve={"k": s.k, "mode": s.mode})
+    if s.llm:  # from --llm or the baseline
+        from rag.answer.assistant import parse_backend
+        from rag.evaluate.naive import inner_backend
+
+        kind, model = parse_backend(inner_backend(s.llm) or s.llm)
+        cfg = cfg.replace(llm={"backend": kind, **({"model": model} if model else {})})
+    if configs is None:
+        configs = H.make_configs(cfg, llm=s.llm, mode=s.mode, k=s.k, retrieval_only=bool(s.retrieval_only), compare=args.compare)
+    if args.check:
+        H.check_config_matches(s.baseline, configs[0], limit, sample, split)
+    judge_model = _judge_model(args, cfg, H) if args.judge else None
+    command = " ".join(shlex.quote(a) for a in ["rag", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
+    run_ = H.run_eval(
+        es_path, cfg, configs=configs, limit=limit, sample=sample, out_dir=out, resume=True,
+        progress=not args.no_progress and sys.stderr.isatty(), command=command, judge_model=judge_model, split=split,
+    )
+    _print_summary(console, R, run_.metrics)
+    console.print(f"report: {run_.out_dir / 'report.md'}")
+    if args.export:
+        console.print(f"exported: {R.export_report(run_.out_dir, Path(args.export))}")
+    n_err = sum(m.get("n_errors", 0) for m in run_.metrics["configs"].values())
+    if n_err:
+        err.print(f"[yellow]{n_err} question(s) failed; see 'error' in {run_.out_dir / 'results.jsonl'}[/]")
+    status = _check_baseline(run_, s.baseline, bpath, console, err, H, R) if args.check else 0
+    if args.update_baseline:
+        b = H.write_baseline(bpath, run_, _canonical_command(str(evalset), run_.configs[0], limit, sample, split))
+        console.print(f"baseline written: {bpath} ({len(b['metrics'])} metrics)")
+    return status
+
+
+def _resumed(args: argparse.Namespace, H) -> tuple:
+    """(evalset, out, configs, limit, sample, split) as given, or as the run being resumed
+    recorded them (`--resume DIR`: its settings are reused; configs None = not decided yet)."""
+    if not args.resume:
+        return args.evalset, args.out, None, args.limit, args.sample, args.split
+    rj = Path(args.resume) / "run.json"
+    if not rj.exists():
+        raise H.EvalError(f"{args.resume} holds no run to resume (run.json missing)")
+    prev = json.loads(rj.read_text(encoding="utf-8"))["settings"]
+    configs = [H.RunConfig(**c) for c in prev["configs"]]
+    return (args.evalset or prev["evalset"], args.resume, configs, prev.get("limit"), prev.get("sample"),
+            prev.get("split") or "all")
+
+
+def _report_only(args: argparse.Namespace, evalset, console, err, H, R) -> int:
+    """`--report-only`: score and report what the run folder holds, asking nothing."""
+    folder = args.resume or args.out
+    if not folder:
+        raise H.EvalError("--report-only needs the run folder: --resume DIR or --out DIR")
+    run_ = H.report_only(folder, evalset, rescore=args.rescore)
+    _print_summary(console, R, run_.metrics)
+    if run_.info.get("partial"):
+        p_ = run_.info["partial"]
+        err.print(f"[yellow]partial run: {p_['questions_scored']} of {p_['questions_planned']} questions scored[/]")
+    console.print(f"report: {run_.out_dir / 'report.md'}")
+    if args.export:
+        console.print(f"exported: {R.export_report(run_.out_dir, Path(args.export))}")
+    return 0
+
+
+def _settings(args: argparse.Namespace, H, es_path: Path, bpath: Path, limit, sample, split) -> SimpleNamespace:
+    """The run's settings: the command line's, else (under --check) the baseline's, else the
+    set's defaults (evalset.json); with the baseline itself (None without --check). Checks the
+    option combinations."""
     manifest = H.read_manifest(es_path) if es_path.is_dir() else {}
     defaults = manifest.get("defaults") or {}
-
-    baseline = None
-    bpath = Path(args.baseline) if args.baseline else H.baseline_path(es_path)
-    if args.check:
-        baseline = H.read_baseline(bpath)
+    baseline = H.read_baseline(bpath) if args.check else None
     bc = (baseline or {}).get("config") or {}
     # under --check, settings not given on the command line come from the baseline
-    llm = args.llm or bc.get("llm")
-    mode = args.mode or bc.get("mode")
-    k = args.k or bc.get("k")
     if limit is None and "limit" in bc and not args.resume:
         limit = bc.get("limit")
     if sample is None and "sample" in bc and not args.resume:
@@ -198,53 +234,32 @@ def run(args: argparse.Namespace) -> int:
     for opt in ("limit", "sample"):
         if getattr(args, opt) is not None and getattr(args, opt) < 1:
             raise H.EvalError(f"--{opt} must be at least 1")
+    return SimpleNamespace(baseline=baseline, llm=args.llm or bc.get("llm"), mode=args.mode or bc.get("mode"),
+                           k=args.k or bc.get("k"), limit=limit, sample=sample, split=split,
+                           retrieval_only=retrieval_only)
 
-    cfg = resolve_config(args, retrieve={"k": k, "mode": mode})
-    if args.llm or bc.get("llm"):
-        from rag.answer.assistant import parse_backend
-        from rag.evaluate.naive import inner_backend
 
-        kind, model = parse_backend(inner_backend(llm) or llm)
-        cfg = cfg.replace(llm={"backend": kind, **({"model": model} if model else {})})
-    if configs is None:
-        configs = H.make_configs(cfg, llm=llm, mode=mode, k=k, retrieval_only=bool(retrieval_only), compare=args.compare)
-    if args.check:
-        H.check_config_matches(baseline, configs[0], limit, sample, split)
-    judge_model = None
-    if args.judge:
-        from rag.llm.backends import get_chat_model
+def _judge_model(args: argparse.Namespace, cfg, H):
+    """`--judge`: the configured chat LLM (local or openai), asked whether answers agree."""
+    from rag.llm.backends import get_chat_model
 
-        jb = resolve_config(args).llm
-        if jb.backend not in ("local", "openai"):
-            raise H.EvalError(f"--judge needs a chat LLM; the configured llm.backend is {jb.backend!r} (set RAG_LLM_BACKEND=local)")
-        judge_model = get_chat_model(jb, cfg.paths.models_dir)
-    command = " ".join(shlex.quote(a) for a in ["rag", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
-    run_ = H.run_eval(
-        es_path, cfg, configs=configs, limit=limit, sample=sample, out_dir=out, resume=True,
-        progress=not args.no_progress and sys.stderr.isatty(), command=command, judge_model=judge_model, split=split,
-    )
-    _print_summary(console, R, run_.metrics)
-    console.print(f"report: {run_.out_dir / 'report.md'}")
-    if args.export:
-        console.print(f"exported: {R.export_report(run_.out_dir, Path(args.export))}")
-    n_err = sum(m.get("n_errors", 0) for m in run_.metrics["configs"].values())
-    if n_err:
-        err.print(f"[yellow]{n_err} question(s) failed; see 'error' in {run_.out_dir / 'results.jsonl'}[/]")
-    status = 0
-    if args.check:
-        ok, rows = H.check_baseline(H.flat_metrics(run_.metrics["configs"][run_.configs[0].name]), baseline)
-        if ok:
-            console.print(f"baseline check passed: {len(rows)} metrics within tolerance of {bpath}")
-        else:
-            bad = [r for r in rows if not r.ok]
-            err.print(R.check_table(bad))
-            err.print(f"[bold red]baseline check failed[/]: {len(bad)} of {len(rows)} metrics fell below {bpath} "
-                      f"by more than their tolerance")
-            status = 1
-    if args.update_baseline:
-        b = H.write_baseline(bpath, run_, _canonical_command(str(evalset), run_.configs[0], limit, sample, split))
-        console.print(f"baseline written: {bpath} ({len(b['metrics'])} metrics)")
-    return status
+    jb = resolve_config(args).llm
+    if jb.backend not in ("local", "openai"):
+        raise H.EvalError(f"--judge needs a chat LLM; the configured llm.backend is {jb.backend!r} (set RAG_LLM_BACKEND=local)")
+    return get_chat_model(jb, cfg.paths.models_dir)
+
+
+def _check_baseline(run_, baseline, bpath: Path, console, err, H, R) -> int:
+    """`--check`: 0 when every metric is within its tolerance of the baseline, else 1."""
+    ok, rows = H.check_baseline(H.flat_metrics(run_.metrics["configs"][run_.configs[0].name]), baseline)
+    if ok:
+        console.print(f"baseline check passed: {len(rows)} metrics within tolerance of {bpath}")
+        return 0
+    bad = [r for r in rows if not r.ok]
+    err.print(R.check_table(bad))
+    err.print(f"[bold red]baseline check failed[/]: {len(bad)} of {len(rows)} metrics fell below {bpath} "
+              f"by more than their tolerance")
+    return 1
 
 
 def _print_summary(console, R, metrics) -> None:
