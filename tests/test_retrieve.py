@@ -1,4 +1,4 @@
-"""rag.retrieve.searcher: hit bookkeeping per mode, fusion config, LangChain retriever and vector store;
+"""rag.retrieve.searcher: hit bookkeeping per mode, fusion config; rag.retrieve.langchain: LangChain retriever and vector store;
 plus a slow end-to-end test with the real e5 model on the seeds (both scripts, same passages)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from embeddings import FakeEncoder
 from rag.config import load_config
 from rag.errors import ConfigError, RagError
 from rag.index.kb import KnowledgeBase
-from rag.retrieve.searcher import ChunkVectorStore, EncoderEmbeddings, KBRetriever, document_to_chunk
+from rag.retrieve.langchain import ChunkVectorStore, EncoderEmbeddings, KBRetriever, document_to_chunk
 from rag.text.norm import s2t
 from test_kb import DOCS, CountingEncoder, mkdoc, para_chunker
 
@@ -91,6 +91,16 @@ def test_kb_retriever_is_a_langchain_retriever(kb):
     assert md["chunk_id"].startswith("b#") and md["rank"] == 1 and "dense" in md["scores"] and "ranks" in md
     c = document_to_chunk(docs[0])
     assert c == kb.get_chunk(md["chunk_id"])  # metadata round-trips to the Chunk
+
+
+
+def test_searcher_still_exports_the_langchain_adapters():
+    from rag.retrieve import langchain, searcher
+
+    for name in langchain.__all__:
+        assert getattr(searcher, name) is getattr(langchain, name)
+    with pytest.raises(AttributeError):
+        searcher.NoSuchName  # noqa: B018
 
 
 def test_kb_vectorstore_matches_dense_search(kb):

@@ -4,7 +4,7 @@ The issue's yardstick ("a 30-line LangChain RAG over the same model and encoder"
 tutorial writes, nothing more —
   langchain_text_splitters.RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
   over each corpus document's full text → langchain_community FAISS with the project's own
-  encoder as LangChain `Embeddings` (rag.retrieve.searcher.EncoderEmbeddings; the encoder adds the e5
+  encoder as LangChain `Embeddings` (rag.retrieve.langchain.EncoderEmbeddings; the encoder adds the e5
   prefixes) → top-4 similarity search → one "stuff" prompt (system: answer from the context, the
   4 chunks joined by blank lines; human: the question) → the same chat model the assistant uses
   (`Assistant.chat_model`). No condensation, no reranking, no citations, no refusal threshold.
@@ -136,7 +136,7 @@ class NaiveStore:
     def __init__(self, chunks: Sequence[Chunk], vectors: np.ndarray, encoder: Any, path: Path | None = None):
         from langchain_community.vectorstores import FAISS
 
-        from rag.retrieve.searcher import EncoderEmbeddings
+        from rag.retrieve.langchain import EncoderEmbeddings
 
         self.chunks = list(chunks)
         self.path = path
@@ -154,7 +154,7 @@ class NaiveStore:
         chunks = split_texts(texts, titles, chunk_size, chunk_overlap)
         if not chunks:
             raise RagError("naive baseline: the corpus produced no chunks")
-        from rag.retrieve.searcher import EncoderEmbeddings
+        from rag.retrieve.langchain import EncoderEmbeddings
 
         vectors = np.asarray(EncoderEmbeddings(encoder).embed_documents([c.text for c in chunks]), np.float32)
         if folder is not None:

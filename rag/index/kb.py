@@ -274,12 +274,12 @@ class KnowledgeBase:
         return s.search(query, k=k, mode=mode)
 
     def as_retriever(self, k: int | None = None, mode: str | None = None):
-        from rag.retrieve.searcher import KBRetriever
+        from rag.retrieve.langchain import KBRetriever
 
         return KBRetriever(kb=self, k=k, mode=mode)
 
     def vectorstore(self):
-        from rag.retrieve.searcher import ChunkVectorStore
+        from rag.retrieve.langchain import ChunkVectorStore
 
         if self._version is None:
             raise IndexMissing(f"knowledge base '{self.name}' is empty; run `rag index PATH --kb {self.name}`")
