@@ -63,7 +63,7 @@ from rag.evaluate.cache import Corpus, build_corpus, corpus_key, document_texts
 from rag.evaluate.data import import_set, load_evalset, question_order, read_manifest
 from rag.evaluate.judge import JUDGE_PROMPT, judge_answer
 from rag.evaluate.qrels import derive_qrels
-from rag.evaluate.question import DEPTH, _run_one, _Searcher, score_row
+from rag.evaluate.question import DEPTH, MemoSearcher, run_one, score_row
 from rag.evaluate.runconfig import MODES, RunConfig, make_configs, parse_compare
 
 __all__ = [
@@ -212,7 +212,7 @@ def _plan(es: EvalSet, cfg: Config, configs: Sequence[RunConfig], corpus: Corpus
         from rag.answer.assistant import Assistant
 
         assistant = Assistant.open(corpus.kb, cfg, llm=chat_model)
-    search = _Searcher(corpus.kb)
+    search = MemoSearcher(corpus.kb)
     plan = {c.name: (assistant, search, chunk_rel, sweep_modes) for c in configs}
     if any(N.is_naive(c.llm) for c in configs):
         naive, naive_rel, info["naive"] = _naive_setup(es, corpus, texts, cfg, assistant)
@@ -234,7 +234,7 @@ def _ask_all(fh, es: EvalSet, cfg: Config, configs: Sequence[RunConfig], qids: S
             if _is_done(done.get((rc.name, qid))):
                 continue
             answerer, searcher, rel, sweep = plan[rc.name]
-            row = _run_one(es, qid, rc, answerer, searcher, done, rel, doc_rel, sweep, cfg)
+            row = run_one(es, qid, rc, answerer, searcher, done, rel, doc_rel, sweep, cfg)
             row["split"] = smap.get(qid)
             if judge_model is not None and row.get("answer") is not None and row.get("answerable") \
                     and not row.get("refused") and row.get("references"):

@@ -182,7 +182,7 @@ class NaiveStore:
 
 class NaiveSearch:
     """The harness's searcher interface, `(query, mode) -> (hits, seconds)`, over a NaiveStore
-    (mode is ignored: the store has one), memoised per query like the harness's _Searcher."""
+    (mode is ignored: the store has one), memoised per query like the harness's MemoSearcher."""
 
     def __init__(self, store: NaiveStore, depth: int):
         self.store, self.depth = store, depth

@@ -30,7 +30,7 @@ DEPTH = 20  # retrieval depth for the recall@k curves
 _FATAL = ("ModelNotInstalled", "IndexMissing", "ModelMismatch", "ConfigError")
 
 
-class _Searcher:
+class MemoSearcher:
     """kb.search with a per-run memo: configurations that differ only in the LLM share retrieval."""
 
     def __init__(self, kb: Any):
@@ -211,7 +211,7 @@ def _retrieve(row: dict[str, Any], rc: RunConfig, search: Any, query: str, sweep
     return retrieved
 
 
-def _run_one(es, qid, rc: RunConfig, assistant, search: _Searcher, done, chunk_rel, doc_rel, sweep_modes, cfg) -> dict[str, Any]:
+def run_one(es, qid, rc: RunConfig, assistant, search: MemoSearcher, done, chunk_rel, doc_rel, sweep_modes, cfg) -> dict[str, Any]:
     """The results row of one question under one configuration (`cfg` is accepted for the
     loop's call and unused)."""
     row = _base_row(es, qid, rc, chunk_rel, doc_rel)
