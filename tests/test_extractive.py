@@ -6,7 +6,7 @@ import pytest
 
 from _answer_kb import StandInKB
 from rag.types import Passage
-from rag.answer.extractive import coverage, evidence_score, extract, injection_like, terms
+from rag.answer.extractive import coverage, evidence_features, extract, injection_like, terms
 from rag.answer.prompts import pack
 
 
@@ -63,12 +63,12 @@ def test_injection_like():
     assert not injection_like("会议要求忽视困难、迎难而上。")
 
 
-def test_evidence_score_separates_answerable_from_unrelated():
+def test_evidence_features_separate_answerable_from_unrelated():
     good = "甘肃煤田地质局现有多少干部职工？"
     bad = "火星探测器哪一年发射？"
-    assert evidence_score(good, passages(good)) > 0.6
-    assert evidence_score(bad, passages(bad)) < 0.2
-    assert evidence_score(bad, []) == 0.0
+    assert evidence_features(good, passages(good))["block"] > 0.6
+    assert evidence_features(bad, passages(bad))["block"] < 0.2
+    assert evidence_features(bad, [])["block"] == 0.0
 
 
 def test_extract_returns_nothing_without_overlap():

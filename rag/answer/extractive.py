@@ -34,7 +34,7 @@ several sentences check `any(c.asked_value for c in chosen)`, or call
 `rag.answer.attributes.has_asked_value(question, answer_text)` on the returned text.
 
 The same weighted coverage, per passage, is the retrieval-evidence score the answer stage uses
-to decide refusals (`evidence_score`), for every backend.
+to decide refusals (`evidence_features`, read by rag.answer.refusal.pre_check), for every backend.
 
 Compromise: lexical matching cannot bridge paraphrase or cross-language questions (an English
 question over Chinese documents); `similarity` (embedding cosine) can be supplied for those.
@@ -269,20 +269,6 @@ def evidence_features(question: str, passages: Sequence[Passage]) -> dict[str, f
     heads = {p.n: term_grams(p.chunk.heading) for p in passages}
     sent_h = max((coverage(sc.q_terms, g | heads[p.n], sc.idf, sc.default_idf) for p, _, _, g in sc.sentences), default=0.0)
     return {"block": block, "sent": sent, "sent_h": sent_h, "mean_h": (block + sent_h) / 2, "score": (block + sent) / 2}
-
-
-from rag.config import REFUSE_FEATURES as EVIDENCE_FEATURES  # noqa: E402 - the one list, validated in rag.config
-
-
-def evidence_score(question: str, passages: Sequence[Passage], feature: str = "block") -> float:
-    """How well the retrieved passages support answering: one of `evidence_features` (the
-    calibration script picks the feature with the best balanced accuracy on its dev half; see
-    `cfg.answer.refuse_feature`). The answer stage refuses below `cfg.answer.refuse_threshold`."""
-    if feature not in EVIDENCE_FEATURES:
-        from rag.errors import ConfigError
-
-        raise ConfigError(f"unknown answer.refuse_feature {feature!r}; choose one of: {', '.join(EVIDENCE_FEATURES)}")
-    return evidence_features(question, passages)[feature]
 
 
 def extract(

@@ -4,7 +4,7 @@ Three signals, combined by `decide` (the threshold is calibrated on the seed set
 benchmarks/calibrate_refusal.py, the held-out split reported beside "never refuse"):
 
 1. Retrieval evidence (before generation): the best passage's IDF-weighted coverage of the
-   question's terms (rag.answer.extractive.evidence_score) below `answer.refuse_threshold`.
+   question's terms (rag.answer.extractive.evidence_features) below `answer.refuse_threshold`.
 2. Question constraints (before generation): what the question pins down — a year, a number
    with its unit, a quoted term — appears in none of the retrieved passages
    (rag.cite.quantities.missing_constraints). The passages then answer a neighbouring question (the
@@ -197,12 +197,12 @@ def pre_check(
     if not passages:
         return PreCheck(True, "", {"evidence": 0.0, "missing": [], "asked_value": None})
     feats = evidence_features(question, passages)
+    asked = asked_value_found(question, passages)
     ev = feats[feature]
     texts = [p.chunk.heading + "\n" + p.text for p in passages]
     missing = missing_constraints(question, texts)
     if lang == "en":  # an English quoted term cannot be matched in Chinese text; numbers and Chinese can
         missing = [m for m in missing if cjk_count(m) or any(c.isdigit() for c in m)]
-    asked = asked_value_found(question, passages)
     info = {"evidence": round(ev, 4), "missing": missing, "asked_value": asked, **{f"f_{k}": round(v, 4) for k, v in feats.items()}}
     if missing:
         return PreCheck(True, describe_missing(missing, texts, lang), info)
