@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.answer.assistant import answer_language  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.evaluate.evalsets import dev_split, load_beir  # noqa: E402
-from rag.answer.condense import condense_heuristic  # noqa: E402
+from rag.answer.followup import condense_heuristic  # noqa: E402
 
 
 MARGIN = 0.03  # dev balanced-accuracy gain needed to prefer a feature over "block"

@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     load_start = os.getloadavg()[0]
     print(f"load average at start: {os.getloadavg()}", flush=True)
 
-    from rag.answer.condense import condense, condense_heuristic
+    from rag.answer.condense import condense
+    from rag.answer.followup import condense_heuristic
 
     items = load_items()
     # the previous implementation (rag.answer.extractive.condense_heuristic, the old prompt without a

@@ -101,11 +101,12 @@ PROMPTS = {"project": answer_messages, "plain": plain_messages}
 
 
 def condense_messages(question: str, history: list[tuple[str, str]]):
-    from rag.answer.condense import _conversation_entity, condense_messages as cm
+    from rag.answer.condense import condense_messages as cm
+    from rag.answer.entities import conversation_entity
     from rag.answer.prompts import to_langchain
 
     earlier = [q for q, _ in history]
-    return to_langchain(cm(question, earlier, _conversation_entity(earlier, question)))
+    return to_langchain(cm(question, earlier, conversation_entity(earlier, question)))
 
 
 def evidence(llm, files: list[str], target_tokens: int, per_passage: int = 260) -> list[tuple[str, str]]:

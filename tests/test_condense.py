@@ -10,15 +10,9 @@ import json
 
 import pytest
 
-from rag.answer.condense import (
-    Condensed,
-    QueryCache,
-    check_rewrite,
-    condense,
-    condense_heuristic,
-    needs_context,
-    to_chinese_query,
-)
+from rag.answer.condense import check_rewrite, condense
+from rag.answer.followup import Condensed, condense_heuristic, needs_context
+from rag.answer.translate import QueryCache, to_chinese_query
 from rag.llm.backends import FakeChatModel
 from rag.text.norm import detect_script
 

@@ -174,7 +174,7 @@ def test_scan_question_is_cited_by_page_and_box(tmp_path):
     from PIL import Image
 
     from ui.crop import page_figures
-    from ui.render import sources_html
+    from ui.sources import sources_html
 
     figs = page_figures(ans)
     assert set(figs) == {c.n} and "第 2 页" in figs[c.n]

@@ -50,7 +50,7 @@ from rag.config import Config, load_config
 from rag.config import LLM_BACKENDS as BACKENDS, RETRIEVE_MODES as MODES  # noqa: F401 - one home: rag.config
 from rag.cite.document_text import DocumentTextSource
 from rag.errors import ConfigError, RagError
-from rag.answer.condense import needs_context
+from rag.answer.followup import needs_context
 from rag.answer.cross_language import COS_FLOOR, COS_FULL, passage_similarity, sentence_similarity
 from rag.answer.extractive import extract
 from rag.answer.evidence import extend_enumerations
@@ -188,18 +188,18 @@ class Assistant:
     def chinese_query(self, question: str, backend: str) -> str:
         """The Chinese retrieval query for an English question ("" when there is none: no model,
         or the translation failed its check); cached per model and question on disk."""
-        from rag.answer.condense import to_chinese_query
+        from rag.answer.translate import to_chinese_query
 
         model = self.side_model(backend)
         if model is None:
             return ""
         if self._llm_override is not None:  # a caller's model (tests): a cache of its own, nothing persisted
-            from rag.answer.condense import QueryCache
+            from rag.answer.translate import QueryCache
 
             if not hasattr(self, "_query_cache"):
                 self._query_cache = QueryCache()
             return to_chinese_query(question, model, self._query_cache)
-        # an unwritable cache file only logs a warning (rag.answer.condense.QueryCache)
+        # an unwritable cache file only logs a warning (rag.answer.translate.QueryCache)
         return to_chinese_query(question, model, Path(self.cfg.paths.home) / "cache" / "chinese_queries.json")
 
     def budget(self, question: str, backend: str) -> int:

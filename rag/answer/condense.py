@@ -25,44 +25,33 @@ import logging
 import re
 from typing import Any, Sequence
 
-from rag.answer.entities import (  # noqa: F401 - SUFFIXES, units, entity_span, entity_en, _conversation_entity: re-exported
-    SUFFIXES,
-    _EN_DROP,
-    _EN_PRON,
-    _LEAD,
-    _OPTIONAL,
-    _PARTICLE,
-    _QW,
-    _conversation_entity,
-    _english,
-    _entity_of,
-    _in_script,
-    _simp,
-    _tokens,
-    entity_en,
-    entity_span,
-    units,
+from rag.answer.entities import (
+    conversation_entity,
+    EN_DROP,
+    EN_PRON,
+    entity_of,
+    in_script,
+    is_english,
+    LEAD,
+    OPTIONAL,
+    PARTICLE,
+    QW,
+    simplified,
+    word_tokens,
 )
-from rag.answer.followup import (  # noqa: F401 - marked: re-exported
-    Condensed,
-    _anaphors,
-    _ellipsis,
-    _resolved,
-    _sample,
+from rag.answer.followup import (
+    anaphors,
     condense_heuristic,
-    marked,
+    Condensed,
+    ellipsis,
     needs_context,
+    resolved_questions,
+    script_sample,
 )
-from rag.llm.side_call import MAX_TOKENS, side_reply as _reply  # noqa: F401 - MAX_TOKENS: re-exported
+from rag.llm.side_call import side_reply as _reply
 from rag.text.markers import parse_markers
 from rag.text.norm import normalize
-from rag.answer.translate import (  # noqa: F401 - re-exported: rag.answer.condense was their home
-    TRANSLATE_SHOTS,
-    TRANSLATE_SYSTEM,
-    QueryCache,
-    check_translation,
-    to_chinese_query,
-)
+
 
 log = logging.getLogger(__name__)
 
@@ -100,21 +89,21 @@ def condense_messages(question: str, earlier: Sequence[str], entity: str) -> lis
 
 def _content_words(question: str) -> list[str]:
     """The question's own words a rewrite must keep (normalised): all but the anaphors (see
-    `_anaphors`), particles and punctuation.
+    `anaphors`), particles and punctuation.
 
     >>> _content_words("那它现在有多少名党员？"), _content_words("How many members does it have?")
     (['现在', '多少', '名', '党员'], ['how', 'many', 'members', 'does', 'have'])
     """
     q = normalize(question)
-    if _english(q):
-        return [w for w in re.findall(r"[a-z0-9][a-z0-9'-]*", q) if w not in _EN_DROP]
+    if is_english(q):
+        return [w for w in re.findall(r"[a-z0-9][a-z0-9'-]*", q) if w not in EN_DROP]
     rest, last = [], 0
-    for a, b, _ in _anaphors(q):
+    for a, b, _ in anaphors(q):
         rest.append(q[last:a])
         last = b
     rest.append(q[last:])
-    words = [w for piece in rest for w, _, _ in _tokens(piece)]
-    return [w for w in words if w not in _PARTICLE | _OPTIONAL and re.search(r"\w", w)]
+    words = [w for piece in rest for w, _, _ in word_tokens(piece)]
+    return [w for w in words if w not in PARTICLE | OPTIONAL and re.search(r"\w", w)]
 
 
 def check_rewrite(question: str, rewrite: str, entity: str, prev: str) -> str:
@@ -134,9 +123,9 @@ def check_rewrite(question: str, rewrite: str, entity: str, prev: str) -> str:
         return "too long"
     if re.search(r"[。！!？?；;]", r.rstrip("？?。 ")) or parse_markers(r) or "【" in r or "\n" in r:
         return "not one question"
-    if not (re.search(r"[?？]\s*$", r) or _QW.search(_simp(r)) or re.search(r"\b(what|which|who|when|where|why|how)\b", rn)):
+    if not (re.search(r"[?？]\s*$", r) or QW.search(simplified(r)) or re.search(r"\b(what|which|who|when|where|why|how)\b", rn)):
         return "not a question"
-    if entity and not _entity_of(question) and normalize(entity) not in rn:
+    if entity and not entity_of(question) and normalize(entity) not in rn:
         return f"entity not whole: {entity}"
     nums, qn = set(re.findall(r"\d+", rn)), set(re.findall(r"\d+", normalize(question)))
     if not nums <= (qn or set(re.findall(r"\d+", normalize(prev)))):
@@ -147,11 +136,11 @@ def check_rewrite(question: str, rewrite: str, entity: str, prev: str) -> str:
             return f"lost word: {w}"
     if needs_context(question) and normalize(r) == normalize(question):
         return "unchanged"
-    qs, lead = _simp(question), _LEAD.match(_simp(question))
-    refs = [qs[a:b] for a, b, _ in _anaphors(qs) if not (lead and a == 0)] + _EN_PRON.findall(question)
+    qs, lead = simplified(question), LEAD.match(simplified(question))
+    refs = [qs[a:b] for a, b, _ in anaphors(qs) if not (lead and a == 0)] + EN_PRON.findall(question)
     if any(re.search(rf"(?<![a-z]){re.escape(t.lower())}(?![a-z])", rn) for t in refs if len(t) >= 2 or t in "它他她其"):
         return "pronoun kept"
-    if _ellipsis(question) is not None and re.search(r"呢\s*[？?]?\s*$|^\s*(?:and|what about|how about)\b", rn):
+    if ellipsis(question) is not None and re.search(r"呢\s*[？?]?\s*$|^\s*(?:and|what about|how about)\b", rn):
         return "ellipsis kept"
     return ""
 
@@ -166,12 +155,12 @@ def condense(question: str, history: Sequence[tuple[str, str]], chat_model: Any 
     """
     if not history or not needs_context(question) or chat_model is None:
         return condense_heuristic(question, history)
-    earlier = _resolved(history)
+    earlier = resolved_questions(history)
     if not earlier:
         return Condensed(question, "unchanged")
-    ent = _conversation_entity(earlier, question)
+    ent = conversation_entity(earlier, question)
     try:
-        text = _in_script(_reply(chat_model, condense_messages(question, earlier, ent)), _sample(question, earlier))
+        text = in_script(_reply(chat_model, condense_messages(question, earlier, ent)), script_sample(question, earlier))
     except Exception as e:  # a failing side call must not fail the answer
         log.warning("condense: the model failed (%s); using the heuristic", e)
         return condense_heuristic(question, history)
@@ -179,6 +168,6 @@ def condense(question: str, history: Sequence[tuple[str, str]], chat_model: Any 
     if why:
         log.info("condense: model rewrite %r rejected (%s); using the heuristic", text, why)
         return condense_heuristic(question, history)
-    ent_q = _in_script(ent, _sample(question, earlier))
+    ent_q = in_script(ent, script_sample(question, earlier))
     return Condensed(text, "model", ent_q if ent and normalize(ent) in normalize(text) else "")
 

@@ -4,7 +4,7 @@ the question's script, the JSON shape of `rag ask --json` and `POST /ask`) is sh
 rag.answer.assistant re-exports every name, so callers keep importing them from there.
 
 Compromise: `answer_language`'s "English with a few Chinese names" rule is repeated in
-rag.answer.entities._english_question (the condenser must not import the answer stage).
+rag.answer.entities.is_english_question (the condenser must not import the answer stage).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ suffix (公司, 小学, 村, 市委, 党支部…); 他/她 prefer a unit ending
 not, 它们 two units joined by 和/与. English: capitalised words plus a suffix word ("Bacha village").
 
 Compromises: the lexicon (suffixes, question words, pronoun patterns) is hand-written and
-lexical — no synonyms. The underscore helpers (`_simp`, `_tokens`, `_QW`…) are shared by the
+lexical — no synonyms. The underscore helpers (`simplified`, `word_tokens`, `QW`…) are shared by the
 condensing modules only; they were split out of one module (rag.answer.condense, which re-exports what
 other code imports) and keep their private names so that split changed no behaviour.
 """
@@ -25,51 +25,51 @@ SUFFIXES = tuple(sorted(
     "党支部 支部 党总支 委员会 政府 局 厅 部 所 站 队 大队 车间 厂 矿 社 中心 网 日报 电视台 报社".split(), key=len, reverse=True))
 _NAMED = {"nt", "ns", "nr", "nz", "nrt", "nrfg", "j"}
 _NOUNISH = _NAMED | {"n", "ng", "s", "f", "b", "l", "x", "vn", "eng"}
-_QW = re.compile(r"什么|哪|多少|几|谁|吗|如何|怎|是否|为何|何")
-_PRON = re.compile(r"(?<!其)(?:它们|他们|她们|它|他|她)|(?<![尤极与])其(?![他它中实余次间])|这里|那里|这儿|那儿")
-_DEM = re.compile(r"(?<![应因如彼])(?:这个|那个|这些|那些|(?:该|此|这|那)(?![么样时里儿些外后])[个位项次家所座条种批]?)")
-_LEAD = re.compile(r"^\s*(?:那么|那|还有|另外)(?![个些里儿样时])[，,\s]*")
-_PARTICLE = {"的", "了", "呢", "吧", "啊", "呀"}
-_OPTIONAL = set("是 有 在 和 与 及 于 把 被 对 都 也 就 还 又".split())  # a rewrite may drop these
-_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
-_EN_PRON = re.compile(r"\b(it|they|them|he|she|him|its|their|his|her)\b", re.I)
-_EN_DROP = set("it its they them their he she him his her there this that these those and so then also about the a an".split())
+QW = re.compile(r"什么|哪|多少|几|谁|吗|如何|怎|是否|为何|何")
+PRON = re.compile(r"(?<!其)(?:它们|他们|她们|它|他|她)|(?<![尤极与])其(?![他它中实余次间])|这里|那里|这儿|那儿")
+DEM = re.compile(r"(?<![应因如彼])(?:这个|那个|这些|那些|(?:该|此|这|那)(?![么样时里儿些外后])[个位项次家所座条种批]?)")
+LEAD = re.compile(r"^\s*(?:那么|那|还有|另外)(?![个些里儿样时])[，,\s]*")
+PARTICLE = {"的", "了", "呢", "吧", "啊", "呀"}
+OPTIONAL = set("是 有 在 和 与 及 于 把 被 对 都 也 就 还 又".split())  # a rewrite may drop these
+YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+EN_PRON = re.compile(r"\b(it|they|them|he|she|him|its|their|his|her)\b", re.I)
+EN_DROP = set("it its they them their he she him his her there this that these those and so then also about the a an".split())
 _EN_SUFFIX = set("village county city town district province committee company school university college "
                  "bureau branch party group team factory hospital".split())
-_EN_QW = set("what which who whom whose when where why how is are was were do does did and the in of".split())
+EN_QW = set("what which who whom whose when where why how is are was were do does did and the in of".split())
 
 # ------------------------------------------------------------------------------ text helpers
 
 
-def _simp(text: str) -> str:
+def simplified(text: str) -> str:
     return t2s(fold_width(text))
 
 
-def _pair(text: str) -> tuple[str, str]:
+def script_pair(text: str) -> tuple[str, str]:
     """(working text, simplified form of equal length): spans found in the second slice the first.
     When folding changes the length the simplified form is used for both."""
-    s = _simp(text)
+    s = simplified(text)
     return (text, s) if len(s) == len(text) else (s, s)
 
 
-def _english(text: str) -> bool:
+def is_english(text: str) -> bool:
     return cjk_count(text) == 0
 
 
-def _english_question(text: str) -> bool:
+def is_english_question(text: str) -> bool:
     """English, possibly quoting a few Chinese names (rag.answer.assistant.answer_language's rule)."""
     latin = len(re.findall(r"[A-Za-z]+", text))
-    return _english(text) or (latin >= 3 and latin > cjk_count(text) / 2)
+    return is_english(text) or (latin >= 3 and latin > cjk_count(text) / 2)
 
 
-def _in_script(text: str, question: str) -> str:
+def in_script(text: str, question: str) -> str:
     """`text` in the script of `question`, converting only clauses that need it (s2t over text that
     already is traditional "corrects" variants such as 周年 → 週年); English questions: unchanged.
 
-    >>> _in_script("宝泰隆公司是哪一年組建的？", "它是哪一年組建的？")
+    >>> in_script("宝泰隆公司是哪一年組建的？", "它是哪一年組建的？")
     '寶泰隆公司是哪一年組建的？'
     """
-    script = "other" if _english(question) else detect_script(question)
+    script = "other" if is_english(question) else detect_script(question)
     if script == "simplified":
         return t2s(text)
     if script != "traditional":
@@ -79,7 +79,7 @@ def _in_script(text: str, question: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _tokens(simp: str) -> tuple[tuple[str, str, int], ...]:
+def word_tokens(simp: str) -> tuple[tuple[str, str, int], ...]:
     """jieba posseg tokens (word, flag, start) of a simplified text."""
     import jieba.posseg as pseg
 
@@ -93,8 +93,8 @@ def _tokens(simp: str) -> tuple[tuple[str, str, int], ...]:
 # ------------------------------------------------------------------------------ entities
 
 
-def _eligible(word: str, flag: str) -> bool:
-    if _PRON.search(word) or _QW.search(word) or word in _PARTICLE or word in ("现在", "目前", "现有"):
+def eligible_word(word: str, flag: str) -> bool:
+    if PRON.search(word) or QW.search(word) or word in PARTICLE or word in ("现在", "目前", "现有"):
         return False
     if word.endswith(SUFFIXES) and (len(word) > 1 or flag[:1] not in "uqmrpcdv"):  # 哪所(u)大学: no
         return True
@@ -110,12 +110,12 @@ def units(simp: str) -> list[tuple[int, int]]:
     >>> s = "青山县委书记和联合村是谁？"; [s[a:b] for a, b in units(s)]
     ['青山县委', '联合村']
     """
-    toks = _tokens(simp) + (("。", "x", len(simp)),)
-    ok = [_eligible(w, f) for w, f, _ in toks]
+    toks = word_tokens(simp) + (("。", "x", len(simp)),)
+    ok = [eligible_word(w, f) for w, f, _ in toks]
     for i in range(1, len(toks)):  # 联合(v)/村: a one-character suffix needs its word
         w, f = toks[i - 1][:2]
         if toks[i][0] in SUFFIXES and len(toks[i][0]) == 1 and not ok[i - 1] and len(w) >= 2 and f[:1] not in "pcurdmqyx":
-            ok[i - 1] = not _QW.search(w)
+            ok[i - 1] = not QW.search(w)
     out, run = [], []
     for tok, good in zip(toks, ok):
         if good:
@@ -156,40 +156,40 @@ def entity_en(text: str) -> str:
     words = re.findall(r"[A-Za-z][\w'-]*", text)
     best, run = "", []
     for i, w in enumerate(words + [""]):
-        if (w[:1].isupper() and not (i == 0 and w.lower() in _EN_QW)) or (run and w.lower() in _EN_SUFFIX):
+        if (w[:1].isupper() and not (i == 0 and w.lower() in EN_QW)) or (run and w.lower() in _EN_SUFFIX):
             run.append(w)
             continue
         best, run = max(best, " ".join(run), key=len), []
     return best
 
 
-def _entity_of(text: str) -> str:
+def entity_of(text: str) -> str:
     """The entity of one question, in its own script ("" if none)."""
-    if _english(text):
+    if is_english(text):
         return entity_en(text)
-    orig, simp = _pair(text)
+    orig, simp = script_pair(text)
     sp = entity_span(simp)
     return orig[sp[0] : sp[1]] if sp else ""
 
 
-def _conversation_entity(earlier: Sequence[str], question: str = "") -> str:
+def conversation_entity(earlier: Sequence[str], question: str = "") -> str:
     """The entity of the latest earlier question that has one. A plural pronoun (它们) takes two
     units joined by 和/与/及/、; a personal one (他/她) prefers a unit with a person name (nr)."""
     plural = bool(re.search(r"们|們|\bthey\b|\btheir\b", question, re.I))
-    person = bool(re.search(r"(?<!其)[他她]", _simp(question))) or bool(re.search(r"\b(he|she|him|his|her)\b", question, re.I))
+    person = bool(re.search(r"(?<!其)[他她]", simplified(question))) or bool(re.search(r"\b(he|she|him|his|her)\b", question, re.I))
     for q in reversed(earlier):
-        if _english(q):
+        if is_english(q):
             if entity_en(q):
                 return entity_en(q)
             continue
-        orig, simp = _pair(q)
+        orig, simp = script_pair(q)
         us = units(simp)
         top = sorted(u for u in us if not any(v != u and v[0] <= u[0] and u[1] <= v[1] for v in us))
         if plural:
             for (a, b), (c, d) in zip(top, top[1:]):
                 if simp[b:c] in ("和", "与", "及", "、", "以及"):
                     return orig[a:d]
-        named = {u: any(f in ("nr", "nrfg", "nrt") and i + len(w) == u[1] for w, f, i in _tokens(simp)) for u in us}
+        named = {u: any(f in ("nr", "nrfg", "nrt") and i + len(w) == u[1] for w, f, i in word_tokens(simp)) for u in us}
         pick = [u for u in us if named[u] == person] or us
         best = max(pick, key=lambda u: u[1] - u[0], default=None)
         if best:

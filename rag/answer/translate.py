@@ -23,7 +23,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from rag.answer.entities import _english_question
+from rag.answer.entities import is_english_question
 from rag.llm.side_call import side_reply
 from rag.text.norm import cjk_count, fold_width, normalize, t2s
 
@@ -108,7 +108,7 @@ def to_chinese_query(question: str, chat_model: Any, cache: QueryCache | str | P
     """A simplified-Chinese query for an English `question` ("" when the question is not
     English, the model fails, or its output fails `check_translation`: fall back to the
     question). `cache`: a QueryCache, a JSON file path, or None (a process-wide LRU)."""
-    if chat_model is None or not _english_question(question):
+    if chat_model is None or not is_english_question(question):
         return ""
     c = _cache(cache)
     key = f"{getattr(chat_model, 'model_name', type(chat_model).__name__)}\x1f{' '.join(normalize(question).split())}"

@@ -194,7 +194,7 @@ def check_claim(
     """Is `statement` backed by `passage`? (markers must already be stripped)
 
     `query`, for an English statement over a Chinese passage: the Chinese form of the question
-    (rag.answer.condense.to_chinese_query). Cross-lingual cosine is weak on e5-small, so once every
+    (rag.answer.translate.to_chinese_query). Cross-lingual cosine is weak on e5-small, so once every
     number and romanised name of the statement is found, the passage sentences holding them
     may agree with `query` (Chinese to Chinese) instead of with the English statement.
 
