@@ -84,8 +84,9 @@ class StandInKB:
     def get_chunk(self, chunk_id: str) -> Chunk:
         return self._by_id[chunk_id]
 
-    def document_text(self, doc_id: str) -> str:
-        return self.originals[doc_id]
+    def document_text(self, doc_id: str) -> str | None:
+        """As KnowledgeBase.document_text: None when no original text is known for the document."""
+        return self.originals.get(doc_id)
 
     def documents(self) -> list[DocInfo]:
         seen: dict[str, DocInfo] = {}

@@ -1,7 +1,7 @@
 """One contract for every index backend behind `KnowledgeBase`: local (FAISS + bm25s), Milvus
 Lite embedded (a data folder in tmp), and Milvus Lite served over http://127.0.0.1:<free port>
 by `milvus-lite server`, started and stopped by the fixture. Create, add, change, delete, search
-dense / BM25 / hybrid, traditional↔simplified, a failed build keeps the previous content, model
+dense / BM25 / hybrid, traditional↔simplified, the documents' stored texts, a failed build keeps the previous content, model
 mismatch, reopen after the indexing process ended, two reader processes while a third indexes.
 FakeEncoder ("fake-64") for speed; one slow test with the real encoder."""
 
@@ -176,6 +176,26 @@ def test_add_search_change_delete(backend):
     assert kb.manifest["embedding"]["model"] == "fake-64" and kb.manifest["corpus_hash"]
 
 
+def test_document_texts_are_stored_with_each_version(backend):
+    """`kb.document_text` (exact quotes) on either backend: stored at the first build, kept for an
+    unchanged document, replaced for a changed one, gone with a deleted one, there after a reopen."""
+    kb = open_kb()
+    kb.add_documents([mkdoc(k, v) for k, v in DOCS.items()])
+    assert {k: kb.document_text(k) for k in DOCS} == DOCS and kb.document_text("zz") is None
+    kb.add_documents([mkdoc("b", DOCS["b"] + "\n\n松花江畔新建了滑雪场。")])
+    kb.delete_document("c")
+    assert kb.document_text("a") == DOCS["a"] and kb.document_text("b").endswith("滑雪场。")
+    assert kb.document_text("c") is None
+    assert open_kb(create=False).document_text("a") == DOCS["a"]
+    # a text larger than one stored part (Milvus keeps it in 60k-character parts)
+    import random
+
+    rng = random.Random(7)
+    big = "\n\n".join("".join(chr(rng.randrange(0x4E00, 0x9FA5)) for _ in range(1500)) for _ in range(60))
+    kb.add_documents([mkdoc("big", big)])
+    assert kb.document_text("big") == big and kb.document_text("a") == DOCS["a"]
+
+
 def test_failed_build_keeps_previous_content(backend):
     kb = open_kb()
     kb.add_documents([mkdoc("a", DOCS["a"])])
@@ -231,6 +251,7 @@ def test_migrate_a_local_kb_without_re_embedding(backend, monkeypatch):
         lo, mi = local.search(q, k=4, mode="bm25"), mkb.search(q, k=4, mode="bm25")
         assert [round(m.scores["bm25"] / l.scores["bm25"], 4) for l, m in zip(lo, mi)] == [2.2] * len(lo)
     assert mkb.manifest["migrated_from"] == local.version.path.name
+    assert {k: mkb.document_text(k) for k in DOCS} == DOCS  # the stored texts are copied too
 
 
 def test_model_mismatch(backend):

@@ -9,7 +9,9 @@ Layout of a knowledge-base folder (`cfg.paths.kb_dir(name)`):
         chunks.jsonl       row i = FAISS row i = BM25 row i (rows of one document are contiguous)
         chunks.offsets.npy byte offset of every line, so a chunk is read without parsing the rest
         chunks.ids.json    the chunk id of every row (fusion ranks by id; read at open)
-        documents.json     the document table (source, sha256, chunk ids, rows), parsed on first use
+        documents.json     the document table (source, sha256, chunk ids, rows, where its text is),
+                           parsed on first use
+        texts.zlib         every document's original text, one zlib stream each (rag.index.doc_texts)
         vectors.faiss      faiss.IndexFlatIP over L2-normalised vectors (cosine): the exact vectors
         vectors.i8.faiss, vectors.i8.scale.npy   their int8 copy, scanned first (rag.index.vectors)
         bm25_params.json, bm25_tokens.npy, bm25_offsets.npy, bm25s/   (rag.index.bm25)
@@ -33,10 +35,11 @@ falls back to the previous version. A build given `drop` (versions found damaged
 DAMAGED once the new version is published, so nothing falls back to them again.
 
 Incremental updates reuse, for every unchanged document, its chunks, vectors (read back from
-FAISS) and BM25 token ids; changed documents are re-chunked and only chunks whose text is new
+FAISS), BM25 token ids and stored text (copied as compressed bytes); changed documents are re-chunked and only chunks whose text is new
 are embedded (vectors of identical text come from the old index or the embeddings vector cache).
 BM25's IDF depends on the whole corpus, so its score matrix is rebuilt from the kept token ids
-(cheap: no re-tokenising).
+(cheap: no re-tokenising). `build_version` runs these as named steps: `_plan` (kept / changed /
+removed), `_chunk`, `_embed_new`, then the rows, BM25, `_texts`, `_entries` and `_manifest`.
 
 Dense search is exact: a flat int8 scan for candidates, then exact float32 rescoring
 (rag.index.vectors). At 100k chunks × 384 dims the scan is ≈2 ms (benchmarks/results/scale.md),
@@ -46,11 +49,9 @@ needs no training and gives the exact top-k; an HNSW/IVF index would only pay of
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from rag.index.bm25 import DEFAULT_ANALYZER, BM25Index, tokenize
+from rag.index.doc_texts import INDEXED_FILE, indexed_file, pack, write_texts
+from rag.index.embed_batches import embed_missing, open_vector_cache
+from rag.index.kb_folder import LOCK  # noqa: F401  (re-exported with the API)
+from rag.index.provenance import (check_model, chunker_settings, corpus_hash, doc_sha256,  # noqa: F401
+                                  package_versions, text_hash)  # (check_model re-exported with the API)
 from rag.errors import ModelMismatch, RagError
 from rag.index.verify import COMPLETE, CURRENT, cleanup, fallback_names, publish, read_history, seal
 from rag.index.version import (  # noqa: F401  (the reading side, re-exported: rag.index.build is the API)
@@ -78,31 +84,8 @@ from rag.index import vectors as dense_files
 
 log = logging.getLogger(__name__)
 
-LOCK = ".lock"
 __all__ = ["COMPLETE", "CURRENT", "FORMAT", "LOCK", "ChunkStore", "IndexVersion", "BuildStats", "build_version",
            "write_version", "check_kb", "current_version_path", "open_current", "open_latest", "check_model"]
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def doc_sha256(doc: Document) -> str:
-    """Content hash of a document: the ingest-provided file hash when present, else of its text."""
-    sha = (doc.metadata or {}).get("sha256")
-    return str(sha) if sha else hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
-
-
-def package_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for pkg in ("rag-zh", "faiss-cpu", "bm25s", "jieba", "opencc", "numpy", "sentence-transformers", "torch"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 # ------------------------------------------------------------------ building
@@ -119,96 +102,174 @@ class BuildStats:
     n_chunks: int = 0
 
 
-def _chunker_settings(cfg) -> dict[str, Any]:
-    """The chunker's settings and its rule version: a rule change re-chunks every document on the
-    next `rag index` (vectors of unchanged chunk texts still come from the cache)."""
-    from rag.chunk.sections import CHUNKER_VERSION
+@dataclass
+class _Plan:
+    """Which documents a build keeps as they were, (re-)chunks, or drops (build_version, step 1)."""
 
-    return {**dataclasses.asdict(cfg.chunk), "version": CHUNKER_VERSION}
+    incoming: dict[str, Document]  # the given documents by id (a later duplicate id wins)
+    kept: list[dict] = field(default_factory=list)  # manifest entries of unchanged docs, old order
+    new: list[tuple[Document, str, dict | None]] = field(default_factory=list)  # (doc, sha, old entry)
 
+    def kept_rows(self) -> list[int]:
+        return [r for e in self.kept for r in range(e["first_row"], e["first_row"] + e["n_chunks"])]
 
-def corpus_hash(docs: Sequence[Mapping[str, Any]], chunker: Mapping[str, Any], model: str) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps([chunker, model], sort_keys=True).encode())
-    for d in sorted(docs, key=lambda d: d["doc_id"]):
-        h.update(f"{d['doc_id']}\t{d['sha256']}\n".encode())
-    return h.hexdigest()
-
-
-def _open_vector_cache(cfg):
-    """The embeddings package's vector cache if it is there and enabled, else None."""
-    if not getattr(cfg.embed, "cache", False):
-        return None
-    try:
-        from embeddings.cache import VectorCache
-    except ImportError:
-        return None
-    folder = Path(cfg.paths.home) / "cache" / "vectors"
-    for attempt in (1, 2):
-        try:
-            return VectorCache(folder)
-        except Exception as e:  # a broken cache must never stop indexing
-            if attempt == 1 and _set_cache_aside(folder, e):
-                continue  # a fresh, empty cache: this build re-embeds, the next ones hit it again
-            log.warning("vector cache unavailable: %s", e)
-            return None
-    return None
+    def legacy(self) -> list[dict]:
+        """Kept entries without a stored text (a version written before texts were stored) whose
+        document was given again: the build stores its text, so it is not "nothing changed"."""
+        return [e for e in self.kept if not e.get("text") and e["doc_id"] in self.incoming]
 
 
-def _set_cache_aside(folder: Path, error: Exception) -> bool:
-    """A damaged SQLite vector cache is renamed aside (never deleted: it is the user's disk, but it
-    is only a cache) so a new one can start; otherwise every later build would re-embed every
-    passage. Only for SQLite's own corruption errors, not for e.g. a permission problem."""
-    import sqlite3
-
-    cause = error.__cause__ if error.__cause__ is not None else error
-    if not isinstance(cause, sqlite3.DatabaseError):
-        return False
-    # an OperationalError is set aside only when it reports damage: a cut header under a WAL can
-    # surface as SQLITE_IOERR ("disk I/O error"); "locked", "readonly", "unable to open" are not damage
-    if isinstance(cause, sqlite3.OperationalError) and not any(
-        w in str(cause) for w in ("disk I/O error", "malformed", "not a database")
-    ):
-        return False
-    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    moved = False
-    for p in sorted(folder.glob("vectors.sqlite*")):
-        if ".damaged-" not in p.name:
-            try:
-                os.replace(p, p.with_name(f"{p.name}.damaged-{stamp}"))
-                moved = True
-            except OSError:
-                return False
-    if moved:
-        log.warning("vector cache %s is damaged (%s); set aside as *.damaged-%s, starting a new one",
-                    folder, cause, stamp)
-    return moved
+def _with_indexed_file(doc: Document) -> Document:
+    f = indexed_file(doc)
+    return doc if f is None else dataclasses.replace(doc, metadata={**doc.metadata, INDEXED_FILE: f})
 
 
-def _cache_get(cache, model: str, texts: Sequence[str]) -> list[np.ndarray | None]:
-    if cache is None or not texts:
-        return [None] * len(texts)
-    try:
-        if hasattr(cache, "get_many"):
-            got = cache.get_many(model, list(texts))
-            return [None if v is None else np.asarray(v, np.float32) for v in got]
-        return [cache.get(model, t) for t in texts]
-    except Exception as e:
-        log.warning("vector cache read failed: %s", e)
-        return [None] * len(texts)
-
-
-def _cache_put(cache, model: str, texts: Sequence[str], vecs: np.ndarray) -> None:
-    if cache is None or not len(texts):
-        return
-    try:
-        if hasattr(cache, "put_many"):
-            cache.put_many(model, list(texts), vecs)
+def _plan(old: IndexVersion | None, docs: Sequence[Document], remove: Iterable[str], keep_only: set[str] | None,
+          same_chunker: bool, stats: BuildStats) -> _Plan:
+    """Sort the old version's documents and the given ones into kept / new-or-changed / removed."""
+    old_docs: dict[str, dict] = {d["doc_id"]: d for d in old.manifest["documents"]} if old else {}
+    gone = set(remove)
+    if keep_only is not None:
+        gone |= {d for d in old_docs if d not in keep_only}
+    plan = _Plan({d.doc_id: d for d in docs})
+    for doc_id, entry in old_docs.items():
+        if doc_id in gone and doc_id not in plan.incoming:
+            stats.removed.append(doc_id)
+            continue
+        d = plan.incoming.get(doc_id)
+        if d is None:
+            plan.kept.append(entry)
+            continue
+        sha = doc_sha256(d)
+        if sha == entry["sha256"] and same_chunker:
+            plan.kept.append(entry)
+            stats.unchanged.append(doc_id)
         else:
-            for t, v in zip(texts, vecs):
-                cache.put(model, t, v)
-    except Exception as e:
-        log.warning("vector cache write failed: %s", e)
+            plan.new.append((_with_indexed_file(d), sha, entry))
+            stats.updated.append(doc_id)
+    for doc_id, d in plan.incoming.items():
+        if doc_id not in old_docs:
+            plan.new.append((_with_indexed_file(d), doc_sha256(d), None))
+            stats.added.append(doc_id)
+    return plan
+
+
+def _chunk(plan: _Plan, chunk_fn: Callable[[Document, Any], list[Chunk]], cfg, progress: bool) -> list[list[Chunk]]:
+    """The chunks of every new/changed document, in plan order."""
+    it = plan.new
+    if progress and plan.new:
+        from tqdm import tqdm
+
+        it = tqdm(plan.new, desc="chunking", unit="doc")
+    return [list(chunk_fn(d, cfg.chunk)) for d, _, _ in it]
+
+
+def _embed_new(old: IndexVersion | None, plan: _Plan, texts: Sequence[str], encoder, cfg, stats: BuildStats,
+               progress: bool) -> np.ndarray:
+    """L2-normalised vectors of the new chunks' embed `texts`: an old row's vector where the text is
+    identical (a changed document keeps its unchanged paragraphs' vectors), else the vector cache
+    or the encoder (rag.index.embed_batches)."""
+    old_text_rows: dict[str, int] = {}
+    if old is not None:
+        for _, _, e in plan.new:
+            if e is not None:
+                for r in range(e["first_row"], e["first_row"] + e["n_chunks"]):
+                    old_text_rows.setdefault(text_hash(old.store.get(r).embed_text), r)
+    vecs = np.zeros((len(texts), encoder.dim), np.float32)
+    todo: list[int] = []
+    reuse_rows: list[tuple[int, int]] = []
+    for i, t in enumerate(texts):
+        r = old_text_rows.get(text_hash(t))
+        if r is not None:
+            reuse_rows.append((i, r))
+        else:
+            todo.append(i)
+    if reuse_rows:
+        vecs[[i for i, _ in reuse_rows]] = old.vectors([r for _, r in reuse_rows])
+    # encoded in batches, each cached as soon as it is done: an interrupted run resumes there
+    cache = open_vector_cache(cfg) if todo else None
+    if todo:
+        vecs[todo], stats.embedded = embed_missing(encoder, [texts[i] for i in todo], cache, progress=progress)
+    stats.reused_vectors = len(texts) - stats.embedded
+    # guard against an encoder that forgot to normalise: IP must be cosine
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return vecs / np.where(norms > 0, norms, 1.0)
+
+
+def _texts(old: IndexVersion | None, plan: _Plan) -> tuple[list[bytes | None], dict[str, str]]:
+    """The stored text (rag.index.doc_texts blob) of every document of the new version, in entry
+    order — a kept document's copied from the old version, or packed from the given document
+    where the old version stored none — and the indexed files of kept scans that get theirs now."""
+    blobs = old.text_blobs(plan.kept) if old is not None and plan.kept else []
+    files: dict[str, str] = {}
+    for i, e in enumerate(plan.kept):
+        d = plan.incoming.get(e["doc_id"])
+        if blobs[i] is None and d is not None:
+            blobs[i] = pack(d.text)
+            f = indexed_file(d)
+            if f is not None and INDEXED_FILE not in e.get("metadata", {}):
+                files[e["doc_id"]] = f
+    return blobs + [pack(d.text) for d, _, _ in plan.new], files
+
+
+def _entries(plan: _Plan, new_chunks: Sequence[Sequence[Chunk]], files: Mapping[str, str], now: str) -> list[dict]:
+    """The new version's document table: kept documents (old order), then the new/changed ones."""
+    entries: list[dict] = []
+    row = 0
+    for e in plan.kept:
+        e = {**e, "first_row": row}
+        if e["doc_id"] in files:
+            e["metadata"] = {**e.get("metadata", {}), INDEXED_FILE: files[e["doc_id"]]}
+        entries.append(e)
+        row += e["n_chunks"]
+    for (d, sha, olde), cs in zip(plan.new, new_chunks):
+        md = dict(d.metadata or {})
+        entries.append({
+            "doc_id": d.doc_id,
+            "source": d.source,
+            "title": d.title,
+            "sha256": sha,
+            "date": str(md.get("date", "") or ""),
+            "added": olde["added"] if olde else now,
+            "updated": now,
+            "n_chunks": len(cs),
+            "first_row": row,
+            "chunk_ids": [c.chunk_id for c in cs],
+            "metadata": {k: v for k, v in md.items() if isinstance(v, (str, int, float, bool)) or v is None},
+        })
+        row += len(cs)
+    return entries
+
+
+def _rows(old: IndexVersion | None, kept_rows: Sequence[int], new: Sequence[Chunk],
+          files: Mapping[str, str]) -> list[Chunk]:
+    """The new version's chunks in row order: the kept rows (a scan that gets its indexed file now
+    gets it in its chunks' metadata too, where citations find it), then the new chunks."""
+    out: list[Chunk] = []
+    for r in kept_rows if old is not None else ():
+        c = old.store.get(r)
+        f = files.get(c.doc_id)
+        out.append(c if f is None else dataclasses.replace(c, metadata={**c.metadata, INDEXED_FILE: f}))
+    return out + list(new)
+
+
+def _manifest(cfg, encoder, analyzer: str, bm25, chunker: dict[str, Any], entries: list[dict], n_chunks: int,
+              now: str) -> dict:
+    return {
+        "format": FORMAT,
+        "embedding": {"model": encoder.name, "config_model": cfg.embed.model, "dim": int(encoder.dim),
+                      "normalized": True},
+        "faiss": {"index": "IndexFlatIP", "metric": "inner_product"},  # + `coarse`: set by write_version
+        "bm25": {"analyzer": analyzer, "k1": bm25.k1, "b": bm25.b, "library": "bm25s"},
+        "chunker": chunker,
+        "n_chunks": int(n_chunks),
+        "n_documents": len(entries),
+        "corpus_hash": corpus_hash(entries, chunker, encoder.name),
+        "documents": entries,
+        "versions": package_versions(),
+        "built_at": now,
+        "build_seconds": None,
+    }
 
 
 def build_version(
@@ -240,154 +301,44 @@ def build_version(
     drop = list(drop)
     t0 = time.time()
     stats = BuildStats()
-    chunker = _chunker_settings(cfg)
+    chunker = chunker_settings(cfg)
     if chunk_fn is None:
         from rag.chunk.sections import chunk_document as chunk_fn  # owned by the chunking module
-    old_docs: dict[str, dict] = {d["doc_id"]: d for d in old.manifest["documents"]} if old else {}
     same_chunker = bool(old) and old.manifest.get("chunker") == chunker
     analyzer = analyzer or (old.bm25.analyzer if old else getattr(cfg.retrieve, "bm25_analyzer", DEFAULT_ANALYZER))
     if old is not None and old.dim != encoder.dim:
         raise ModelMismatch(f"the index has {old.dim}-dim vectors, the encoder {encoder.name} gives {encoder.dim}")
-
-    gone = set(remove)
-    if keep_only is not None:
-        gone |= {d for d in old_docs if d not in keep_only}
-    incoming: dict[str, Document] = {}
-    for d in docs:
-        incoming[d.doc_id] = d  # a later duplicate id wins (same file given twice)
-
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    kept_entries: list[dict] = []  # manifest entries of unchanged docs, old order
-    new_docs: list[tuple[Document, str, dict | None]] = []  # (doc, sha, old entry)
-    for doc_id, entry in old_docs.items():
-        if doc_id in gone and doc_id not in incoming:
-            stats.removed.append(doc_id)
-            continue
-        d = incoming.get(doc_id)
-        if d is None:
-            kept_entries.append(entry)
-            continue
-        sha = doc_sha256(d)
-        if sha == entry["sha256"] and same_chunker:
-            kept_entries.append(entry)
-            stats.unchanged.append(doc_id)
-        else:
-            new_docs.append((d, sha, entry))
-            stats.updated.append(doc_id)
-    for doc_id, d in incoming.items():
-        if doc_id not in old_docs:
-            new_docs.append((d, doc_sha256(d), None))
-            stats.added.append(doc_id)
-
-    if old is not None and not new_docs and not stats.removed and not drop:
+    plan = _plan(old, docs, remove, keep_only, same_chunker, stats)
+    if old is not None and not plan.new and not stats.removed and not drop and not plan.legacy():
         stats.n_chunks = old.n_chunks
         return None, stats
 
-    # --- chunk the new/changed documents
-    new_chunks: list[list[Chunk]] = []
-    it = new_docs
-    if progress and new_docs:
-        from tqdm import tqdm
-
-        it = tqdm(new_docs, desc="chunking", unit="doc")
-    for d, _, _ in it:
-        new_chunks.append(list(chunk_fn(d, cfg.chunk)))
-
-    # --- vectors: kept rows from the old index; new chunks from identical old text, cache, encoder
-    kept_rows: list[int] = []
-    for e in kept_entries:
-        kept_rows.extend(range(e["first_row"], e["first_row"] + e["n_chunks"]))
-    old_text_rows: dict[str, int] = {}
-    if old is not None:
-        for _, _, e in new_docs:
-            if e is not None:
-                for r in range(e["first_row"], e["first_row"] + e["n_chunks"]):
-                    old_text_rows.setdefault(text_hash(old.store.get(r).embed_text), r)
+    new_chunks = _chunk(plan, chunk_fn, cfg, progress)
     flat_new = [c for cs in new_chunks for c in cs]
     texts = [c.embed_text for c in flat_new]
-    vecs = np.zeros((len(flat_new), encoder.dim), np.float32)
-    todo: list[int] = []
-    reuse_rows: list[tuple[int, int]] = []
-    for i, t in enumerate(texts):
-        r = old_text_rows.get(text_hash(t))
-        if r is not None:
-            reuse_rows.append((i, r))
-        else:
-            todo.append(i)
-    if reuse_rows:
-        vecs[[i for i, _ in reuse_rows]] = old.vectors([r for _, r in reuse_rows])
-    # encoded in batches, each cached as soon as it is done: an interrupted run resumes there
-    from rag.index.embed_batches import embed_missing
-
-    cache = _open_vector_cache(cfg) if todo else None
-    if todo:
-        vecs[todo], stats.embedded = embed_missing(encoder, [texts[i] for i in todo], cache, progress=progress)
-    stats.reused_vectors = len(flat_new) - stats.embedded
-    # guard against an encoder that forgot to normalise: IP must be cosine
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    vecs = vecs / np.where(norms > 0, norms, 1.0)
-
-    # --- assemble rows: kept docs (old order), then new/changed docs
+    vecs = _embed_new(old, plan, texts, encoder, cfg, stats, progress)
+    # rows: kept docs (old order), then new/changed docs
+    kept_rows = plan.kept_rows()
     all_vecs = np.concatenate([old.vectors(kept_rows) if old is not None else np.zeros((0, encoder.dim), np.float32),
                                vecs]) if kept_rows else vecs
     new_tokens = [tokenize(t, analyzer) for t in texts]
-    if old is not None:
-        bm25 = old.bm25.subset(kept_rows, new_tokens)
-    else:
-        bm25 = BM25Index.from_token_lists(new_tokens, analyzer)
-
-    entries: list[dict] = []
-    row = 0
-    for e in kept_entries:
-        entries.append({**e, "first_row": row})
-        row += e["n_chunks"]
-    for (d, sha, olde), cs in zip(new_docs, new_chunks):
-        md = dict(d.metadata or {})
-        entries.append({
-            "doc_id": d.doc_id,
-            "source": d.source,
-            "title": d.title,
-            "sha256": sha,
-            "date": str(md.get("date", "") or ""),
-            "added": olde["added"] if olde else now,
-            "updated": now,
-            "n_chunks": len(cs),
-            "first_row": row,
-            "chunk_ids": [c.chunk_id for c in cs],
-            "metadata": {k: v for k, v in md.items() if isinstance(v, (str, int, float, bool)) or v is None},
-        })
-        row += len(cs)
-
-    def chunk_iter():
-        if old is not None:
-            for r in kept_rows:
-                yield old.store.get(r)
-        yield from flat_new
-
-    manifest = {
-        "format": FORMAT,
-        "embedding": {"model": encoder.name, "config_model": cfg.embed.model, "dim": int(encoder.dim),
-                      "normalized": True},
-        "faiss": {"index": "IndexFlatIP", "metric": "inner_product"},  # + `coarse`: set by write_version
-        "bm25": {"analyzer": analyzer, "k1": bm25.k1, "b": bm25.b, "library": "bm25s"},
-        "chunker": chunker,
-        "n_chunks": int(len(all_vecs)),
-        "n_documents": len(entries),
-        "corpus_hash": corpus_hash(entries, chunker, encoder.name),
-        "documents": entries,
-        "versions": package_versions(),
-        "built_at": now,
-        "build_seconds": None,
-    }
+    bm25 = old.bm25.subset(kept_rows, new_tokens) if old is not None else BM25Index.from_token_lists(new_tokens, analyzer)
+    blobs, files = _texts(old, plan)
+    entries = _entries(plan, new_chunks, files, now)
+    manifest = _manifest(cfg, encoder, analyzer, bm25, chunker, entries, len(all_vecs), now)
     stats.n_chunks = int(len(all_vecs))
-    path = (writer or write_version)(kb_dir, list(chunk_iter()), all_vecs, bm25, manifest, cfg, t0, drop=drop)
+    path = (writer or write_version)(kb_dir, _rows(old, kept_rows, flat_new, files), all_vecs, bm25, manifest, cfg,
+                                     t0, drop=drop, texts=blobs)
     return path, stats
 
 
 def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm25: BM25Index,
-                  manifest: dict, cfg, t0: float | None = None, drop: Iterable[str] = ()) -> Path:
+                  manifest: dict, cfg, t0: float | None = None, drop: Iterable[str] = (),
+                  texts: Sequence[bytes | None] = ()) -> Path:
     """Write a complete version into a temp folder, then publish it atomically (see module doc).
-    `drop`: versions found damaged; they are never kept as the fallback of the new one."""
+    `drop`: versions found damaged; they are never kept as the fallback of the new one. `texts`:
+    each document's stored text (rag.index.doc_texts blobs, in manifest order; () or None: none)."""
     kb_dir = Path(kb_dir)
     kb_dir.mkdir(parents=True, exist_ok=True)
     # one clock reading for both parts: the names sort by build time (a second ticking over
@@ -406,6 +357,7 @@ def write_version(kb_dir: Path, chunks: Sequence[Chunk], vectors: np.ndarray, bm
         if ids != [cid for d in documents for cid in d["chunk_ids"]]:
             raise RagError("internal error: the documents' chunk ids are not the chunks' ids in row order")
         manifest["format"] = FORMAT
+        documents = write_texts(tmp, documents, texts)  # each entry gets its text's place
         (tmp / DOCUMENTS).write_bytes(json.dumps(documents, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
         (tmp / CHUNK_IDS).write_bytes(json.dumps(ids, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else int(manifest["embedding"]["dim"])
@@ -441,23 +393,3 @@ def _quarantine(kb_dir: Path, names: Iterable[str]) -> None:
 def _publish(kb_dir: Path, name: str) -> None:
     """CURRENT := `name` plus the newest complete earlier versions (bounded; rag.index.verify)."""
     publish(kb_dir, name, fallback_names(kb_dir, name))
-
-
-def check_model(manifest: Mapping[str, Any], kb: str, config_model: str | None = None,
-                encoder_name: str | None = None, encoder_dim: int | None = None) -> None:
-    """Raise ModelMismatch if the index was built with another embedding model."""
-    emb = manifest.get("embedding", {})
-    built, built_cfg, dim = emb.get("model"), emb.get("config_model"), emb.get("dim")
-    wrong = None
-    if encoder_name is not None and encoder_name != built:
-        wrong = encoder_name
-    elif encoder_dim is not None and dim is not None and encoder_dim != dim:
-        wrong = f"{encoder_name} ({encoder_dim} dims)"
-    elif encoder_name is None and config_model is not None and config_model not in (built, built_cfg):
-        wrong = config_model
-    if wrong is not None:
-        raise ModelMismatch(
-            f"knowledge base '{kb}' was indexed with embedding model '{built_cfg or built}' ({dim} dims) "
-            f"but '{wrong}' is configured; its vectors are not comparable. Either set embed.model = "
-            f"'{built_cfg or built}' (RAG_EMBED_MODEL) or re-index with `rag index --kb {kb} --rebuild`."
-        )

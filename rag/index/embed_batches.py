@@ -26,6 +26,9 @@ encoded once.
 from __future__ import annotations
 
 import logging
+import os
+import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -106,3 +109,52 @@ def _cache_put(cache, model: str, texts: Sequence[str], vecs: np.ndarray) -> boo
     except Exception as e:  # e.g. a full disk: keep indexing, stop trying to cache
         log.warning("vector cache write failed (%s); this run's remaining vectors are not cached", e)
         return False
+
+
+def open_vector_cache(cfg):
+    """The embeddings package's vector cache (embeddings.cache) if enabled and usable, else None
+    (a damaged one is set aside once and a new one started: `set_cache_aside`)."""
+    if not getattr(cfg.embed, "cache", False):
+        return None
+    from embeddings.cache import VectorCache
+
+    folder = Path(cfg.paths.home) / "cache" / "vectors"
+    for attempt in (1, 2):
+        try:
+            return VectorCache(folder)
+        except Exception as e:  # a broken cache must never stop indexing
+            if attempt == 1 and set_cache_aside(folder, e):
+                continue  # a fresh, empty cache: this build re-embeds, the next ones hit it again
+            log.warning("vector cache unavailable: %s", e)
+            return None
+    return None
+
+
+def set_cache_aside(folder: Path, error: Exception) -> bool:
+    """A damaged SQLite vector cache is renamed aside (never deleted: it is the user's disk, but it
+    is only a cache) so a new one can start; otherwise every later build would re-embed every
+    passage. Only for SQLite's own corruption errors, not for e.g. a permission problem."""
+    import sqlite3
+
+    cause = error.__cause__ if error.__cause__ is not None else error
+    if not isinstance(cause, sqlite3.DatabaseError):
+        return False
+    # an OperationalError is set aside only when it reports damage: a cut header under a WAL can
+    # surface as SQLITE_IOERR ("disk I/O error"); "locked", "readonly", "unable to open" are not damage
+    if isinstance(cause, sqlite3.OperationalError) and not any(
+        w in str(cause) for w in ("disk I/O error", "malformed", "not a database")
+    ):
+        return False
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    moved = False
+    for p in sorted(folder.glob("vectors.sqlite*")):
+        if ".damaged-" not in p.name:
+            try:
+                os.replace(p, p.with_name(f"{p.name}.damaged-{stamp}"))
+                moved = True
+            except OSError:
+                return False
+    if moved:
+        log.warning("vector cache %s is damaged (%s); set aside as *.damaged-%s, starting a new one",
+                    folder, cause, stamp)
+    return moved

@@ -5,6 +5,10 @@
     report = kb.add_paths(["docs/"])                    # incremental: new/changed files only
     hits = kb.search("创先争优活动的主题是什么", k=5)      # hybrid by default
 
+    text = kb.document_text("000_dc80a8aaf43bbf11")   # the original text chunk spans point into
+
+Where a KB lives, which KBs there are and the write lock are rag.index.kb_folder's.
+
 Reads are thread-safe and lock-free: an opened index version is immutable and a write swaps in
 a new one (the web chat serves several users while someone uploads a file). Writes take an
 fcntl lock on the KB folder, so two indexers (two processes, or two threads) never collide; a
@@ -14,21 +18,17 @@ once a second).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from rag.config import Config, load_config
-from rag.errors import ConfigError, IndexDamaged, IndexMissing, RagError
+from rag.errors import IndexDamaged, IndexMissing, RagError
 from rag.index.build import (
-    LOCK,
     BuildStats,
     IndexVersion,
     build_version,
@@ -36,12 +36,11 @@ from rag.index.build import (
     current_version_path,
     open_latest,
 )
+from rag.index.kb_folder import list_kbs, resolve_kb_dir, write_lock  # noqa: F401  (list_kbs: re-exported)
 from rag.index.verify import candidates, fallback_names, file_problems, publish, read_history, version_problems
 from rag.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
-
-from rag.limits import KB_NAME as _NAME, LIMITS  # noqa: E402 - one home for the KB name rule and its length
 
 
 @dataclass(frozen=True)
@@ -81,31 +80,7 @@ class IndexReport:
         }
 
 
-def list_kbs(cfg: Config | None = None) -> list[str]:
-    """Names of the knowledge bases under `cfg.paths.kb_root` that have a usable index."""
-    cfg = cfg or load_config()
-    root = cfg.paths.kb_root
-    if not root.is_dir():
-        return []
-    # any complete version counts: a KB whose current version is damaged still opens (fallback)
-    # or at least says which file is damaged, rather than vanishing from the list
-    # a Milvus-backed KB leaves MILVUS (its alias and URI) in its folder (rag.index.milvus.kb)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (candidates(p) or (p / "MILVUS").is_file()))
-
-
-def resolve_kb_dir(name_or_dir: str | os.PathLike, cfg: Config) -> tuple[str, Path]:
-    """(name, folder): a bare name lives under kb_root; anything path-like is used as is."""
-    s = str(name_or_dir)
-    if os.sep in s or s.startswith(".") or Path(s).is_absolute():
-        p = Path(s).expanduser().resolve()
-        return p.name, p
-    if not _NAME.match(s) or len(s) > LIMITS.kb_name_chars:
-        shown = s if len(s) <= 40 else s[:40] + "…"
-        raise ConfigError(f"invalid knowledge base name {shown!r}: use at most {LIMITS.kb_name_chars} letters, digits, '_', '-', '.'")
-    return s, cfg.paths.kb_dir(s)
-
-
-def _warm_jieba() -> None:
+def warm_jieba() -> None:
     """Load jieba's dictionary in the background (≈1 s) so the first question does not wait for it."""
     from rag.index import bm25
 
@@ -172,7 +147,7 @@ class KnowledgeBase:
         from rag.retrieve.searcher import HybridSearcher
 
         s = HybridSearcher(v, self._get_encoder, self.cfg.retrieve)
-        _warm_jieba()
+        warm_jieba()
         self._version, self._searcher = v, s  # readers pick up the new pair on their next call
         self._checked_at = time.monotonic()
 
@@ -260,6 +235,13 @@ class KnowledgeBase:
         lo, hi = v.doc_rows[doc]
         return [v.store.get(r) for r in range(max(lo, row - before), min(hi, row + after + 1))]
 
+    def document_text(self, doc_id: str) -> str | None:
+        """The document's original text as it was indexed (the text chunk spans point into), or None:
+        no such document, or a version built before texts were stored (the next `rag index` of its
+        files stores them). IndexDamaged if the stored text is damaged."""
+        v = self._version
+        return None if v is None else v.document_text(doc_id)
+
     def documents(self) -> list[DocInfo]:
         if self._version is None:
             return []
@@ -286,34 +268,10 @@ class KnowledgeBase:
         return ChunkVectorStore.from_version(self._version, self._get_encoder())
 
     # ------------------------------------------------------------ writing
-    @contextlib.contextmanager
-    def _write_lock(self, timeout: float = 600.0) -> Iterator[None]:
-        """Hold the KB's fcntl lock (and this object's thread lock). The version to build on is
-        chosen after it is taken (`_base_for_update`): another process may have published."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with self._write_tlock:
-            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                deadline = time.monotonic() + timeout
-                warned = False
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if not warned:
-                            log.warning("knowledge base '%s' is being written by another process; waiting", self.name)
-                            warned = True
-                        if time.monotonic() > deadline:
-                            raise RagError(f"knowledge base '{self.name}' is locked by another indexer "
-                                           f"({self.path / LOCK}); try again when it has finished") from None
-                        time.sleep(0.2)
-                yield
-            finally:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                finally:
-                    os.close(fd)
+    def _write_lock(self, timeout: float = 600.0):
+        """Hold the KB's fcntl lock and this object's thread lock (rag.index.kb_folder.write_lock). The
+        version to build on is chosen after it is taken (`_base_for_update`): another process may have published."""
+        return write_lock(self.path, self.name, self._write_tlock, timeout)
 
     def _base_for_update(self) -> tuple[IndexVersion | None, list[IndexDamaged]]:
         """The version an incremental build starts from, fully verified (checksums of every file:

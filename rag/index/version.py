@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from rag.index.bm25 import BM25Index
+from rag.index.doc_texts import TextFile
 from rag.errors import IndexDamaged, IndexMissing, RagError
 from rag.index.verify import (
     COMPLETE,
@@ -36,7 +37,8 @@ from rag.types import Chunk
 # Format 2 (this code writes it): the document table lives in documents.json, parsed on first use,
 # and the chunk ids in chunks.ids.json, so opening parses neither 100k document entries nor a
 # 25 MB manifest. Format 1 (the document table inside manifest.json) is still read. Sealed
-# versions (a `files` table) and the int8 vector copy (rag.index.vectors) are optional parts of both.
+# versions (a `files` table), the int8 vector copy (rag.index.vectors) and the documents' texts
+# (rag.index.doc_texts) are optional parts of both.
 FORMAT = 2
 READABLE = (1, 2)
 DOCUMENTS = "documents.json"
@@ -203,7 +205,9 @@ class IndexVersion:
                                f"{path.parent.name} --rebuild` (or use the rag-zh version that wrote it)")
         self._documents: list[dict[str, Any]] | None = self.meta.get("documents")  # format 1
         self._doc_rows: dict[str, tuple[int, int]] | None = None
+        self._entry_of: dict[str, int] = {}  # doc_id → its index in `documents` (with _doc_rows)
         self._row_of: dict[str, int] | None = None
+        self.texts = TextFile(path)
         check_files(path, self.meta, full=verify == "full")
         with _reading(path, "vectors.faiss / vectors.i8.*"):
             self.dense = DenseStore(path, self.meta.get("faiss"))
@@ -254,9 +258,10 @@ class IndexVersion:
 
     def _rows_of_documents(self) -> None:
         doc_rows: dict[str, tuple[int, int]] = {}
-        for d in self.documents:
+        for i, d in enumerate(self.documents):
             first = d["first_row"]
             doc_rows[d["doc_id"]] = (first, first + d["n_chunks"])
+            self._entry_of[d["doc_id"]] = i
             if self.format < 2:
                 self.ids_by_row[first : first + d["n_chunks"]] = d["chunk_ids"]
         self._doc_rows = doc_rows
@@ -295,6 +300,16 @@ class IndexVersion:
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """The exact float32 vectors of `rows`."""
         return self.dense.vectors(rows)
+
+    def text_blobs(self, entries: Sequence[Mapping[str, Any]]) -> list[bytes | None]:
+        """The stored texts of these document entries, as blobs (rag.index.doc_texts; for a build)."""
+        return self.texts.blobs(entries)
+
+    def document_text(self, doc_id: str) -> str | None:
+        """The document's original text; None if this version stores none for it (or has no such document)."""
+        self.doc_rows  # noqa: B018 - maps the documents on first use (_entry_of with them)
+        i = self._entry_of.get(doc_id)
+        return None if i is None else self.texts.text(self.documents[i])
 
     def dense_search(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k by exact inner product (int8 scan + exact rescoring, rag.index.vectors); ties → lower row."""

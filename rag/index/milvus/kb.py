@@ -9,7 +9,7 @@ eval) is unchanged. What differs from the local backend:
   writer, under the same fcntl lock on the KB folder (one machine; across machines the alias is
   compared before it is switched, see docs/milvus.md);
 - the first Milvus build of a KB that has a local index copies it (chunks, vectors, BM25 tokens,
-  manifest) instead of re-embedding: `rag index --backend milvus` migrates.
+  documents' texts, manifest) instead of re-embedding: `rag index --backend milvus` migrates.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rag.errors import IndexDamaged, IndexMissing, RagError
 from rag.index.build import BuildStats, build_version, check_model
-from rag.index.kb import IndexReport, KnowledgeBase, _warm_jieba, resolve_kb_dir
+from rag.index.kb import IndexReport, KnowledgeBase, resolve_kb_dir, warm_jieba
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class MilvusKnowledgeBase(KnowledgeBase):
         from rag.retrieve.milvus import MilvusSearcher
 
         s = MilvusSearcher(v, self._get_encoder, self.cfg.retrieve)
-        _warm_jieba()
+        warm_jieba()
         self._version, self._searcher = v, s
         self._checked_at = time.monotonic()
 
@@ -179,8 +179,9 @@ class MilvusKnowledgeBase(KnowledgeBase):
             vecs = local.vectors(list(range(n)))
             manifest = {**local.manifest, "migrated_from": local.path.name}
             manifest.pop("files", None)
+            texts = local.text_blobs(manifest["documents"])  # the stored texts, copied as they are
             path = write_milvus_version(self.client, self.base, None, self.path, chunks, vecs, local.bm25,
-                                        manifest, self.cfg, time.time())
+                                        manifest, self.cfg, time.time(), texts=texts)
         finally:
             local.close()
         return MilvusVersion(self.client, path.name, self.path)

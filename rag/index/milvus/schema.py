@@ -3,7 +3,9 @@
 One knowledge base = one alias (the *collection base*, derived from the KB name) that points at
 the current version's collection `<base>_v<stamp>`; each version has a companion collection
 `<base>_v<stamp>_m` holding its manifest (the same JSON the local backend writes), so switching
-the alias switches chunks and manifest together.
+the alias switches chunks and manifest together. A third, `<base>_v<stamp>_t`, holds the version's
+documents' original texts (rag.index.doc_texts blobs, base64 in VARCHAR parts, the manifest
+collection's schema).
 
 Full text: the BM25 Function runs over a VARCHAR field that holds OUR analyzer's tokens
 (rag.index.bm25.tokenize: OpenCC fold → jieba + CJK bigrams), joined by spaces (`token_text`). The
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 65535  # Milvus VARCHAR max_length (bytes)
 MANIFEST_PART = 60000  # characters of manifest JSON per meta row (≤ MAX_TEXT bytes once ASCII-escaped)
 META_SUFFIX = "_m"
+TEXT_SUFFIX = "_t"  # the version's documents' texts (rag.index.milvus.store), same schema as the manifest's
+SUFFIXES = (META_SUFFIX, TEXT_SUFFIX)  # a version's companion collections
 CHUNK_FIELDS = ("chunk_id", "doc_id", "row", "n", "title", "section", "text", "start", "end", "source", "metadata")
 _NON_WORD = re.compile(r"\W", re.UNICODE)
 

@@ -2,7 +2,8 @@
 one (`write_milvus_version`), the counterparts of rag.index.version / rag.index.build.write_version.
 
 Versions (rag.index.milvus.schema): a build writes a NEW collection `<base>_v<stamp>` (chunks, vectors,
-BM25 token text) and its manifest collection, flushes and loads them, and only then points the
+BM25 token text), its texts collection (each document's original text: rag.index.doc_texts) and its
+manifest collection, flushes and loads them, and only then points the
 alias `<base>` at it (`alter_alias`: one metadata operation on the server). Readers always search
 through the alias, so they see the old version or the new one, never a half-written one. A build
 that fails or is interrupted drops what it wrote (best effort; a crash leaves an unaliased
@@ -10,8 +11,8 @@ collection that the next successful build removes). The previous version is kept
 be in the middle of a search on it); older ones are dropped.
 
 `MilvusVersion` duck-types the parts of `IndexVersion` that `KnowledgeBase` and
-`rag.index.build.build_version` use (manifest, row maps, `store.get/all`, `vectors`, `bm25.subset`),
-so incremental updates, the manifest and model checks are the local backend's own code. Rows
+`rag.index.build.build_version` use (manifest, row maps, `store.get/all`, `vectors`, `bm25.subset`,
+`text_blobs`, `document_text`), so incremental updates, the manifest and model checks are the local backend's own code. Rows
 are fetched from Milvus on demand (a small cache) or all at once by `preload` (builds).
 
 Deliberate compromise: every update copies the kept rows into the new collection (as the local
@@ -20,6 +21,7 @@ backend rewrites its FAISS file): simple and atomic through the alias; not incre
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -31,10 +33,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from rag.errors import IndexDamaged, RagError
+from rag.index.doc_texts import check_blobs, unpack, without_text
 from rag.index.milvus.schema import (
     CHUNK_FIELDS,
     MANIFEST_PART,
     META_SUFFIX,
+    SUFFIXES,
+    TEXT_SUFFIX,
     chunk_row,
     create_chunk_collection,
     create_meta_collection,
@@ -44,6 +49,7 @@ from rag.index.milvus.schema import (
 log = logging.getLogger(__name__)
 
 BATCH = 1000  # rows per insert / query (well under gRPC's message limit at 384-1024 dims)
+TEXT_BATCH = 200  # text parts per insert / query (each at most MANIFEST_PART characters: ≤ 12 MB)
 
 
 def current_collection(client, base: str) -> str | None:
@@ -142,6 +148,7 @@ class MilvusVersion:
             raise IndexDamaged(f"Milvus collection {name} cannot be loaded ({str(e)[:200]})", version=name) from e
         self._all: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._texts_loaded = False
         self._map_rows()
         bm = self.manifest.get("bm25", {})
         self.bm25 = TokenLists(None, bm.get("analyzer", "jieba+bigram"), bm.get("k1", 1.2), bm.get("b", 0.75), self)
@@ -151,9 +158,11 @@ class MilvusVersion:
         n = int(self.manifest["n_chunks"])
         self.ids_by_row: list[str] = [""] * n
         self.doc_rows: dict[str, tuple[int, int]] = {}
+        self._entry_of: dict[str, dict] = {}
         for d in self.manifest["documents"]:
             first = d["first_row"]
             self.doc_rows[d["doc_id"]] = (first, first + d["n_chunks"])
+            self._entry_of[d["doc_id"]] = d
             self.ids_by_row[first : first + d["n_chunks"]] = d["chunk_ids"]
         self.row_of: dict[str, int] = {cid: i for i, cid in enumerate(self.ids_by_row)}
 
@@ -199,12 +208,77 @@ class MilvusVersion:
         got = self.fetch(rows, ["vec"])
         return np.asarray([e["vec"] for e in got], np.float32).reshape(len(got), self.dim)
 
+    def _damaged(self, why: str) -> IndexDamaged:
+        return IndexDamaged(f"Milvus collection {self.name}{TEXT_SUFFIX}: {why}; rebuild it with `rag index PATH "
+                            "--rebuild`", file=self.name + TEXT_SUFFIX, version=self.name)
+
+    def _text_parts(self, ids: Sequence[int]) -> dict[int, str]:
+        """The base64 parts with these ids (read in windows of at most TEXT_BATCH ids)."""
+        if not self._texts_loaded:
+            try:
+                self.client.load_collection(self.name + TEXT_SUFFIX)
+            except Exception as e:
+                raise self._damaged(f"cannot be loaded ({str(e)[:200]})") from e
+            self._texts_loaded = True
+        ids, out, i = sorted(set(ids)), {}, 0
+        while i < len(ids):
+            lo = ids[i]
+            while i < len(ids) and ids[i] < lo + TEXT_BATCH:
+                i += 1
+            hi = ids[i - 1]
+            for r in self.client.query(self.name + TEXT_SUFFIX, filter=f"part >= {lo} and part <= {hi}",
+                                       output_fields=["part", "text"], limit=hi - lo + 1):
+                out[int(r["part"])] = r["text"]
+        return out
+
+    def text_blobs(self, entries: Sequence[dict]) -> list[bytes | None]:
+        """The stored texts of these document entries (rag.index.doc_texts blobs; None: none stored)."""
+        spans = [e.get("text") for e in entries]
+        parts = self._text_parts([a + j for a, n in filter(None, spans) for j in range(n)]) if any(spans) else {}
+        out: list[bytes | None] = []
+        for e, span in zip(entries, spans):
+            got = [parts.get(span[0] + j) for j in range(span[1])] if span else None
+            if got is not None and None in got:
+                raise self._damaged(f"misses part of the text of {e.get('doc_id')!r}")
+            out.append(None if got is None else base64.b64decode("".join(got)))
+        return out
+
+    def document_text(self, doc_id: str) -> str | None:
+        """The document's original text; None if this version stores none for it (or has no such document)."""
+        e = self._entry_of.get(doc_id)
+        blob = None if e is None else self.text_blobs([e])[0]
+        try:
+            return None if blob is None else unpack(blob)
+        except ValueError as err:
+            raise self._damaged(f"holds a damaged text for {doc_id!r} ({err})") from None
+
     def close(self) -> None:
         pass
 
 
+def _write_texts(client, name: str, documents: Sequence[dict], blobs: Sequence[bytes | None]) -> tuple[list[dict], int]:
+    """Store the documents' blobs in the collection `name` as base64 parts; returns the entries,
+    each with its `text` = `[first part, number of parts]` (none where no text is known), and the
+    number of parts."""
+    create_meta_collection(client, name)
+    rows: list[dict] = []
+    out: list[dict] = []
+    for entry, blob in zip(documents, check_blobs(documents, blobs)):
+        out.append(without_text(entry))
+        if blob is not None:
+            b64 = base64.b64encode(blob).decode("ascii")
+            parts = [b64[i : i + MANIFEST_PART] for i in range(0, len(b64), MANIFEST_PART)]
+            first = len(rows)
+            out[-1]["text"] = [first, len(parts)]
+            rows += [{"part": first + j, "text": t, "v": [0.0, 0.0]} for j, t in enumerate(parts)]
+    for i in range(0, len(rows), TEXT_BATCH):
+        client.insert(name, rows[i : i + TEXT_BATCH])
+    client.flush(name)
+    return out, len(rows)
+
+
 def _drop(client, name: str) -> None:
-    for n in (name, name + META_SUFFIX):
+    for n in (name, *(name + s for s in SUFFIXES)):
         try:
             if client.has_collection(n):
                 client.drop_collection(n)
@@ -213,11 +287,13 @@ def _drop(client, name: str) -> None:
 
 
 def write_milvus_version(client, base: str, expect: str | None, kb_dir: Path, chunks: Sequence, vectors: np.ndarray,
-                         bm25, manifest: dict, cfg, t0: float | None = None, drop: Iterable[str] = ()) -> Path:
+                         bm25, manifest: dict, cfg, t0: float | None = None, drop: Iterable[str] = (),
+                         texts: Sequence[bytes | None] = ()) -> Path:
     """Write a complete version into new collections, then switch the alias `base` to it (see the
     module docstring). `expect`: the collection the alias named when the build started; if
     another writer moved it meanwhile, nothing is published (RagError). Signature as
-    rag.index.build.write_version, so build_version can call either. Returns the version's pseudo path."""
+    rag.index.build.write_version (`texts`: the documents' stored texts, in manifest order), so
+    build_version can call either. Returns the version's pseudo path."""
     n = len(chunks)
     if n != len(vectors) or n != bm25.n_docs:
         raise RagError(f"internal error: {n} chunks, {len(vectors)} vectors, {bm25.n_docs} BM25 rows")
@@ -231,9 +307,10 @@ def write_milvus_version(client, base: str, expect: str | None, kb_dir: Path, ch
             client.insert(name, [chunk_row(chunks[j], j, bm25.tokens(j), vectors[j]) for j in range(i, min(n, i + BATCH))])
         client.flush(name)
         manifest = dict(manifest)
+        manifest["documents"], n_parts = _write_texts(client, name + TEXT_SUFFIX, manifest.get("documents", []), texts)
         manifest.pop("faiss", None)
         manifest["milvus"] = {"collection": name, "alias": base, "dense": "FLAT/IP", "tokenizer": tok,
-                              "bm25": "BM25 function over our analyzer's tokens"}
+                              "bm25": "BM25 function over our analyzer's tokens", "text_parts": n_parts}
         manifest["bm25"] = {**manifest.get("bm25", {}), "library": "milvus"}
         if t0 is not None:
             manifest["build_seconds"] = round(time.time() - t0, 3)
@@ -270,6 +347,6 @@ def _cleanup(client, base: str, keep: set) -> None:
         log.warning("could not list Milvus collections: %s", e)
         return
     for n in names:
-        v = n[: -len(META_SUFFIX)] if n.endswith(META_SUFFIX) else n
+        v = next((n[: -len(s)] for s in SUFFIXES if n.endswith(s) and pat.fullmatch(n[: -len(s)])), n)
         if pat.fullmatch(v) and v not in keep:
             _drop(client, v)
