@@ -11,7 +11,8 @@ key, where the value came from and what is allowed — one line the CLI, API and
 The allowed values of each enum setting live here (`CHOICES`) and nowhere else.
 
 Some keys have short env names too (`SHORT_ENV`): `RAG_HOME` (data: knowledge bases, caches,
-feedback), `RAG_MODELS_DIR` (built/assembled model files), `RAG_API_KEY` (`rag serve`'s key).
+feedback), `RAG_MODELS_DIR` (built/assembled model files), `RAG_SEEDS_DIR` (the seed corpus; a
+repository checkout's seeds/ by default, none in an installed package), `RAG_API_KEY` (`rag serve`'s key).
 `OPENAI_BASE_URL` / `OPENAI_API_KEY` are read as defaults below a config file (`ENV_DEFAULTS`).
 This module is the only one that reads the environment for settings.
 """
@@ -68,12 +69,20 @@ def _default_models() -> str:
     return os.environ.get("RAG_MODELS_DIR") or str(Path(_default_home()) / "models")
 
 
+# the seed corpus of a repository checkout (the package beside seeds/); an installed package has none
+CHECKOUT_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def _default_seeds() -> str:
+    return str(CHECKOUT_SEEDS) if CHECKOUT_SEEDS.is_dir() else ""
+
+
 @dataclass
 class PathsConfig:
     home: str = field(default_factory=_default_home)  # knowledge bases live in {home}/kb/{name}
     models_dir: str = field(default_factory=_default_models)
     kb: str = "seeds"  # default knowledge base name
-    seeds_dir: str = str(Path(__file__).resolve().parent.parent / "seeds")
+    seeds_dir: str = field(default_factory=_default_seeds)  # the seed corpus (RAG_SEEDS_DIR); "": none (installed package)
 
     @property
     def kb_root(self) -> Path:
@@ -81,6 +90,17 @@ class PathsConfig:
 
     def kb_dir(self, name: str | None = None) -> Path:
         return self.kb_root / (name or self.kb)
+
+    def seeds(self) -> Path:
+        """The seed corpus folder (`rag index` without a PATH, `rag chat`'s first start), or a
+        ConfigError naming the setting when it is not set or not a folder."""
+        how = "set paths.seeds_dir in rag.toml or RAG_SEEDS_DIR, or use your own knowledge base (`rag index PATH --kb NAME`)"
+        if not self.seeds_dir:
+            raise ConfigError(f"paths.seeds_dir is not set (an installed rag-zh has no seed corpus): {how}")
+        p = Path(self.seeds_dir).expanduser()
+        if not p.is_dir():
+            raise ConfigError(f"paths.seeds_dir = {self.seeds_dir!r}: no such folder; {how}")
+        return p
 
 
 @dataclass
@@ -200,7 +220,8 @@ class Config:
 
 
 # Short names for a few keys (beside the RAG_<GROUP>_<FIELD> form), same precedence as it
-SHORT_ENV = (("RAG_HOME", "paths", "home"), ("RAG_MODELS_DIR", "paths", "models_dir"), ("RAG_API_KEY", "serve", "api_key"))
+SHORT_ENV = (("RAG_HOME", "paths", "home"), ("RAG_MODELS_DIR", "paths", "models_dir"), ("RAG_SEEDS_DIR", "paths", "seeds_dir"),
+             ("RAG_API_KEY", "serve", "api_key"))
 # Variables other tools set for an OpenAI-compatible client, read as defaults below a config file
 ENV_DEFAULTS = (("OPENAI_BASE_URL", "llm", "base_url"), ("OPENAI_API_KEY", "llm", "api_key"))
 

@@ -108,3 +108,26 @@ def test_an_empty_search_query_is_one_line_like_an_empty_question(capsys):
     assert main(["search", "   "]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rag search: the query is empty") and len(err.splitlines()) == 1
+
+
+def test_seeds_dir_from_env_and_a_clear_error_without_one(tmp_path, monkeypatch, capsys):
+    import rag.config as config_mod
+    from rag.apps.cli import main
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    assert load_config(env={"RAG_SEEDS_DIR": str(seeds)}).paths.seeds() == seeds
+    # a repository checkout finds its seeds/; an installed package has none: "" until set
+    assert Config().paths.seeds_dir == (str(config_mod.CHECKOUT_SEEDS) if config_mod.CHECKOUT_SEEDS.is_dir() else "")
+    monkeypatch.setattr(config_mod, "CHECKOUT_SEEDS", tmp_path / "site-packages" / "seeds")
+    with pytest.raises(ConfigError, match=r"paths\.seeds_dir is not set.*RAG_SEEDS_DIR"):
+        load_config(env={}).paths.seeds()
+    with pytest.raises(ConfigError, match=r"paths\.seeds_dir = '.*nope': no such folder.*RAG_SEEDS_DIR"):
+        load_config(env={"RAG_SEEDS_DIR": str(tmp_path / "nope")}).paths.seeds()
+    # `rag index` without a PATH says so in one line, before anything is opened or created
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RAG_SEEDS_DIR", str(tmp_path / "nope"))
+    assert main(["index", "--kb", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "paths.seeds_dir" in err and "RAG_SEEDS_DIR" in err
+    assert not (tmp_path / "home" / "kb" / "x").exists()

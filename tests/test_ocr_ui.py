@@ -3,7 +3,8 @@ card shows the page cropped around the quote with the cited lines highlighted.
 
 Slow: `rag chat` in a subprocess (extractive answers, the fake encoder so the seeds index in
 seconds; OCR is real), headless Debian Chromium through playwright (tests/test_ui_e2e.py's Page
-helper). Screenshot: tests/artifacts/ocr-01-scan-citation.png.
+helper). Screenshot: tests/artifacts/ocr-01-scan-citation.png. One fast test without a browser:
+the page crop of a scan indexed from a relative path, asked from another working directory.
 """
 
 from __future__ import annotations
@@ -100,3 +101,31 @@ def test_scanned_pdf_upload_ask_and_page_crop(scan_app, browser, tmp_path):
     time.sleep(1)
     page.shot("ocr-01-scan-citation")
     assert page.external == [], page.external
+
+
+def test_page_crop_when_the_working_directory_is_elsewhere(tmp_path, monkeypatch):
+    """No browser: a scan indexed from a relative path still gets its page crop once the working
+    directory has changed — the index recorded the file's absolute path, nothing is guessed."""
+    from rag.answer.assistant import Assistant
+    from rag.config import load_config
+    from rag.index.doc_texts import INDEXED_FILE
+    from rag.index.kb import KnowledgeBase
+    from rag.ingest.ocr import crop
+    from ui.crop import page_figures
+
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    (here / "scans").mkdir(parents=True)
+    elsewhere.mkdir()
+    F.save_pdf([F.draw_page(F.SIMPLIFIED, page_no=1)], here / "scans" / "scan.pdf")
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    cfg = load_config(overrides={"embed": {"model": "fake-64"}})
+    monkeypatch.chdir(here)
+    KnowledgeBase.open("scan", cfg, create=True).add_paths(["scans"], progress=False)  # real OCR
+    monkeypatch.chdir(elsewhere)
+    crop._crop.cache_clear()
+    ans = Assistant(KnowledgeBase.open("scan", cfg), cfg).answer("新建和改造农村公路多少公里？", llm_backend="extractive")
+    assert not ans.refused and ans.citations
+    c = ans.citations[0]
+    assert c.source == "scans/scan.pdf" and c.metadata[INDEXED_FILE] == str(here / "scans" / "scan.pdf")
+    assert c.metadata["quote_exact"] is True and "一百五十公里" in c.quote
+    assert set(page_figures(ans)) == {c.n}

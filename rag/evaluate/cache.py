@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from rag.config import Config
 from rag.errors import RagError
 from rag.evaluate.evalsets import EvalSet
-from rag.evaluate.base import REPO_ROOT, EvalError
+from rag.evaluate.base import CODE_ROOT, EvalError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def _code_hash() -> str:
     """Ingest/clean/chunk code is part of the cache key: a changed chunker must re-index."""
     h = hashlib.sha1()
     for rel in ("rag/ingest/load.py", "rag/ingest/clean.py", "rag/chunk/sections.py", "rag/index/build.py", "rag/index/bm25.py"):
-        p = REPO_ROOT / rel
+        p = CODE_ROOT / rel
         if p.exists():
             h.update(p.read_bytes())
     return h.hexdigest()

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from rag.config import Config, load_config
 from rag.evaluate.evalsets import EvalSet, load_beir, write_beir
-from rag.evaluate.base import REPO_ROOT, EvalError
+from rag.evaluate.base import CODE_ROOT, EvalError
 
 
 def _sha1_file(p: Path) -> str:
@@ -39,7 +39,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _resolve_source(path: Path, src: str) -> Path:
-    cands = [path / src, REPO_ROOT / src, Path(src)]
+    cands = [path / src, CODE_ROOT / src, Path(src)]
     for c in cands:
         if c.exists():
             return c.resolve()

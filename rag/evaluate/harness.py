@@ -55,7 +55,7 @@ from rag.evaluate import splits as S
 
 # re-exported: callers and tests import these from rag.evaluate.harness
 from rag.evaluate.aggregate import KS, SEEN, SEEN_KS, aggregate, config_metrics, retrieval_for
-from rag.evaluate.base import REPO_ROOT, EvalError
+from rag.evaluate.base import CODE_ROOT, EvalError, runs_dir
 from rag.evaluate.baselines import (DEFAULT_TOLERANCE, LOWER_IS_BETTER, NOT_CHECKED, CheckRow, baseline_path,
                                     check_baseline, check_config_matches, flat_metrics, read_baseline, tolerances,
                                     write_baseline)
@@ -68,7 +68,7 @@ from rag.evaluate.runconfig import MODES, RunConfig, make_configs, parse_compare
 
 __all__ = [
     "CheckRow", "Corpus", "DEFAULT_TOLERANCE", "DEPTH", "EvalError", "EvalRun", "JUDGE_PROMPT", "KS",
-    "LOWER_IS_BETTER", "M", "MODES", "NOT_CHECKED", "REPO_ROOT", "RunConfig", "SEEN", "SEEN_KS", "aggregate",
+    "LOWER_IS_BETTER", "M", "MODES", "NOT_CHECKED", "RunConfig", "SEEN", "SEEN_KS", "aggregate",
     "baseline_path", "build_corpus", "check_baseline", "check_config_matches", "config_metrics", "corpus_key",
     "derive_qrels", "document_texts", "finalize", "flat_metrics", "git_info", "import_set", "judge_answer",
     "load_evalset", "make_configs", "parse_compare", "question_order", "read_baseline", "read_manifest",
@@ -78,7 +78,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def git_info(root: Path = REPO_ROOT) -> dict[str, Any]:
+def git_info(root: Path = CODE_ROOT) -> dict[str, Any]:
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=20).stdout.strip()
 
@@ -292,7 +292,7 @@ def run_eval(
     if not qids:
         raise EvalError(f"{es.name}: the set has no questions" + (f" in the {split} half" if split != "all" else ""))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out = Path(out_dir) if out_dir else REPO_ROOT / "runs" / f"{es.name}-{stamp}"
+    out = Path(out_dir) if out_dir else runs_dir() / f"{es.name}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     results, run_json = out / "results.jsonl", out / "run.json"
     settings = _settings(es, configs, qids, smap, limit=limit, sample=sample, judge=bool(judge_model),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rag.apps.commands import add_common, resolve_config
 
@@ -41,12 +40,8 @@ def ensure_kb(cfg, *, index_seeds: bool = True, out=sys.stderr) -> str:
     if name in list_kbs(cfg):
         kb = KnowledgeBase.open(name, cfg)
         return f"knowledge base '{name}': {len(kb.documents())} documents, {len(kb)} chunks"
-    seeds = Path(cfg.paths.seeds_dir)
     if name == "seeds" and index_seeds:
-        if not seeds.is_dir():
-            from rag.errors import ConfigError
-
-            raise ConfigError(f"seed folder {seeds} not found; set paths.seeds_dir or pass --kb NAME")
+        seeds = cfg.paths.seeds()  # a ConfigError naming paths.seeds_dir / RAG_SEEDS_DIR when there is none
         files = sorted(p for p in seeds.rglob("*") if p.is_file())
         print(f"first start: indexing {len(files)} seed files from {seeds} into knowledge base '{name}'…", file=out, flush=True)
         kb = KnowledgeBase.open(name, cfg, create=True)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from rag.index.kb import IndexReport, KnowledgeBase
 
     cfg = resolve_config(args, embed={"model": args.model})
-    paths = args.paths or ([] if args.delete else [cfg.paths.seeds_dir])
+    paths = args.paths or ([] if args.delete else [cfg.paths.seeds()])
     # --rebuild opens nothing of the old index: it must work whatever state the folder is in
     kb = KnowledgeBase.open(cfg.paths.kb, cfg, create=True, check_model_=not args.rebuild,
                            load=not args.rebuild or bool(args.delete))
