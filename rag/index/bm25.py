@@ -71,6 +71,12 @@ def _get_jieba():
     return _jieba
 
 
+def warm_jieba() -> None:
+    """Load jieba's dictionary in the background (≈1 s) so the first question does not wait for it."""
+    if _jieba is None:
+        threading.Thread(target=_get_jieba, name="jieba-warmup", daemon=True).start()
+
+
 def _cjk_tokens(run: str, analyzer: str) -> list[str]:
     out: list[str] = []
     if analyzer in ("jieba+bigram", "jieba"):

@@ -36,6 +36,7 @@ from rag.index.build import (
     current_version_path,
     open_latest,
 )
+from rag.index.bm25 import warm_jieba
 from rag.index.kb_folder import list_kbs, resolve_kb_dir, write_lock  # noqa: F401  (list_kbs: re-exported)
 from rag.index.verify import candidates, fallback_names, file_problems, publish, read_history, version_problems
 from rag.types import Chunk, Hit
@@ -78,14 +79,6 @@ class IndexReport:
             "n_chunks": self.n_chunks, "embedded": self.embedded, "reused_vectors": self.reused_vectors,
             "seconds": round(self.seconds, 3), "version": self.version, "repaired": self.repaired,
         }
-
-
-def warm_jieba() -> None:
-    """Load jieba's dictionary in the background (≈1 s) so the first question does not wait for it."""
-    from rag.index import bm25
-
-    if bm25._jieba is None:
-        threading.Thread(target=bm25._get_jieba, name="jieba-warmup", daemon=True).start()
 
 
 class KnowledgeBase:

@@ -17,7 +17,7 @@ from typing import Iterator
 from rag.config import Config, load_config
 from rag.errors import ConfigError, RagError
 from rag.index.verify import candidates
-from rag.limits import KB_NAME, LIMITS
+from rag.limits import LIMITS, valid_kb_name
 
 log = logging.getLogger("rag.index.kb")  # the name these messages were logged under before the split
 
@@ -42,7 +42,7 @@ def resolve_kb_dir(name_or_dir: str | os.PathLike, cfg: Config) -> tuple[str, Pa
     if os.sep in s or s.startswith(".") or Path(s).is_absolute():
         p = Path(s).expanduser().resolve()
         return p.name, p
-    if not KB_NAME.match(s) or len(s) > LIMITS.kb_name_chars:
+    if not valid_kb_name(s):
         shown = s if len(s) <= 40 else s[:40] + "…"
         raise ConfigError(f"invalid knowledge base name {shown!r}: use at most {LIMITS.kb_name_chars} letters, digits, '_', '-', '.'")
     return s, cfg.paths.kb_dir(s)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from rag.errors import IndexDamaged, IndexMissing, RagError
 from rag.index.build import BuildStats, build_version, check_model
-from rag.index.kb import IndexReport, KnowledgeBase, resolve_kb_dir, warm_jieba
+from rag.index.bm25 import warm_jieba
+from rag.index.kb import IndexReport, KnowledgeBase, resolve_kb_dir
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +198,12 @@ class MilvusKnowledgeBase(KnowledgeBase):
 
     def drop_index(self) -> None:
         """Remove every Milvus collection of this KB and its alias (tests, `rag kb delete`)."""
-        from rag.index.milvus.store import _cleanup, current_collection
+        from rag.index.milvus.store import cleanup, current_collection
 
         with self._write_lock():
             cur = current_collection(self.client, self.base)
             if cur is not None:
                 self.client.drop_alias(self.base)
-            _cleanup(self.client, self.base, keep=set())
+            cleanup(self.client, self.base, keep=set())
             self._version = self._searcher = None
 

@@ -331,11 +331,11 @@ def write_milvus_version(client, base: str, expect: str | None, kb_dir: Path, ch
     except BaseException:
         _drop(client, name)  # also on Ctrl-C: the alias still names the previous version
         raise
-    _cleanup(client, base, keep={name, expect})
+    cleanup(client, base, keep={name, expect})
     return Path(kb_dir) / name
 
 
-def _cleanup(client, base: str, keep: set) -> None:
+def cleanup(client, base: str, keep: set) -> None:
     """Drop this KB's versions other than `keep` (older ones, and leftovers of crashed builds).
     Only names of exactly this base's version pattern: KB "a" never touches KB "a_v2"."""
     import re
