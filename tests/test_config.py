@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,35 @@ def test_home_from_env_and_save_hides_secrets(tmp_path):
     cfg.save(tmp_path / "config.json")
     saved = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     assert saved["llm"]["api_key"] == "***"
+
+
+def test_short_env_names_and_openai_defaults():
+    # RAG_API_KEY → serve.api_key (masked when saved); OPENAI_* are defaults a RAG_LLM_* beats
+    env = {"RAG_API_KEY": "k1", "OPENAI_BASE_URL": "http://a/v1", "RAG_LLM_BASE_URL": "http://b/v1", "OPENAI_API_KEY": "sk-o"}
+    cfg = load_config(None, env=env)
+    assert cfg.serve.api_key == "k1" and cfg.llm.base_url == "http://b/v1" and cfg.llm.api_key == "sk-o"
+    assert cfg.to_dict()["serve"]["api_key"] == "***"
+    # a command-line flag beats the environment
+    assert load_config(None, {"serve": {"api_key": "k2"}}, env=env).serve.api_key == "k2"
+
+
+def test_only_config_reads_settings_from_the_environment():
+    # rag.config is the one place a setting comes from the environment (issue 14); the few other
+    # reads are process plumbing, not settings: llama.cpp's library path (rag.llm.kernels) and
+    # the offline switches the CLI sets for transformers / gradio
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    allowed = {"rag/config.py", "rag/llm/kernels.py"}
+    for f in [*root.glob("rag/**/*.py"), *root.glob("embeddings/**/*.py"), *root.glob("ui/**/*.py")]:
+        rel = f.relative_to(root).as_posix()
+        if rel in allowed:
+            continue
+        for n in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("get", "getenv", "pop"):
+                v = n.func.value
+                env = (isinstance(v, ast.Attribute) and v.attr == "environ") or (isinstance(v, ast.Name) and v.id == "os")
+                assert not env, f"{rel}:{n.lineno} reads the environment"
 
 
 def test_replace_copies():
