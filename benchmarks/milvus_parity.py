@@ -31,11 +31,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import retrieval as R  # noqa: E402  - its data loading, cached encoder, index build and metrics
 
+from rag.config import RETRIEVE_MODES  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.retrieve.searcher import HybridSearcher  # noqa: E402
 
 POOLED = "DRCD + CMRC pooled (mixed script)"
-MODES = ("hybrid", "dense", "bm25")
+MODES = RETRIEVE_MODES
 
 
 def _data_dir() -> Path:

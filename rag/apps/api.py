@@ -48,7 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag import __version__
 from rag.answer.assistant import Assistant, QuestionError, answer_to_json
-from rag.config import Config, load_config
+from rag.config import Config, RETRIEVE_MODES, load_config
 from rag.errors import ConfigError, IndexMissing, ModelMismatch, ModelNotInstalled, RagError, in_chinese
 from rag.limits import LIMITS, Limits, LimitError, check_kb_name, client_language, scrub_paths
 from rag.apps.serving import OPENAI_PREFIX, Guard, Job, error_payload, shaped
@@ -58,7 +58,7 @@ from rag.types import Evidence, Final, Status, Token
 log = logging.getLogger(__name__)
 
 Backend = Literal["local", "openai", "extractive", "fake"]
-Mode = Literal["hybrid", "dense", "bm25"]
+Mode = Literal[RETRIEVE_MODES]  # the one list (rag.config); Literal[tuple] is Literal of its items
 Turn = Annotated[str, Field(max_length=LIMITS.turn_chars)]
 # The name pattern is stated in the schema for clients, and checked by rag.limits.check_kb_name (400,
 # as before), not by pydantic; likewise "a question has a non-blank character" (400 "empty").

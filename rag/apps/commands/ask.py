@@ -7,6 +7,7 @@ import json
 import sys
 
 from rag.apps.commands import add_common, resolve_config
+from rag.config import RETRIEVE_MODES
 from rag.text.markers import canonical
 
 
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm", choices=["local", "openai", "extractive", "fake"], help="answer backend (default: llm.backend)")
     p.add_argument("--model", help="model (local: qwen2.5-1.5b | qwen2.5-0.5b; openai: the served model name)")
     p.add_argument("-k", "--k", type=int, metavar="N", help="passages to retrieve (default: retrieve.k)")
-    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default: retrieve.mode)")
+    p.add_argument("--mode", choices=RETRIEVE_MODES, help="retrieval mode (default: retrieve.mode)")
     p.add_argument("--history", action="append", metavar="QUESTION",
                    help="an earlier question of the conversation (repeatable, oldest first) — the question is then a follow-up")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")

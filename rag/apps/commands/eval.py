@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rag.apps.commands import add_common, resolve_config
+from rag.config import RETRIEVE_MODES
 
 EPILOG = """\
 examples:
@@ -62,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm", type=_llm_spec, metavar="BACKEND[:MODEL]",
                    help="answer backend: extractive | local | openai | fake, optionally with a model, e.g. local:qwen2.5-0.5b "
                    "(default: the configured one)")
-    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default: the configured one)")
+    p.add_argument("--mode", choices=RETRIEVE_MODES, help="retrieval mode (default: the configured one)")
     p.add_argument("--k", type=int, metavar="N", help="passages retrieved per question")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions (plus the questions they follow up)")
     p.add_argument("--sample", type=int, metavar="N", help="N questions spread evenly over the set (deterministic), plus the questions they follow up")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from rag.apps.commands import add_common, resolve_config
+from rag.config import RETRIEVE_MODES
 from rag.errors import RagError
 
 
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm", choices=["local", "openai", "extractive", "fake"], help="answer backend (default: llm.backend)")
     p.add_argument("--model", help="model name (local: qwen2.5-1.5b | qwen2.5-0.5b)")
     p.add_argument("-k", "--k", type=int, metavar="N", help="passages to retrieve")
-    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode")
+    p.add_argument("--mode", choices=RETRIEVE_MODES, help="retrieval mode")
     p.add_argument("--title", default="问答报告", help="report title")
     p.set_defaults(func=run)
 

@@ -12,6 +12,7 @@ import json
 import time
 
 from rag.apps.commands import add_common, resolve_config
+from rag.config import RETRIEVE_MODES
 
 
 def register(subparsers) -> None:
@@ -22,7 +23,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("query", metavar="QUESTION", help="the question (either Chinese script, or English)")
     p.add_argument("-k", type=int, default=None, help="number of hits (default from config)")
-    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None, help="retriever (default: hybrid)")
+    p.add_argument("--mode", choices=RETRIEVE_MODES, default=None, help="retriever (default: hybrid)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--full", action="store_true", help="show whole passages (default: first 300 characters)")
     add_common(p)
