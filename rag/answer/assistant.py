@@ -21,7 +21,7 @@ Decisions
 Layout: this module holds the `Assistant` and its event stream; the pure edges (question and
 history checks, backend specs, answer script, JSON shape) live in rag.answer.edges, the original
 text for quotes in rag.cite.document_text, the embedding similarity for English questions in
-rag.answer.cross_language. Every name other code imports from rag.answer.assistant is re-exported here.
+rag.answer.cross_language, the review of a draft and the refusal after it in rag.answer.verdict. Every name other code imports from rag.answer.assistant is re-exported here.
 """
 
 from __future__ import annotations
@@ -56,16 +56,11 @@ from rag.answer.extractive import extract
 from rag.answer.evidence import extend_enumerations
 from rag.limits import LIMITS  # noqa: F401 - re-exported; one home for input limits
 from rag.answer.prompts import PROMPT_VERSION, REFUSAL, answer_messages, pack, to_langchain
-from rag.answer.refusal import describe_unit_mismatch, is_refusal, pre_check, refusal_text, unit_mismatch
+from rag.answer.refusal import is_refusal, pre_check, refusal_text
+from rag.answer.verdict import Verdict, verdict
 from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
 
 log = logging.getLogger(__name__)
-
-_UNVERIFIED = {
-    "zh-Hans": "（模型给出的回答无法在资料中核实。）",
-    "zh-Hant": "（模型給出的回答無法在資料中核實。）",
-    "en": "(The model's answer could not be verified against the documents.)",
-}
 
 _ANSWER_LABEL = re.compile(r"^\s*(?:回答|答案|答|Answer)\s*[:：]\s*", re.I)
 
@@ -364,43 +359,12 @@ class Assistant:
 
     def _check(
         self, raw: str, passages: list[Passage], standalone: str, query: str, lang: str, reason: str,
-    ) -> tuple[bool, str, str, list, list, dict]:
-        """Review a generated answer (rag.cite.review: citations, claims, script). Returns (refused,
-        refusal reason, text shown, citations, claims, draft diagnostics): a refusal when nothing
-        the model said could be verified."""
-        from rag.cite.review import review
-
-        shown, citations, claims = review(
-            raw,
-            passages,
-            standalone,
-            text_source=self.text_source,
-            # an English answer over Chinese passages shares no words: embeddings judge it
-            similarity=self._passage_similarity() if lang == "en" else None,
-            attribute=True,
-            convert=lambda t: to_answer_script(t, lang),
-            query=query if lang == "en" and query != standalone else "",
-        )
-        def draft() -> dict:
-            # a refused draft and why it failed stay in the diagnostics (eval, logs), not the answer
-            return {"draft": raw[:2000], "draft_claims": [c.to_dict() for c in claims],
-                    "draft_citations": [{"n": c.n, "supported": c.supported, "missing": c.metadata.get("missing"),
-                                         "reason": c.metadata.get("reason")} for c in citations]}
-
-        if not any(c.verified for c in claims):
-            # nothing the model said could be verified (or it declined): refuse, saying why
-            model_declined = is_refusal(raw)
-            reason = "" if model_declined else _UNVERIFIED.get(lang, _UNVERIFIED["zh-Hans"])
-            return True, reason, refusal_text(lang, reason), [], [], draft()
-        from rag.text.norm import normalize
-
-        near = unit_mismatch(standalone, [normalize(c.text) for c in claims if c.verified]) if lang != "en" else None
-        if near is not None:
-            # verified, but a count in another unit than the one asked: the neighbouring fact of a
-            # near miss ("多少名职工" → "19支作业队") is not an answer
-            reason = describe_unit_mismatch(near[1], lang)
-            return True, reason, refusal_text(lang, reason), [], [], draft()
-        return False, reason, shown.strip(), citations, claims, {}
+    ) -> Verdict:
+        """Review a generated answer (rag.answer.verdict.verdict): the answer shown, or a refusal
+        when nothing the model said could be verified."""
+        # an English answer over Chinese passages shares no words: embeddings judge it
+        similarity = self._passage_similarity() if lang == "en" else None
+        return verdict(raw, passages, standalone, query, lang, reason, text_source=self.text_source, similarity=similarity)
 
     def answer(self, question: str, history: Sequence[Any] = (), **kw: Any) -> Answer:
         """Drain `ask` and return the final Answer."""
