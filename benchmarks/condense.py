@@ -69,9 +69,9 @@ def _cut(text: str, sep: str) -> str:
     """Normalised text with question/filler words and punctuation replaced by `sep`."""
     import jieba
 
-    from rag.answer.extractive import _FILLER, _QWORDS
+    from rag.answer.scoring import FILLER, QUESTION_WORDS
 
-    words = set(_QWORDS) | set(_FILLER)
+    words = set(QUESTION_WORDS) | set(FILLER)
     out = []
     for w in jieba.lcut(normalize(text)):
         out.append(w if w == " " or (w.strip() and w.strip() not in words and re.search(r"\w", w)) else sep)

@@ -34,7 +34,7 @@ RETRIEVE_MODES = ("hybrid", "dense", "bm25")
 LLM_BACKENDS = ("local", "openai", "extractive", "fake")
 KERNELS = ("auto", "portable")
 INDEX_BACKENDS = ("local", "milvus")  # rag.index.kb dispatches on it (rag.index.milvus.kb for "milvus")
-REFUSE_FEATURES = ("block", "sent", "sent_h", "mean_h", "score")  # rag.answer.extractive.evidence_features
+REFUSE_FEATURES = ("block", "sent", "sent_h", "mean_h", "score")  # rag.answer.scoring.evidence_features
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("retrieve", "mode"): RETRIEVE_MODES,
     ("retrieve", "fusion"): ("rrf", "convex"),
@@ -168,7 +168,7 @@ class AnswerConfig:
     support_threshold: float = 0.35  # citation support below this is flagged unsupported
     condense: bool = True  # rewrite follow-ups into standalone questions
     refuse_asked_value: bool = False  # also refuse when the question asks for an attribute no sentence holds (rag.answer.refusal); off: on the seed dev split it refused 21 of 112 answerable questions to catch 13 of 21 unanswerable
-    refuse_feature: str = "sent_h"  # retrieval-evidence feature compared with refuse_threshold (rag.answer.extractive.evidence_features)
+    refuse_feature: str = "sent_h"  # retrieval-evidence feature compared with refuse_threshold (rag.answer.scoring.evidence_features)
     local_context_tokens: int = 500  # evidence budget for the in-process model (cl100k; ≈320 Qwen tokens): prompt ingestion (~55-110 tok/s) is its first-token latency, so blocks are cut to their question-relevant sentences; see benchmarks/results/answering.md
 
 

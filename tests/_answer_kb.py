@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.answer.extractive import terms
+from rag.answer.scoring import terms
 from rag.text.grams import term_grams
 from rag.types import Chunk, Hit
 

@@ -6,7 +6,8 @@ import pytest
 
 from _answer_kb import StandInKB
 from rag.types import Passage
-from rag.answer.extractive import coverage, evidence_features, extract, injection_like, terms
+from rag.answer.extractive import extract
+from rag.answer.scoring import coverage, evidence_features, injection_like, terms
 from rag.answer.prompts import pack
 
 

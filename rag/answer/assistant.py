@@ -6,7 +6,7 @@ the REST API and the eval harness all consume these events, so they all behave t
 
 Decisions
 - Refusal is decided twice: before generation from retrieval evidence (the best passage's
-  IDF-weighted coverage of the question's terms, `rag.answer.extractive.evidence_features`, against
+  IDF-weighted coverage of the question's terms, `rag.answer.scoring.evidence_features`, against
   `cfg.answer.refuse_threshold`, calibrated on the seed set by benchmarks/calibrate_refusal.py)
   — which also saves a pointless model call — and after generation when the model itself says
   the documents do not hold the answer and cites nothing valid.

@@ -5,7 +5,7 @@ before the first answer token on a 2-core CPU, and a small model answers better 
 three sentences that hold the answer than from 500 tokens around them. Citations are still
 checked against the full passage, so selecting never weakens the check.
 
-- Sentences of the retrieved passages are scored against the question (rag.answer.extractive.Scorer:
+- Sentences of the retrieved passages are scored against the question (rag.answer.scoring.Scorer:
   IDF-weighted question-term coverage, answer-type cues) and taken best first while they fit
   the budget; a sentence that opens with a pronoun or connective brings the sentence before it.
 - Enumerations stay whole: `一是…二是…`, `首先/其次/最后`, `（一）（二）`, `(1)(2)`, `①②`,
@@ -17,19 +17,19 @@ checked against the full passage, so selecting never weakens the check.
 - A table row (rag.ingest.tables) brings its table's header line, and selected table lines are shown
   one per line, so the model reads each value under its column name.
 
-Deliberate compromise: enumeration detection is by markers at sentence starts and by a head
+Deliberate compromise (enumerations, rag.text.enumerations): detection is by markers at sentence starts and by a head
 that names a count; an enumeration written as a plain comma list inside one sentence is one
 sentence and needs nothing special.
 """
 
 from __future__ import annotations
-
-import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.text.enumerations import HEAD, continues, enum_index, enumeration_runs, outline
 from rag.answer.attributes import asks_items
+from rag.answer.scoring import Scorer
+from rag.ingest.tables import passage_table_lines
+from rag.text.enumerations import HEAD, continues, enum_index, enumeration_runs, outline
 from rag.text.sentences import leans_on_previous, sentence_spans
 from rag.types import Chunk, Hit, Passage, merge_text
 
@@ -105,8 +105,6 @@ class _Unit:
 
 def _table_heads(p: Passage, spans: Sequence[tuple[int, int]]) -> dict[int, int]:
     """{sentence index of a table line: sentence index of its header line, or -1} (rag.ingest.tables)."""
-    from rag.ingest.tables import passage_table_lines
-
     lines = passage_table_lines(p)
     if not lines:
         return {}
@@ -115,8 +113,6 @@ def _table_heads(p: Passage, spans: Sequence[tuple[int, int]]) -> dict[int, int]
 
 
 def _units(question: str, passages: Sequence[Passage]) -> list[_Unit]:
-    from rag.answer.extractive import Scorer
-
     spans = {p.n: sentence_spans(p.text) for p in passages}
     texts = {n: [passages_by(passages, n).text[a:b] for a, b in s] for n, s in spans.items()}
     runs = {n: enumeration_runs(t) for n, t in texts.items()}

@@ -218,7 +218,7 @@ def marked(question: str) -> bool:
     >>> marked("它们是哪一年成立的？"), marked("安达市委实施了哪些措施？"), marked("人数呢？")
     (True, False, True)
     """
-    from rag.answer.extractive import terms
+    from rag.answer.scoring import terms
 
     qn = normalize(question)
     if _FOLLOWUP.search(qn) or _FOLLOWUP_EN.search(qn):

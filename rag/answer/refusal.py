@@ -4,7 +4,7 @@ Three signals, combined by `decide` (the threshold is calibrated on the seed set
 benchmarks/calibrate_refusal.py, the held-out split reported beside "never refuse"):
 
 1. Retrieval evidence (before generation): the best passage's IDF-weighted coverage of the
-   question's terms (rag.answer.extractive.evidence_features) below `answer.refuse_threshold`.
+   question's terms (rag.answer.scoring.evidence_features) below `answer.refuse_threshold`.
 2. Question constraints (before generation): what the question pins down — a year, a number
    with its unit, a quoted term — appears in none of the retrieved passages
    (rag.cite.quantities.missing_constraints). The passages then answer a neighbouring question (the
@@ -192,7 +192,7 @@ def pre_check(
     """Refuse before generation? (signals 1 and 2 of the module docstring; with
     `use_asked_value`, also when the question asks for an attribute — a count, a year, a name
     beside a title — and no sentence holds one next to the asked noun)."""
-    from rag.answer.extractive import evidence_features
+    from rag.answer.scoring import evidence_features
 
     if not passages:
         return PreCheck(True, "", {"evidence": 0.0, "missing": [], "asked_value": None})

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 from rag.cite.resolve import Passage, TextSource, cite_one
 from rag.cite.claims import ClaimCheck, check_claim, is_truncated, list_items
 from rag.cite.quantities import quantities
-from rag.answer.extractive import injection_like
+from rag.answer.scoring import injection_like
 from rag.text.markers import MARKER_RE, canonical, parse_markers, strip_markers
 from rag.types import Citation, Claim
 
