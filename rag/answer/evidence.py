@@ -23,6 +23,7 @@ sentence and needs nothing special.
 """
 
 from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
