@@ -7,15 +7,12 @@ FakeEncoder ("fake-64") for speed; one slow test with the real encoder."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from rag.config import load_config
 from rag.errors import IndexMissing, ModelMismatch
 from rag.index.kb import KnowledgeBase, list_kbs
 from rag.types import Document
+from _servers import free_port, running, wait_port  # tests/ is on sys.path (as _answer_kb)
 from test_kb import para_chunker  # one chunk per paragraph (rootdir-relative import, as _answer_kb)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +34,6 @@ DOCS = {
     "b": "哈尔滨市举办冰雪节，吸引了大量游客。\n\n冰雪大世界占地六十万平方米。",
     "c": "苹果公司发布 iPhone 15，售价 5999 元。",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _milvus_lite_cmd() -> list[str]:
@@ -56,24 +48,11 @@ def lite_server(tmp_path_factory):
     port = free_port()
     data = tmp_path_factory.mktemp("milvus-served")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    log = open(data.parent / f"server-{port}.log", "wb")
-    proc = subprocess.Popen([*_milvus_lite_cmd(), "server", "--data-dir", str(data / "db"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 60
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"milvus-lite server did not start: {(data.parent / f'server-{port}.log').read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    log = data.parent / f"server-{port}.log"
+    with running([*_milvus_lite_cmd(), "server", "--data-dir", str(data / "db"), "--host", "127.0.0.1",
+                  "--port", str(port)], log, env=env, grace=20) as proc:
+        wait_port(port, proc, log, timeout=60, what="milvus-lite server")
+        yield f"http://127.0.0.1:{port}"
 
 
 def _settings(backend: str, request) -> dict[str, str]:

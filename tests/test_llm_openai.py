@@ -9,6 +9,7 @@ half-saved) and a wrong model name."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +28,11 @@ from rag.errors import BackendError, in_chinese
 from rag.llm.backends import get_chat_model
 from rag.types import Final, Token
 
+from _servers import free_port, running, wait_http  # tests/ is on sys.path (as _answer_kb)
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "qwen-test"  # the alias the llama.cpp server is started with
 MSGS = [("system", "用一句话回答。"), ("user", "中国的首都是哪里？")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _model(base_url: str, model: str = MODEL, timeout: float = 60.0):
@@ -115,7 +112,7 @@ def _models_then(rest):
 
 
 def test_nothing_listening_is_one_line():
-    port = _free_port()
+    port = free_port()
     with pytest.raises(BackendError, match=f"could not reach the OpenAI-compatible server at http://127.0.0.1:{port}/v1"):
         try:
             list(_model(f"http://127.0.0.1:{port}/v1").stream(MSGS))
@@ -213,49 +210,25 @@ def test_timeout_setting_is_validated():
 # ------------------------------------------------------------------ slow: llama-cpp-python's server
 
 
-def _start_llama_server(log: Path) -> tuple[subprocess.Popen, str]:
+@contextlib.contextmanager
+def _llama_server(log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """llama-cpp-python's OpenAI-compatible server on the 0.5B model: (process, base url)."""
     from rag.llm.install import model_path
 
     gguf = model_path("qwen2.5-0.5b", load_config().paths.models_dir)  # CI installs it: missing is a failure
-    port = _free_port()
-    out = open(log, "w", encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL,
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "-1", "--n_threads_batch", "-1",
-         "--seed", "0"],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    out.close()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/v1"
-    for _ in range(600):
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text(encoding='utf-8')[-3000:]}")
-        try:
-            with urllib.request.urlopen(base + "/models", timeout=2) as r:
-                if r.status == 200:
-                    return proc, base
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"llama_cpp.server did not come up:\n{log.read_text(encoding='utf-8')[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL,
+                  "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "-1",
+                  "--n_threads_batch", "-1", "--seed", "0"], log, grace=20) as proc:
+        wait_http(base + "/models", proc, log, timeout=600, what="llama_cpp.server")
+        yield proc, base
 
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    proc, base = _start_llama_server(tmp_path_factory.mktemp("llama") / "server.log")
-    try:
+    with _llama_server(tmp_path_factory.mktemp("llama") / "server.log") as (_, base):
         yield base
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -343,8 +316,7 @@ def _files(home: str) -> dict[str, tuple[int, int]]:
 
 @pytest.mark.slow
 def test_a_server_killed_mid_answer_gives_an_error_and_saves_nothing(tmp_path, seeds_home):
-    proc, base = _start_llama_server(tmp_path / "server.log")
-    try:
+    with _llama_server(tmp_path / "server.log") as (proc, base):
         a = _assistant(base, seeds_home, max_tokens=384)
         before = _files(seeds_home)
         events, tokens = [], 0
@@ -358,5 +330,3 @@ def test_a_server_killed_mid_answer_gives_an_error_and_saves_nothing(tmp_path, s
         _one_line(e.value)
         assert tokens >= 1 and not any(isinstance(ev, Final) for ev in events)  # no half answer as final
         assert _files(seeds_home) == before  # no cache, feedback or index file written
-    finally:
-        _stop(proc)

@@ -12,17 +12,16 @@ from __future__ import annotations
 import base64
 import io
 import os
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _ocr_pages as F  # noqa: E402
-from test_ui_e2e import CHROMIUM, ROOT, Page, _free_port, browser  # noqa: E402,F401 - browser is a fixture
+from _servers import free_port, running, wait_http  # noqa: E402
+from test_ui_e2e import CHROMIUM, ROOT, Page, browser  # noqa: E402,F401 - browser is a fixture
 
 
 @pytest.fixture(scope="module")
@@ -30,37 +29,16 @@ def scan_app(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing")
     home = tmp_path_factory.mktemp("rag-home")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, RAG_HOME=str(home), RAG_EMBED_MODEL="fake-64", GRADIO_ANALYTICS_ENABLED="False",
                PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
     env.pop("RAG_CONFIG", None)
     log_path = home / "server.log"
-    log = open(log_path, "w", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", "extractive"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 600
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"rag chat exited:\n{log_path.read_text(encoding='utf-8')[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"rag chat did not come up:\n{log_path.read_text(encoding='utf-8')[-3000:]}")
-            time.sleep(2)
+    with running([sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", "extractive"],
+                 log_path, env=env, cwd=ROOT) as proc:
+        wait_http(url, proc, log_path, timeout=600, interval=2, what="rag chat")
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.mark.slow

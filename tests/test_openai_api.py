@@ -8,11 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import socket
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import openai
@@ -24,6 +20,8 @@ from rag.config import Config
 from rag.limits import LIMITS
 from rag.llm.backends import FakeChatModel
 
+from _servers import free_port, running, uvicorn_thread, wait_http  # tests/ is on sys.path (as _answer_kb)
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-key"
 Q = "甘肃煤田地质局现有多少干部职工？"
@@ -32,12 +30,6 @@ DOCS = {
                  "全局党员积极参加“四比四看”活动，即比素质、看作风。\n",
     "anda.txt": "安达简报\n\n按照省委的部署，安达市委实施了“六学”措施，确保领导班子成员先学一步。\n",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _fake_reply(messages) -> str:
@@ -73,20 +65,8 @@ def server(tmp_path_factory):
     llm = FakeChatModel(responses=_fake_reply)
     app = create_app(cfg, assistant_factory=lambda name: Assistant.open(name, cfg, llm=llm),
                      limits=dataclasses.replace(LIMITS, body_bytes=64 * 1024), api_key=KEY)
-    import uvicorn
-
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning",
-                                        timeout_graceful_shutdown=1))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    for _ in range(400):
-        if srv.started:
-            break
-        time.sleep(0.025)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{srv.config.port}/v1", llm, docs
-    srv.should_exit = True
-    t.join(10)
+    with uvicorn_thread(app) as srv:
+        yield f"http://127.0.0.1:{srv.config.port}/v1", llm, docs
 
 
 def _client(base: str, key: str = KEY, **kw) -> openai.OpenAI:
@@ -257,21 +237,13 @@ def test_rag_serve_answers_an_openai_client_with_the_local_model(tmp_path_factor
         env["RAG_HOME"] = str(tmp_path_factory.mktemp("rag_home"))
         c2 = load_config(env=env)
         KnowledgeBase.open("seeds", c2, create=True).add_paths([c2.paths.seeds_dir], progress=False)
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--llm", "local",
-                                 "--deadline", "1200"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with running([sys.executable, "-m", "rag", "serve", "--port", str(port), "--llm", "local", "--deadline", "1200"],
+                 log, env=env, cwd=ROOT) as proc:
+        wait_http(f"http://127.0.0.1:{port}/health", proc, log, timeout=600, what="rag serve")  # /health needs no key
         c = _client(f"http://127.0.0.1:{port}/v1", timeout=600)
-        for _ in range(600):
-            assert proc.poll() is None, log.read_text(encoding="utf-8")[-3000:]
-            try:
-                assert "rag-zh/seeds" in [m.id for m in c.models.list()]
-                break
-            except openai.APIConnectionError:
-                time.sleep(0.5)
+        assert "rag-zh/seeds" in [m.id for m in c.models.list()]
         q = "省委纪念中国共产党成立89周年座谈会是哪天召开的？"
         chunks = list(c.chat.completions.create(model="rag-zh/seeds", messages=[{"role": "user", "content": q}],
                                                 stream=True))
@@ -280,9 +252,3 @@ def test_rag_serve_answers_an_openai_client_with_the_local_model(tmp_path_factor
         assert not last["rag"]["refused"], content
         assert "6月25" in content or "六月二十五" in content, content
         assert last["citations"] and all(f"【{x['n']}】" in content and x["supported"] for x in last["citations"])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from _answer_kb import StandInKB
+from _servers import free_port, running, wait_http
 from rag.answer.assistant import MAX_QUESTION_CHARS, Assistant
 from rag.apps.api import create_app
 from rag.config import Config
@@ -289,17 +290,19 @@ def test_no_key_configured_means_open(client):
 # ------------------------------------------------------------------ rag serve
 
 
-def _serve(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    e = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "rag", "serve", *args], cwd=ROOT, env=e,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+def _serve(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rag", "serve", *args]
+
+
+def _serve_env(**env: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **env}
 
 
 def test_serve_refuses_a_public_address_without_a_key():
-    p = _serve("--host", "0.0.0.0", "--port", "1", env={"RAG_API_KEY": ""})
-    out, err = p.communicate(timeout=60)
+    p = subprocess.run(_serve("--host", "0.0.0.0", "--port", "1"), cwd=ROOT, env=_serve_env(RAG_API_KEY=""),
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
-    lines = err.strip().splitlines()
+    lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "API key" in lines[0] and "--insecure" in lines[0]
 
 
@@ -310,25 +313,12 @@ def test_loopback_detection():
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.com")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_stops_on_sigterm_within_two_seconds_with_a_request_in_flight(tmp_path):
-    port = _free_port()
-    p = _serve("--port", str(port), "--llm", "extractive", env={"RAG_HOME": str(tmp_path)})
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # wait until it answers
-            assert p.poll() is None, p.stderr.read()
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-                if b"200" in s.recv(100):
-                    break
-            assert time.monotonic() < deadline, "rag serve did not start"
-            time.sleep(0.2)
+    port, home, log = free_port(), tmp_path / "home", tmp_path / "serve.log"
+    home.mkdir()
+    with running(_serve("--port", str(port), "--llm", "extractive"), log, env=_serve_env(RAG_HOME=str(home)),
+                 cwd=ROOT) as p:
+        wait_http(f"http://127.0.0.1:{port}/health", p, log, timeout=60, interval=0.2, what="rag serve")
         # a request in flight: a body that arrives one byte at a time
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{")
@@ -338,7 +328,3 @@ def test_serve_stops_on_sigterm_within_two_seconds_with_a_request_in_flight(tmp_
         p.wait(timeout=10)
         assert time.monotonic() - t0 < 2.0
         s.close()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()

@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +31,8 @@ import pytest
 from rag.config import Config, PathsConfig, load_config
 from rag.errors import ConfigError, RagError
 from rag.types import Answer, Chunk, Citation, Claim, Evidence, Final, Hit, Status, Token
+
+from _servers import free_port, running, wait_http  # tests/ is on sys.path (rootdir-relative, as _answer_kb)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -324,12 +322,6 @@ XSS_DOC = (
 XSS_QUESTION = "紫藤小学的校训是什么？"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _pick_backend(models_dir: str) -> str:
     """The configured default (local) when installed, else extractive; RAG_E2E_LLM overrides."""
     if os.environ.get("RAG_E2E_LLM"):
@@ -355,39 +347,17 @@ def live_app(tmp_path_factory):
     home = tmp_path_factory.mktemp("rag-home")
     models_dir = load_config().paths.models_dir  # the real model cache, resolved before RAG_HOME moves
     backend = _pick_backend(models_dir)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, RAG_HOME=str(home), RAG_MODELS_DIR=str(models_dir), HF_HUB_OFFLINE="1",
                GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     env.pop("RAG_CONFIG", None)
     log_path = home / "server.log"
-    log = open(log_path, "w", encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", backend],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 900  # indexing the seeds with the real model on a busy 2-core machine
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"rag chat exited with {proc.returncode}:\n{log_path.read_text(encoding='utf-8')[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"rag chat did not come up:\n{log_path.read_text(encoding='utf-8')[-3000:]}")
-            time.sleep(2)
+    with running([sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", backend],
+                 log_path, env=env, cwd=ROOT) as proc:
+        # 900 s: indexing the seeds with the real model on a busy 2-core machine
+        wait_http(url, proc, log_path, timeout=900, interval=2, what="rag chat")
         yield SimpleNamespace(url=url, home=home, backend=backend, log=log_path, proc=proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -638,7 +608,7 @@ def claims_app(tmp_path_factory):
 
     svc, _, kbs = _services(tmp_path_factory.mktemp("claims-home"), ClaimsAssistant())
     kbs["seeds"] = FakeKB()
-    port = _free_port()
+    port = free_port()
     demo = serve(svc.cfg, host="127.0.0.1", port=port, services=svc, block=False)
     try:
         yield SimpleNamespace(url=f"http://127.0.0.1:{port}/")
