@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import quantile  # noqa: E402 - benchmarks/ is on sys.path (the script's folder)
 from rag.answer.assistant import Assistant  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.evaluate.evalsets import load_beir  # noqa: E402
@@ -46,11 +47,6 @@ def pick_questions(es, n: int) -> list[tuple[str, str]]:
     ids = sorted(q for q in es.queries if not (es.answers.get(q, {}).get("follow_up_of")))
     step = max(1, len(ids) // n)
     return [(i, es.queries[i]["text"]) for i in ids[::step][:n]]
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))] if xs else float("nan")
 
 
 def run_in_child(spec: str, args) -> dict:
@@ -147,10 +143,10 @@ def summarize(res: dict) -> dict:
         "loadavg": res.get("loadavg"),
         "warmup": res["warmup_seconds"],
         "first_median": statistics.median(col("first_token")),
-        "first_p90": pct(col("first_token"), 0.9),
+        "first_p90": quantile(col("first_token"), 0.9),
         "first_after_retrieval_median": statistics.median(col("first_after_retrieval")),
         "total_median": statistics.median(col("total")),
-        "total_p90": pct(col("total"), 0.9),
+        "total_p90": quantile(col("total"), 0.9),
         "retrieve_median": statistics.median(col("retrieve")),
         "answered": sum(not r["refused"] for r in rows),
         "grounded": sum(r["grounded"] for r in rows),

@@ -19,25 +19,21 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # tests/_servers.py: the one home of serving an app for a run
 HOST = "127.0.0.1"
 FULL_OUTPUT = Path(tempfile.gettempdir()) / "rag_api_fuzz_output.txt"  # the whole log; the results keep its summary
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+from _servers import uvicorn_thread  # noqa: E402
 
 
 class StatusCounter:
@@ -85,28 +81,22 @@ def main() -> int:
     args = ap.parse_args()
 
     import schemathesis
-    import uvicorn
 
-    key, port = secrets.token_hex(16), free_port()
+    key = secrets.token_hex(16)
     counter = StatusCounter(build_app(args.kb, key))
-    server = uvicorn.Server(uvicorn.Config(counter, host=HOST, port=port, log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.1)
-    cmd = ["schemathesis", "run", f"http://{HOST}:{port}/openapi.json", "-H", f"Authorization: Bearer {key}",
-           "--checks", "all", "--max-examples", str(args.max_examples), "--seed", str(args.seed),
-           "--max-time", str(args.max_time), "--workers", "1", "--generation-database", "none",
-           "--request-timeout", "150", "--no-color", "--output-sanitize", "true"]
-    t0 = time.perf_counter()
-    try:
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=args.max_time + 300)
-        out, rc = run.stdout + run.stderr, run.returncode
-    except subprocess.TimeoutExpired as e:
-        out, rc = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
-    seconds = time.perf_counter() - t0
-    server.should_exit = True
-    thread.join(5)
+    with uvicorn_thread(counter, timeout=120, join=5) as server:
+        port = server.config.port
+        cmd = ["schemathesis", "run", f"http://{HOST}:{port}/openapi.json", "-H", f"Authorization: Bearer {key}",
+               "--checks", "all", "--max-examples", str(args.max_examples), "--seed", str(args.seed),
+               "--max-time", str(args.max_time), "--workers", "1", "--generation-database", "none",
+               "--request-timeout", "150", "--no-color", "--output-sanitize", "true"]
+        t0 = time.perf_counter()
+        try:
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=args.max_time + 300)
+            out, rc = run.stdout + run.stderr, run.returncode
+        except subprocess.TimeoutExpired as e:
+            out, rc = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
+        seconds = time.perf_counter() - t0
 
     total = sum(sum(c.values()) for c in counter.counts.values())
     fives = sum(v for c in counter.counts.values() for s, v in c.items() if s >= 500)

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,21 +34,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # tests/_servers.py: the one home of starting and stopping a server
 HOST = "127.0.0.1"  # loopback only, by design
 SERVER_LOG = Path(tempfile.gettempdir()) / "rag_api_load_server.log"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+from _common import quantile, status_kb  # noqa: E402 - benchmarks/ is on sys.path (the script's folder)
+from _servers import ServerFailed, free_port, running, wait_http  # noqa: E402
 
 
 def questions(limit: int = 200) -> list[str]:
@@ -84,24 +74,9 @@ def request(port: int, method: str, path: str, body: bytes | None, timeout: floa
         conn.close()
 
 
-def start_server(port: int, kb: str, deadline: float) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "rag", "serve", "--host", HOST, "--port", str(port), "--llm", "extractive",
-           "--kb", kb, "--deadline", str(deadline)]
-    log = open(SERVER_LOG, "w")
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise SystemExit(f"rag serve exited with {proc.returncode}; see {SERVER_LOG}")
-        if request(port, "GET", "/health", None, 2)[0] == 200:
-            return
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("rag serve did not become ready")
+def server_cmd(port: int, kb: str, deadline: float) -> list[str]:
+    return [sys.executable, "-m", "rag", "serve", "--host", HOST, "--port", str(port), "--llm", "extractive",
+            "--kb", kb, "--deadline", str(deadline)]
 
 
 def run_load(port: int, qs: list[str], clients: int, seconds: float, timeout: float, kb: str):
@@ -143,13 +118,6 @@ def run_load(port: int, qs: list[str], clients: int, seconds: float, timeout: fl
     return threads, results
 
 
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=20)
@@ -163,39 +131,39 @@ def main() -> int:
 
     port, qs = free_port(), questions()
     load0 = os.getloadavg()
-    proc = start_server(port, args.kb, args.deadline)
-    t_start = time.perf_counter()
-    try:
-        wait_ready(port, proc)
+    with running(server_cmd(port, args.kb, args.deadline), SERVER_LOG, cwd=ROOT,
+                 env={**os.environ, "PYTHONPATH": str(ROOT)}) as proc:
+        t_start = time.perf_counter()
+        try:
+            wait_http(f"http://{HOST}:{port}/health", proc, SERVER_LOG, timeout=120, interval=0.3, what="rag serve")
+        except ServerFailed as e:
+            raise SystemExit(f"{e}\n(the whole log: {SERVER_LOG})") from None
         ready = time.perf_counter() - t_start
         warm = [request(port, "POST", p, json.dumps(b, ensure_ascii=False).encode(), 300)
                 for p, b in (("/search", {"query": qs[0], "kb": args.kb}), ("/ask", {"question": qs[0], "kb": args.kb}))]
         if any(s != 200 for s, _ in warm):
             raise SystemExit(f"warm-up failed: {warm}")
-        rss_ready = rss_kb(proc.pid)
+        rss_ready = status_kb("VmRSS", proc.pid)
         t_pass = time.perf_counter()
         if args.warm_pass:  # each question once, so caches keyed by question are full before RSS is watched
             for q in qs:
                 request(port, "POST", "/search", json.dumps({"query": q, "kb": args.kb}, ensure_ascii=False).encode(), 60)
                 request(port, "POST", "/ask", json.dumps({"question": q, "kb": args.kb}, ensure_ascii=False).encode(), 60)
         t_pass = time.perf_counter() - t_pass
-        rss0 = rss_kb(proc.pid)
+        rss0 = status_kb("VmRSS", proc.pid)
         samples = [rss0]
         threads, results = run_load(port, qs, args.clients, args.seconds, args.deadline + 30, args.kb)
         while any(t.is_alive() for t in threads):
             time.sleep(2)
-            samples.append(rss_kb(proc.pid))
+            samples.append(status_kb("VmRSS", proc.pid))
             if time.perf_counter() - t_start > ready + args.seconds + args.deadline + 120:
                 break  # a client stuck past every timeout: report what we have
-        rss1 = rss_kb(proc.pid)
+        rss1 = status_kb("VmRSS", proc.pid)
         load1 = os.getloadavg()
         t_term = time.perf_counter()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # the server alone, as a supervisor would stop it
         proc.wait(timeout=30)
         exit_s = time.perf_counter() - t_term
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     report = summarise(args, results, ready, warm, (rss_ready, rss0, rss1), samples, load0, load1, exit_s,
                        proc.returncode, t_pass, len(qs))
     print(report)
@@ -235,7 +203,7 @@ def summarise(args, results, ready, warm, rss, samples, load0, load1, exit_s, rc
     for kind in ("ask", "search", "oversized"):
         xs = by_kind.get(kind, [])
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(status[kind].items()))
-        lines.append(f"| {kind} | {sum(status[kind].values())} | {counts} | {pct(xs, 50):.3f} | {pct(xs, 95):.3f} | "
+        lines.append(f"| {kind} | {sum(status[kind].values())} | {counts} | {quantile(xs, 0.5):.3f} | {quantile(xs, 0.95):.3f} | "
                      f"{max(xs, default=float('nan')):.3f} |")
     ok = sum(status[k]["200"] for k in ("ask", "search"))
     lines += [

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import load_average  # noqa: E402 - benchmarks/ is on sys.path (the script's folder)
 from rag.answer.edges import to_answer_script  # noqa: E402
 from rag.text.english import _GLOSS  # noqa: E402
 from rag.text.markers import strip_markers  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> int:
         "# English answers: Chinese copied into them, before and after rag.text.english",
         "",
         f"- command: `python3 benchmarks/english_answers.py {args.run} --out {args.out}`",
-        f"- load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (no model runs; stored answers)",
+        f"- load average: {load_average()} (no model runs; stored answers)",
         "",
         "| configuration | English answers (not refused) | with Chinese outside a gloss, as stored | after the display step |",
         "| --- | --- | --- | --- |",

@@ -50,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import load_average  # noqa: E402 - benchmarks/ is on sys.path (the script's folder)
 from rag.config import LLMConfig, load_config  # noqa: E402
 from rag.types import Chunk, Hit  # noqa: E402
 
@@ -413,14 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         print("no local model installed: run `rag models install`", file=sys.stderr)
         return 2
-    la0 = os.getloadavg()
+    la0 = load_average()
     results, quals = {}, {}
     cmd = "nice python3 benchmarks/llm_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def write(final: bool) -> str:
         # written after every stage: on a busy shared machine a long run still leaves results
-        la1 = " ".join(f"{x:.2f}" for x in os.getloadavg()) + ("" if final else " (run incomplete)")
-        text = render(results, quals, args, cmd.strip(), (" ".join(f"{x:.2f}" for x in la0), la1))
+        la1 = load_average() + ("" if final else " (run incomplete)")
+        text = render(results, quals, args, cmd.strip(), (la0, la1))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
         return text

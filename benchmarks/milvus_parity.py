@@ -1,8 +1,8 @@
 """Ranking parity: the Milvus backend against the local one, hybrid R@1/R@5/MRR@10 on DRCD dev +
 CMRC 2018 dev pooled (mixed script), one run, the same vectors in both.
 
-The local index is built by benchmarks/retrieval.py's own `build` (one chunk per paragraph, vectors
-through its cached encoder); the Milvus index is made from it the way `rag index --backend milvus`
+The local index is built by benchmarks/_common.py's `build_paragraph_index` (one chunk per
+paragraph, vectors through its cached encoder); the Milvus index is made from it the way `rag index --backend milvus`
 migrates a KB (MilvusKnowledgeBase copies chunks, vectors and BM25 tokens into Milvus Lite); then
 every question is searched through both production searchers (`HybridSearcher`,
 `MilvusSearcher`) with the production retrieval config. Also reported: dense-only and BM25-only
@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -27,10 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import retrieval as R  # noqa: E402  - its data loading, cached encoder, index build and metrics
-
+from _common import (  # noqa: E402 - benchmarks/ is on sys.path (the script's folder)
+    METRICS, RESULTS, CachingEncoder, build_paragraph_index, doc_of, evaluate, load_sets, passage_texts, pct_ms,
+    to_run)
 from rag.config import RETRIEVE_MODES  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.retrieve.searcher import HybridSearcher  # noqa: E402
@@ -39,44 +38,31 @@ POOLED = "DRCD + CMRC pooled (mixed script)"
 MODES = RETRIEVE_MODES
 
 
-def _data_dir() -> Path:
-    for p in (os.environ.get("RAG_BENCH_DATA"), R.DATA, Path("/work/shared/datasets")):
-        if p and (Path(p) / "drcd").is_dir():
-            return Path(p)
-    raise SystemExit("datasets not found: set RAG_BENCH_DATA to the folder holding drcd/ and cmrc2018/")
-
-
 def run_searcher(searcher, qs: dict[str, str], mode: str) -> tuple[dict, dict, list[float]]:
     run, tops, lat = {}, {}, []
     for q, text in qs.items():
         t0 = time.perf_counter()
         hits = searcher.search(text, k=10, mode=mode)
         lat.append(time.perf_counter() - t0)
-        ranked = [(R.doc_of(h.chunk.chunk_id), h.score) for h in hits]
-        run[q] = R.to_run(ranked, 10)
+        ranked = [(doc_of(h.chunk.chunk_id), h.score) for h in hits]
+        run[q] = to_run(ranked, 10)
         tops[q] = [d for d, _ in ranked]
     return run, tops, lat
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return round(1000 * xs[min(len(xs) - 1, int(p / 100 * len(xs)))], 1) if xs else 0.0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=0, help="questions (a subset, chosen by md5 of the id); 0 = all")
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated: hybrid,dense,bm25")
-    ap.add_argument("--out", default=str(R.RESULTS / "milvus_parity"))
+    ap.add_argument("--out", default=str(RESULTS / "milvus_parity"))
     args = ap.parse_args(argv)
-    R.DATA = _data_dir()
     from embeddings import load_encoder
     from rag.index.milvus.kb import MilvusKnowledgeBase
     from rag.index.milvus.schema import close_clients
 
     cfg = load_config()
-    enc = R.CachingEncoder(load_encoder(cfg.embed, models_dir=cfg.paths.models_dir))
-    corpora, sets = R.load_sets(False)
+    enc = CachingEncoder(load_encoder(cfg.embed, models_dir=cfg.paths.models_dir))
+    corpora, sets = load_sets(False)
     _, qs, qrels = sets[POOLED]
     if args.limit:
         keep = sorted(qs, key=lambda q: hashlib.md5(q.encode()).hexdigest())[: args.limit]
@@ -84,13 +70,12 @@ def main(argv=None) -> int:
     qrels = {q: qrels[q] for q in qs}
     corpus = corpora["mixed"]
     print(f"{len(corpus)} paragraphs, {len(qs)} questions; encoding (cached in benchmarks/.cache)", flush=True)
-    texts = [(v["title"] + "\n" + v["text"]) if v["title"] else v["text"] for v in corpus.values()]
-    enc.encode_passages(texts, show_progress=True)
+    enc.encode_passages(passage_texts(corpus), show_progress=True)
     enc.encode_queries(list(qs.values()))
 
     work = Path(tempfile.mkdtemp(prefix="rag-parity-"))
     t0 = time.perf_counter()
-    v = R.build(corpus, enc, cfg, work, cfg.retrieve.bm25_analyzer)
+    v = build_paragraph_index(corpus, enc, cfg, work, cfg.retrieve.bm25_analyzer)
     t_local = time.perf_counter() - t0
     mcfg = cfg.replace(index={"backend": "milvus", "milvus_uri": str(work / "milvus.db")})
     t0 = time.perf_counter()
@@ -110,10 +95,10 @@ def main(argv=None) -> int:
         tops = {}
         for name, s in searchers.items():
             run, tops[name], lat = run_searcher(s, qs, mode)
-            row[name] = {**R.evaluate(qrels, run), "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95)}
+            row[name] = {**evaluate(qrels, run), "p50_ms": pct_ms(lat, 0.5), "p95_ms": pct_ms(lat, 0.95)}
             print(mode, name, row[name], flush=True)
         row["top10_identical"] = round(sum(tops["local"][q] == tops["milvus"][q] for q in qs) / max(1, len(qs)), 4)
-        row["delta_points"] = {m: round(100 * (row["milvus"][m] - row["local"][m]), 2) for m in R.METRICS}
+        row["delta_points"] = {m: round(100 * (row["milvus"][m] - row["local"][m]), 2) for m in METRICS}
         res["modes"][mode] = row
     res["load_average_end"] = os.getloadavg()
     close_clients()

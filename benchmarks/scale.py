@@ -25,7 +25,7 @@ Milvus build through the production migration (`MilvusKnowledgeBase.add_document
 Lite embedded at {kb}/milvus.db: chunks, vectors and BM25 tokens copied, nothing re-embedded),
 timed in a child process; then a fresh child (OMP_NUM_THREADS=1, docs/milvus.md) times the open,
 the same questions through `kb.search`, the RSS of itself plus the Lite server process, and how
-often its hybrid top-10 equals the local backend's.
+often its hybrid top-10 equals the local backend's (benchmarks/scale_milvus.py).
 
 "Insert" is the write of a version from already-embedded chunks (BM25 tokenising + matrix, vector
 store, chunk store, checksums): the embedding of the passages is not included (it is the same for
@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shlex
 import shutil
 import subprocess
@@ -56,28 +55,11 @@ if "--code" in sys.argv:  # a fresh process timing another tree's code (the "bef
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _common import (  # noqa: E402 - benchmarks/ is on sys.path (the script's folder)
+    RESULTS, CachingEncoder, load_average, load_sets, md_table, pct_ms, rss_mb, synth_chunks,
+    time_opens, time_queries, write_synthetic_version)
 from rag.config import load_config  # noqa: E402
-from rag.types import Chunk  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
-CAND = 50
-
-
-def rss_mb(field: str = "VmHWM") -> float:
-    """Peak (VmHWM) or current (VmRSS) resident memory of this process, MB."""
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def pct(xs, p) -> float:
-    xs = sorted(xs)
-    return round(1000 * xs[min(len(xs) - 1, int(p * len(xs)))], 1)
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+from scale_milvus import build_milvus, serve_milvus  # noqa: E402
 
 
 # ------------------------------------------------------------------ data
@@ -85,14 +67,7 @@ def load_average() -> str:
 
 def base_data(n_base: int, model: str | None):
     """(paragraphs [(title, text)], their vectors, questions) from DRCD + CMRC dev."""
-    import benchmarks.retrieval as retrieval
-    from benchmarks.retrieval import CachingEncoder, load_sets
     from embeddings import load_encoder
-
-    for cand in (retrieval.DATA, ROOT.parent.parent / "shared" / "datasets"):  # a worktree sits one level deeper
-        if cand.exists():
-            retrieval.DATA = cand
-            break
 
     corpora, sets = load_sets(quick=False)
     paras = list(corpora["mixed"].values())
@@ -104,41 +79,6 @@ def base_data(n_base: int, model: str | None):
     questions = [t for _, qs, _ in list(sets.values())[:2] for t in qs.values()]
     random.Random(1).shuffle(questions)
     return paras, vecs, questions, enc
-
-
-def synth(n: int, paras, base: np.ndarray, seed: int = 0):
-    """n chunks and their L2-normalised vectors (see the module docstring)."""
-    rng = random.Random(seed)
-    nrng = np.random.default_rng(seed)
-    sents = [s for p in paras for s in re.findall(r"[^。！？]+[。！？]?", p["text"]) if s.strip()]
-    chunks, vecs = [], np.zeros((n, base.shape[1]), np.float32)
-    for i in range(n):
-        if i < len(paras):  # the real paragraphs first
-            text, v = paras[i]["text"], base[i]
-        else:
-            text = "".join(rng.choice(sents) for _ in range(rng.randint(4, 9)))
-            a, b = rng.randrange(len(paras)), rng.randrange(len(paras))
-            v = 0.6 * base[a] + 0.4 * base[b] + nrng.normal(0, 0.02, base.shape[1])
-        vecs[i] = v / np.linalg.norm(v)
-        title = paras[i % len(paras)]["title"]
-        chunks.append(Chunk(f"s{i}#0", f"s{i}", 0, title, (), text, 0, len(text), f"s{i}"))
-    return chunks, vecs
-
-
-def local_build(kb_dir: Path, chunks, vecs, cfg, analyzer: str, model: str) -> Path:
-    """Write one local index version from embedded chunks (the production write path)."""
-    from rag.index.bm25 import BM25Index
-    from rag.index.build import FORMAT, write_version
-
-    bm = BM25Index.build([c.embed_text for c in chunks], analyzer)
-    docs = [{"doc_id": c.doc_id, "source": c.source, "title": c.title, "sha256": "", "date": "", "added": "",
-             "updated": "", "n_chunks": 1, "first_row": i, "chunk_ids": [c.chunk_id], "metadata": {}}
-            for i, c in enumerate(chunks)]
-    manifest = {"format": FORMAT, "embedding": {"model": model, "config_model": cfg.embed.model,
-                                                "dim": int(vecs.shape[1]), "normalized": True},
-                "bm25": {"analyzer": analyzer}, "chunker": {}, "n_chunks": len(chunks), "n_documents": len(chunks),
-                "corpus_hash": "synthetic", "documents": docs, "versions": {}, "built_at": "", "build_seconds": None}
-    return write_version(kb_dir, chunks, vecs, bm, manifest, cfg)
 
 
 def convert_version(src: Path, kb_dir: Path, cfg) -> Path:
@@ -169,44 +109,22 @@ def serve_local(path: str, qfile: str, model: str | None, exact_reference: bool)
     query embedding included), and their parts; with `exact_reference`, compare the top-10 with
     the same search over an exact float32 scan."""
     from embeddings import load_encoder
-    from rag.index.build import IndexVersion
     from rag.retrieve.searcher import HybridSearcher
 
     cfg = load_config(overrides={"embed": {"model": model} if model else {}})
     queries = json.loads(Path(qfile).read_text(encoding="utf-8"))
-    loads = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        v = IndexVersion(Path(path))
-        loads.append(time.perf_counter() - t0)
-    rss_index = rss_mb("VmRSS")
+    v, loads = time_opens(Path(path))
+    rss_index = round(rss_mb("VmRSS"), 1)
     enc = load_encoder(cfg.embed, models_dir=cfg.paths.models_dir)
     s = HybridSearcher(v, enc, cfg.retrieve)
-    for q in queries[:5]:
-        s.search(q, k=10)  # warm-up: lazy imports, jieba's dictionary, the first page faults
-    lat, lat_emb, lat_dense, lat_bm = [], [], [], []
-    tops, qvs = [], []
-    for q in queries:
-        t0 = time.perf_counter()
-        hits = s.search(q, k=10)  # embeds the question itself: each timed query is a fresh one
-        lat.append(time.perf_counter() - t0)
-        tops.append([h.chunk.chunk_id for h in hits])
-        t0 = time.perf_counter()
-        qv = s.embed_query(q)
-        lat_emb.append(time.perf_counter() - t0)
-        qvs.append(qv)
-        t0 = time.perf_counter()
-        v.dense_search(qv, CAND)
-        lat_dense.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        s.search(q, k=10, mode="bm25")
-        lat_bm.append(time.perf_counter() - t0)
+    t = time_queries(s, queries, k=10, version=v)
+    tops, qvs = t["tops"], t["qvs"]
     out = {
         "load_s": round(min(loads), 3), "load_s_first": round(loads[0], 3),
-        "hybrid_p50_ms": pct(lat, 0.5), "hybrid_p95_ms": pct(lat, 0.95),
-        "embed_p50_ms": pct(lat_emb, 0.5), "dense_top50_p50_ms": pct(lat_dense, 0.5),
-        "bm25_p50_ms": pct(lat_bm, 0.5), "queries": len(queries),
-        "rss_after_load_mb": rss_index, "peak_rss_mb": rss_mb(), "tops": tops,
+        "hybrid_p50_ms": pct_ms(t["hybrid"], 0.5), "hybrid_p95_ms": pct_ms(t["hybrid"], 0.95),
+        "embed_p50_ms": pct_ms(t["embed"], 0.5), "dense_top50_p50_ms": pct_ms(t["dense"], 0.5),
+        "bm25_p50_ms": pct_ms(t["bm25"], 0.5), "queries": len(queries),
+        "rss_after_load_mb": rss_index, "peak_rss_mb": round(rss_mb(), 1), "tops": tops,
     }
     dense = getattr(v, "dense", None)
     if exact_reference and dense is not None and dense.use_coarse:
@@ -216,107 +134,6 @@ def serve_local(path: str, qfile: str, model: str | None, exact_reference: bool)
         same_d = sum(a == [r for r, _ in v.dense_search(qv, 10)] for a, qv in zip(approx_dense, qvs))
         out["top10_identical_hybrid"] = round(same_h / len(queries), 4)
         out["top10_identical_dense"] = round(same_d / len(queries), 4)
-    return out
-
-
-def tree_rss_mb() -> float:
-    """Current RSS of this process plus its descendants (the embedded Milvus Lite server is a
-    child process), MB. Reads /proc: no psutil here."""
-    def kids(pid: int) -> list[int]:
-        out = []
-        for t in Path(f"/proc/{pid}/task").glob("*"):
-            try:
-                out += [int(x) for x in (t / "children").read_text().split()]
-            except OSError:
-                pass
-        return out
-
-    total, todo = 0, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        try:
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-        todo += kids(pid)
-    return round(total / 1024, 1)
-
-
-def milvus_cfg(model: str | None):
-    return load_config(overrides={"embed": {"model": model} if model else {}, "index": {"backend": "milvus"}})
-
-
-def build_milvus(kb_dir: str, model: str | None) -> dict:
-    """The first Milvus build of the KB folder holding the local version: the production
-    migration (`rag index --backend milvus` = `add_documents([])` on a KB with a local index,
-    Milvus Lite embedded at {kb}/milvus.db). The encoder is loaded before the clock starts."""
-    import rag.index.milvus.store as ms
-    from embeddings import load_encoder
-    from rag.index.milvus.kb import MilvusKnowledgeBase
-    from rag.index.milvus.schema import close_clients
-
-    cfg = milvus_cfg(model)
-    enc = load_encoder(cfg.embed, models_dir=cfg.paths.models_dir)
-    write_s = []
-    real = ms.write_milvus_version
-
-    def timed(*a, **kw):  # the production writer, only timed
-        t = time.perf_counter()
-        try:
-            return real(*a, **kw)
-        finally:
-            write_s.append(time.perf_counter() - t)
-
-    ms.write_milvus_version = timed
-    t0 = time.perf_counter()
-    kb = MilvusKnowledgeBase.open(kb_dir, cfg, encoder=enc, create=True)
-    rep = kb.add_documents([])
-    total = time.perf_counter() - t0
-    n = len(kb)
-    assert rep.embedded == 0 and n > 0, rep.to_dict()
-    close_clients()
-    size = sum(f.stat().st_size for f in (Path(kb_dir) / "milvus.db").rglob("*") if f.is_file())
-    return {"insert_s": round(total, 1), "insert_per_s": round(n / total), "write_s": round(sum(write_s), 1),
-            "index_mb": round(size / 2**20, 1), "n": n}
-
-
-def serve_milvus(kb_dir: str, qfile: str, model: str | None) -> dict:
-    """Like serve_local for the Milvus KB built by build_milvus: open (first = starting the
-    embedded Milvus Lite server and loading the collection; then twice more after closing it),
-    load the encoder, time `kb.search(q, k=10)` (query embedding included), RSS of this process
-    and the Milvus Lite server after the open."""
-    from rag.index.milvus.kb import MilvusKnowledgeBase
-    from rag.index.milvus.schema import close_clients
-
-    cfg = milvus_cfg(model)
-    queries = json.loads(Path(qfile).read_text(encoding="utf-8"))
-    loads = []
-    for i in range(3):
-        if i:
-            close_clients()
-        t0 = time.perf_counter()
-        kb = MilvusKnowledgeBase.open(kb_dir, cfg)  # the encoder is loaded later (as for local)
-        kb.search(queries[0], k=10, mode="bm25")  # the first search loads the collection
-        loads.append(time.perf_counter() - t0)
-    rss_index = tree_rss_mb()
-    kb._get_encoder()  # the KB's own lazy load (checks the model against the manifest)
-    for q in queries[:5]:
-        kb.search(q, k=10)
-    lat, lat_bm, tops = [], [], []
-    for q in queries:
-        t0 = time.perf_counter()
-        hits = kb.search(q, k=10)
-        lat.append(time.perf_counter() - t0)
-        tops.append([h.chunk.chunk_id for h in hits])
-        t0 = time.perf_counter()
-        kb.search(q, k=10, mode="bm25")
-        lat_bm.append(time.perf_counter() - t0)
-    out = {"load_s": round(min(loads), 3), "load_s_first": round(loads[0], 3),
-           "hybrid_p50_ms": pct(lat, 0.5), "hybrid_p95_ms": pct(lat, 0.95), "bm25_p50_ms": pct(lat_bm, 0.5),
-           "queries": len(queries), "rss_after_load_mb": rss_index, "rss_end_mb": tree_rss_mb(), "tops": tops}
-    close_clients()
     return out
 
 
@@ -351,14 +168,15 @@ def backend_available(name: str) -> str | None:
 
 
 def one_size(n: int, paras, base, questions, enc_name: str, cfg, args, work: Path, before: Path | None) -> list[dict]:
-    chunks, vecs = synth(n, paras, base, seed=n)
+    chunks, vecs = synth_chunks(n, paras, base, seed=n)
     qfile = work / f"queries-{n}.json"
     qfile.write_text(json.dumps(questions[: args.queries], ensure_ascii=False), encoding="utf-8")
     rows = []
     from rag.index.bm25 import BM25Index  # noqa: F401  (imported here so its import is not timed)
+    from rag.index.build import write_version  # noqa: F401  (likewise)
 
     t0 = time.perf_counter()
-    path = local_build(work / f"local-{n}", chunks, vecs, cfg, args.analyzer, enc_name)
+    path, _, _ = write_synthetic_version(work / f"local-{n}", chunks, vecs, cfg, args.analyzer, enc_name)
     insert_s = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
     del chunks
@@ -438,11 +256,7 @@ def write_markdown(res: dict, path: Path) -> None:
             "Lite server process** (local: the one process); 'RSS after load' is before the encoder is loaded.",
             "- *hybrid top-10 = local*: share of queries whose ten chunk ids (in order) equal the local backend's "
             "hybrid top-10 for the same question; *overlap*: mean share of the ten ids in common."]
-    L.append("| " + " | ".join(h for _, h in COLUMNS) + " |")
-    L.append("|" + " ---: |" * len(COLUMNS))
-    for row in res["rows"]:
-        L.append("| " + " | ".join(str(row.get(k, "")) for k, _ in COLUMNS) + " |")
-    L.append("")
+    L += md_table(COLUMNS, res["rows"]) + [""]
     L += res.get("notes", [])
     path.write_text("\n".join(L) + "\n", encoding="utf-8")
 

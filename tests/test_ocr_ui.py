@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,8 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _ocr_pages as F  # noqa: E402
-from _servers import free_port, running, wait_http  # noqa: E402
-from test_ui_e2e import CHROMIUM, ROOT, Page, browser  # noqa: E402,F401 - browser is a fixture
+from test_ui_e2e import CHROMIUM, ROOT, Page, browser, rag_chat  # noqa: E402,F401 - browser is a fixture
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +27,8 @@ def scan_app(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing")
     home = tmp_path_factory.mktemp("rag-home")
-    port = free_port()
-    env = dict(os.environ, RAG_HOME=str(home), RAG_EMBED_MODEL="fake-64", GRADIO_ANALYTICS_ENABLED="False",
-               PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    env.pop("RAG_CONFIG", None)
-    log_path = home / "server.log"
-    url = f"http://127.0.0.1:{port}/"
-    with running([sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", "extractive"],
-                 log_path, env=env, cwd=ROOT) as proc:
-        wait_http(url, proc, log_path, timeout=600, interval=2, what="rag chat")
-        yield url
+    with rag_chat(home, "extractive", 600, RAG_EMBED_MODEL="fake-64", PYTHONPATH=str(ROOT)) as app:
+        yield app.url
 
 
 @pytest.mark.slow

@@ -17,11 +17,13 @@ tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -340,6 +342,20 @@ def _pick_backend(models_dir: str) -> str:
     return "extractive"
 
 
+@contextlib.contextmanager
+def rag_chat(home: Path, llm: str, timeout: float, **env: str) -> Iterator[SimpleNamespace]:
+    """`rag chat --llm LLM` in a subprocess on a free port with RAG_HOME=home (its log:
+    home/server.log), once its page answers: (url, proc, log)."""
+    port = free_port()
+    env = dict(os.environ, RAG_HOME=str(home), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1", **env)
+    env.pop("RAG_CONFIG", None)
+    log, url = home / "server.log", f"http://127.0.0.1:{port}/"
+    with running([sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", llm], log, env=env, cwd=ROOT) as proc:
+        wait_http(url, proc, log, timeout=timeout, interval=2, what="rag chat")
+        yield SimpleNamespace(url=url, proc=proc, log=log)
+
+
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -347,17 +363,9 @@ def live_app(tmp_path_factory):
     home = tmp_path_factory.mktemp("rag-home")
     models_dir = load_config().paths.models_dir  # the real model cache, resolved before RAG_HOME moves
     backend = _pick_backend(models_dir)
-    port = free_port()
-    env = dict(os.environ, RAG_HOME=str(home), RAG_MODELS_DIR=str(models_dir), HF_HUB_OFFLINE="1",
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    env.pop("RAG_CONFIG", None)
-    log_path = home / "server.log"
-    url = f"http://127.0.0.1:{port}/"
-    with running([sys.executable, "-m", "rag", "chat", "--port", str(port), "--llm", backend],
-                 log_path, env=env, cwd=ROOT) as proc:
-        # 900 s: indexing the seeds with the real model on a busy 2-core machine
-        wait_http(url, proc, log_path, timeout=900, interval=2, what="rag chat")
-        yield SimpleNamespace(url=url, home=home, backend=backend, log=log_path, proc=proc)
+    # 900 s: indexing the seeds with the real model on a busy 2-core machine
+    with rag_chat(home, backend, 900, RAG_MODELS_DIR=str(models_dir)) as app:
+        yield SimpleNamespace(url=app.url, home=home, backend=backend, log=app.log, proc=app.proc)
 
 
 @pytest.fixture(scope="module")
