@@ -19,6 +19,8 @@ ties by insertion order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 from typing import Mapping, Sequence
 
@@ -131,3 +133,34 @@ def convex(
         for rank, i in enumerate(sorted(s, key=lambda i: (-s[i], i)), 1):
             best_rank[i] = min(best_rank.get(i, rank), rank)
     return sorted(fused.items(), key=lambda it: _tie_key(it[0], it[1], best_rank))
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One query's candidates, in the open form every retriever returns (BEIR's {doc: score}):
+    each retriever's own top list in rank order, and both retrievers' exact scores over the union
+    of the two lists (`*_all`), which `convex` normalises without guessing a missing score."""
+
+    dense: list[tuple[str, float]]
+    bm25: list[tuple[str, float]]
+    dense_all: dict[str, float]
+    bm25_all: dict[str, float]
+
+
+def fuse(c: Candidates, fusion: str, weights: Mapping[str, float] | None = None, rrf_k: int = 60,
+         norm: str = "minmax") -> list[tuple[str, float]]:
+    """The hybrid ranking of one query: `rrf` over the retrievers' own lists, `convex` over their
+    exact scores on the union. What `HybridSearcher.search` runs and the retrieval benchmark tunes.
+
+    >>> c = Candidates(dense=[("a", .9), ("b", .8)], bm25=[("b", 12.0), ("c", 3.0)],
+    ...                dense_all={"a": .9, "b": .8, "c": .7}, bm25_all={"a": 2.0, "b": 12.0, "c": 3.0})
+    >>> [i for i, _ in fuse(c, "rrf", {"dense": 1, "bm25": 1}, rrf_k=60)]  # b is in both lists
+    ['b', 'a', 'c']
+    >>> [(i, round(s, 2)) for i, s in fuse(c, "convex", {"dense": .3, "bm25": .7})]
+    [('b', 0.85), ('a', 0.3), ('c', 0.07)]
+    """
+    if fusion == "rrf":
+        return rrf({"dense": [i for i, _ in c.dense], "bm25": [i for i, _ in c.bm25]}, k=rrf_k, weights=weights)
+    if fusion == "convex":
+        return convex({"dense": c.dense_all, "bm25": c.bm25_all}, weights=weights, norm=norm)
+    raise ValueError(f"unknown fusion {fusion!r} (rrf | convex)")

@@ -18,7 +18,7 @@ import numpy as np
 
 from rag.index.bm25 import top_k
 from rag.errors import ConfigError
-from rag.retrieve.fusion import convex, rrf
+from rag.retrieve.fusion import Candidates, fuse
 from rag.types import Hit
 
 from rag.config import RETRIEVE_MODES as MODES  # noqa: E402 - one home: rag.config
@@ -102,30 +102,37 @@ class HybridSearcher:
                            ranks=dict(ranks.get(row, {})), scores=scores))
         return out
 
+    def candidates(self, query: str, n_cand: int | None = None, qv: np.ndarray | None = None) -> Candidates:
+        """The hybrid candidates of `query` (rag.retrieve.fusion.Candidates): each retriever's top
+        `n_cand` and both exact scores over their union; `qv` is the query's embedding if the
+        caller has it (a benchmark embeds its questions in one batch)."""
+        n = int(n_cand or self.rcfg.candidates)
+        qv = self.embed_query(query) if qv is None else qv
+        bm_scores = self.version.bm25.get_scores(query)
+        return self._candidates(self.version.dense_search(qv, n), top_k(bm_scores, n), qv, bm_scores)
+
+    def _candidates(self, dense, bm, qv, bm_scores) -> Candidates:
+        ids = self._ids
+        union = sorted({r for r, _ in dense} | {r for r, _ in bm})
+        qd = {r: s for r, s in dense}
+        missing = [r for r in union if r not in qd]
+        if missing:  # exact scores of both retrievers over the union of candidates (no guessing)
+            for r, s in zip(missing, self.version.vectors(missing) @ qv):
+                qd[r] = float(s)
+        qb = {r: s for r, s in bm}
+        return Candidates(
+            dense=[(ids[r], s) for r, s in dense], bm25=[(ids[r], s) for r, s in bm],
+            dense_all={ids[r]: qd[r] for r in union},
+            bm25_all={ids[r]: qb[r] if r in qb else float(bm_scores[r]) for r in union},
+        )
+
     def _fuse(self, dense, bm, qv, bm_scores) -> list[tuple[int, float]]:
         rc = self.rcfg
-        weights = {"dense": rc.w_dense, "bm25": rc.w_bm25}
-        ids = self._ids
-        if rc.fusion == "rrf":
-            fused = rrf({"dense": [ids[r] for r, _ in dense], "bm25": [ids[r] for r, _ in bm]},
-                        k=rc.rrf_k, weights=weights)
-        elif rc.fusion == "convex":
-            # exact scores of both retrievers over the union of candidates (no guessing)
-            union = sorted({r for r, _ in dense} | {r for r, _ in bm})
-            qd = {r: s for r, s in dense}
-            qb = {r: s for r, s in bm}
-            missing_d = [r for r in union if r not in qd]
-            if missing_d:
-                for r, s in zip(missing_d, self.version.vectors(missing_d) @ qv):
-                    qd[r] = float(s)
-            for r in union:
-                if r not in qb:
-                    qb[r] = float(bm_scores[r])
-            fused = convex({"dense": {ids[r]: s for r, s in qd.items()}, "bm25": {ids[r]: s for r, s in qb.items()}},
-                           weights=weights, norm=rc.norm)
-        else:
+        if rc.fusion not in ("rrf", "convex"):
             raise ConfigError(f"unknown fusion {rc.fusion!r}; use rrf or convex")
-        row_of = {ids[r]: r for lst in (dense, bm) for r, _ in lst}  # only the candidates' rows
+        fused = fuse(self._candidates(dense, bm, qv, bm_scores), rc.fusion,
+                     {"dense": rc.w_dense, "bm25": rc.w_bm25}, rrf_k=rc.rrf_k, norm=rc.norm)
+        row_of = {self._ids[r]: r for lst in (dense, bm) for r, _ in lst}  # only the candidates' rows
         return [(row_of[cid], s) for cid, s in fused]
 
 
