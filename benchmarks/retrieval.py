@@ -51,8 +51,8 @@ from _common import (  # noqa: E402 - benchmarks/ is on sys.path (the script's f
     synth_chunks, time_opens, time_queries, to_run, write_synthetic_version)
 from rag.config import load_config  # noqa: E402
 from retrieval_report import label, write_markdown  # noqa: E402 - the results file of this benchmark
-from rag.index.bm25 import ANALYZERS, top_k  # noqa: E402
-from rag.retrieve.fusion import convex, rrf  # noqa: E402
+from rag.index.bm25 import ANALYZERS  # noqa: E402
+from rag.retrieve.fusion import Candidates, fuse as fusion_fuse  # noqa: E402
 from rag.retrieve.searcher import HybridSearcher  # noqa: E402
 
 # ------------------------------------------------------------------ data
@@ -65,38 +65,21 @@ def half(qid: str) -> str:
 # ------------------------------------------------------------------ the fusion grid
 
 
-def candidates(searcher: HybridSearcher, qs: dict[str, str]) -> dict[str, dict]:
-    """Per query: dense and BM25 top-CAND lists with exact scores of both retrievers on the union."""
-    v = searcher.version
-    ids = v.ids_by_row
-    out = {}
+def candidates(searcher: HybridSearcher, qs: dict[str, str]) -> dict[str, Candidates]:
+    """Per query: the production candidates (HybridSearcher.candidates: each retriever's top CAND
+    and both exact scores on their union), the questions embedded in one batch."""
     qids = list(qs)
     qvecs = searcher.encoder.encode_queries([qs[q] for q in qids])
-    for q, qv in zip(qids, qvecs):
-        dense = v.dense_search(qv, CAND)
-        bs = v.bm25.get_scores(qs[q])
-        bm = top_k(bs, CAND)
-        union = sorted({r for r, _ in dense} | {r for r, _ in bm})
-        dsc = dict(zip(union, (v.vectors(union) @ qv).tolist()))
-        out[q] = {
-            "dense": [(ids[r], s) for r, s in dense],
-            "bm25": [(ids[r], s) for r, s in bm],
-            "dense_all": {ids[r]: dsc[r] for r in union},
-            "bm25_all": {ids[r]: float(bs[r]) for r in union},
-        }
-    return out
+    return {q: searcher.candidates(qs[q], CAND, qv=qv) for q, qv in zip(qids, qvecs)}
 
 
-def fuse(c: dict, method: dict) -> list[tuple[str, float]]:
+def fuse(c: Candidates, method: dict) -> list[tuple[str, float]]:
+    """One grid point's ranking: a single retriever's own list, or the production fusion."""
     kind = method["fusion"]
-    if kind == "dense":
-        return c["dense"]
-    if kind == "bm25":
-        return c["bm25"]
-    w = {"dense": method["w_dense"], "bm25": method["w_bm25"]}
-    if kind == "rrf":
-        return rrf({"dense": [i for i, _ in c["dense"]], "bm25": [i for i, _ in c["bm25"]]}, k=method["rrf_k"], weights=w)
-    return convex({"dense": c["dense_all"], "bm25": c["bm25_all"]}, weights=w, norm=method["norm"])
+    if kind in ("dense", "bm25"):
+        return getattr(c, kind)
+    return fusion_fuse(c, kind, {"dense": method["w_dense"], "bm25": method["w_bm25"]},
+                       rrf_k=method.get("rrf_k", 60), norm=method.get("norm", "minmax"))
 
 
 def run_method(cands: dict, method: dict) -> dict[str, dict[str, float]]:
