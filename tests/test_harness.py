@@ -136,6 +136,19 @@ def test_retrieval_only_and_compare(env):
 
     names, srows = summary_rows(run.metrics)
     assert names == ["bm25/retrieval", "dense/retrieval"] and any(r and r[0] == "chunk Recall@5" for r in srows)
+    # the run files (TREC format) beside the report score the same with ranx on the set's qrels
+    from ranx import Qrels, Run, evaluate
+
+    trec = tmp / "ro" / "runs" / "bm25_retrieval.bm25.trec"
+    assert trec.is_file() and (tmp / "ro" / "runs" / "dense_retrieval.dense.trec").is_file()
+    first = trec.read_text(encoding="utf-8").splitlines()[0].split()
+    assert first[1] == "Q0" and first[3] == "1" and first[5] == "bm25/retrieval/bm25"  # tag: configuration/mode
+    by_q = {r["qid"]: r for r in rows if r["config"] == "bm25/retrieval"}
+    qrels = Qrels({q: {c: 1 for c in r["relevant_chunks"][0]} for q, r in by_q.items() if r["relevant_chunks"]})
+    run_f = Run.from_file(str(trec), kind="trec")
+    run_r = Run({q: {c: float(len(r["retrieved"]["bm25"]) - i) for i, c in enumerate(r["retrieved"]["bm25"])}
+                 for q, r in by_q.items() if q in qrels.qrels})
+    assert abs(evaluate(qrels, run_f, "mrr@10", make_comparable=True) - evaluate(qrels, run_r, "mrr@10", make_comparable=True)) < 1e-9
 
 
 def test_fake_llm_answers_and_errors_are_recorded(env):

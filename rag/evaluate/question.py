@@ -203,6 +203,7 @@ def _retrieve(row: dict[str, Any], rc: RunConfig, search: Any, query: str, sweep
             row.setdefault("error", f"search {m}: {e}")
             continue
         retrieved[m] = [h.chunk.chunk_id for h in hits]
+        row.setdefault("retrieved_scores", {})[m] = [round(float(h.score), 6) for h in hits]  # run files (rag.evaluate.runfile)
         if m == rc.mode:
             timings.setdefault("retrieve", secs)
             if rc.retrieval_only:

@@ -214,8 +214,12 @@ def _found(r: Mapping[str, Any], mode: str, k: int) -> bool:
 
 
 def write_report(out: Path, info: Mapping[str, Any], metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], configs: Sequence[Any] = ()) -> Path:
-    """report.md (+ PNG plots) in `out`; returns the report's path."""
+    """report.md (+ PNG plots, and the TREC run files of rag.evaluate.runfile) in `out`; returns
+    the report's path."""
+    from rag.evaluate.runfile import write_runs
+
     out = Path(out)
+    write_runs(out, rows)
     try:
         from rag.evaluate.plots import write_plots
 
