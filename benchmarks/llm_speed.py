@@ -66,7 +66,7 @@ def _paragraphs(path: Path, min_chars: int = 80) -> list[str]:
 
 
 def _passage(n: int, title: str, text: str, doc: str = "bench"):
-    from rag.cite.resolve import Passage
+    from rag.types import Passage
 
     ch = Chunk(chunk_id=f"{doc}#{n}", doc_id=doc, n=n, title=title, section=(), text=text, start=0, end=len(text))
     return Passage.from_hit(n, Hit(ch, 1.0 / n, n))

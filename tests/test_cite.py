@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from _answer_kb import ORIG_A, ORIG_B, StandInKB, fixture_chunks
-from rag.cite.resolve import Passage, align, merge_text, parse_markers, resolve, statements, support
+from rag.cite.resolve import resolve, support
+from rag.text.markers import parse_markers, statements
+from rag.text.match import align
+from rag.types import Passage, merge_text
 from rag.answer.prompts import pack
 from rag.types import Chunk, Hit
 

@@ -45,7 +45,6 @@ from rag.answer.edges import (  # noqa: F401 - re-exported: rag.answer.assistant
     validate_question,
 )
 from rag.answer.edges import backend_kind as _kind
-from rag.cite.resolve import Passage
 from rag.config import Config, load_config
 from rag.config import LLM_BACKENDS as BACKENDS, RETRIEVE_MODES as MODES  # noqa: F401 - one home: rag.config
 from rag.cite.document_text import DocumentTextSource
@@ -58,7 +57,7 @@ from rag.limits import LIMITS  # noqa: F401 - re-exported; one home for input li
 from rag.answer.prompts import PROMPT_VERSION, REFUSAL, answer_messages, pack, to_langchain
 from rag.answer.refusal import is_refusal, pre_check, refusal_text
 from rag.answer.verdict import Verdict, verdict
-from rag.types import Answer, Chunk, Event, Evidence, Final, Status, Token
+from rag.types import Answer, Chunk, Event, Evidence, Final, Passage, Status, Token
 
 log = logging.getLogger(__name__)
 

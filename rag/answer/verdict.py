@@ -12,8 +12,8 @@ from typing import Callable, NamedTuple, Sequence
 
 from rag.answer.edges import to_answer_script
 from rag.answer.refusal import describe_unit_mismatch, is_refusal, refusal_text, unit_mismatch
-from rag.cite.resolve import Passage, TextSource
-from rag.types import Citation, Claim
+from rag.cite.resolve import TextSource
+from rag.types import Citation, Claim, Passage
 
 _UNVERIFIED = {
     "zh-Hans": "（模型给出的回答无法在资料中核实。）",

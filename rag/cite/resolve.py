@@ -45,13 +45,7 @@ from rag.text.match import align
 from rag.text.sentences import sentence_spans
 from rag.types import Chunk, Citation, Hit, Passage, merge_text
 
-# Re-exported: the names other modules import from here (the definitions live in rag.text and
-# rag.types).
-__all__ = [
-    "Marker", "Statement", "Passage", "TextSource", "align", "best_sentence", "bigrams", "cite_one",
-    "grounded", "merge_text", "parse_markers", "quote_for", "resolve", "statements",
-    "strip_markers", "support",
-]
+__all__ = ["TextSource", "best_sentence", "cite_one", "grounded", "quote_for", "resolve", "support"]
 
 
 def support(statement: str, passage: str) -> float:

@@ -23,12 +23,12 @@ import dataclasses
 import re
 from typing import Callable, Sequence
 
-from rag.cite.resolve import Passage, TextSource, cite_one
+from rag.cite.resolve import TextSource, cite_one
 from rag.cite.claims import ClaimCheck, check_claim, is_truncated, list_items
 from rag.cite.quantities import quantities
 from rag.answer.scoring import injection_like
 from rag.text.markers import MARKER_RE, canonical, parse_markers, strip_markers
-from rag.types import Citation, Claim
+from rag.types import Citation, Claim, Passage
 
 # an English full stop is a "." before a space or the end (not 4.75, not a marker's neighbour)
 _END = re.compile(r"(?:[。！？!?；;\n]|\.(?=\s|$))+[”’」』）)]*")  # closing quotes stay with their sentence
