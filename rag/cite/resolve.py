@@ -84,8 +84,9 @@ into), or None when it is not available."""
 
 def quote_for(chunk: Chunk, a: int, b: int, text_source: TextSource | None) -> tuple[str, int, int, bool]:
     """Exact original characters and span for `chunk.text[a:b]`: (quote, start, end, exact).
-    Without the original text, the cleaned sentence and the chunk's span are returned
-    (exact=False)."""
+    Without the original text (an index version from before texts were stored), the cleaned
+    sentence and its original span through the chunk's offset map are returned (exact=False:
+    cleaning may have changed a space or a line break inside it)."""
     frag = chunk.text[a:b]
     original = text_source(chunk) if text_source else None
     if original:
@@ -94,6 +95,11 @@ def quote_for(chunk: Chunk, a: int, b: int, text_source: TextSource | None) -> t
         if hit:
             s, e, _ = hit
             return region[s:e], chunk.start + s, chunk.start + e, True
+    if b > a:
+        from rag.chunk.sections import chunk_orig_span
+
+        qs, qe = chunk_orig_span(chunk, a, b)
+        return frag, qs, qe, False
     return frag, chunk.start, chunk.end, False
 
 
