@@ -21,7 +21,7 @@ import numpy as np
 
 from rag.index.bm25 import tokenize_query
 from rag.errors import ConfigError
-from rag.retrieve.fusion import convex, rrf
+from rag.retrieve.fusion import Candidates, fuse
 from rag.index.milvus.schema import CHUNK_FIELDS, row_to_chunk, token_text
 from rag.retrieve.searcher import HybridSearcher
 from rag.types import Hit
@@ -120,15 +120,11 @@ class MilvusSearcher(HybridSearcher):
 
     def _fuse_rows(self, dense, bm, qd: dict[int, float], qb: dict[int, float]) -> list[tuple[int, float]]:
         rc, ids = self.rcfg, self._ids
-        weights = {"dense": rc.w_dense, "bm25": rc.w_bm25}
-        if rc.fusion == "rrf":
-            fused = rrf({"dense": [ids[r] for r, _, _ in dense], "bm25": [ids[r] for r, _, _ in bm]},
-                        k=rc.rrf_k, weights=weights)
-        elif rc.fusion == "convex":
-            fused = convex({"dense": {ids[r]: s for r, s in qd.items()}, "bm25": {ids[r]: s for r, s in qb.items()}},
-                           weights=weights, norm=rc.norm)
-        else:
+        if rc.fusion not in ("rrf", "convex"):
             raise ConfigError(f"unknown fusion {rc.fusion!r}; use rrf or convex")
+        c = Candidates(dense=[(ids[r], s) for r, s, _ in dense], bm25=[(ids[r], s) for r, s, _ in bm],
+                       dense_all={ids[r]: s for r, s in qd.items()}, bm25_all={ids[r]: s for r, s in qb.items()})
+        fused = fuse(c, rc.fusion, {"dense": rc.w_dense, "bm25": rc.w_bm25}, rrf_k=rc.rrf_k, norm=rc.norm)
         row_of = self.version.row_of
         return [(row_of[cid], s) for cid, s in fused]
 
