@@ -33,6 +33,31 @@ def test_cpu_flags_and_extra_isa_never_include_amx():
     assert "-DGGML_NATIVE=OFF" in args  # -march=native would enable AMX on such a host
 
 
+def test_the_fast_build_finds_its_sibling_libraries_where_it_is_copied():
+    # the libraries are copied out of a temporary build tree; a RUNPATH into that tree made
+    # every fast build fail its self-test ("libggml.so.0: cannot open shared object file")
+    args = kernels.cmake_args(["AVX512"])
+    assert "-DCMAKE_INSTALL_RPATH=$ORIGIN" in args and "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON" in args
+
+
+def test_a_kept_build_that_fails_its_self_test_is_rebuilt_once(tmp_path, monkeypatch):
+    out = tmp_path / "llama" / "avx512"
+    out.mkdir(parents=True)
+    (out / "libllama.so").write_bytes(b"")  # kept from an earlier install, no longer loads
+    monkeypatch.setattr(kernels, "llama_cpp_version", lambda: "0.3.36")
+    monkeypatch.setattr(kernels, "cpu_flags", lambda *a: {"avx512f", "avx512bw", "avx512dq", "avx512vl"})
+    monkeypatch.setattr(kernels.shutil, "which", lambda name: "/usr/bin/" + name)
+    builds: list = []
+    monkeypatch.setattr(kernels, "build", lambda md, isa, echo: builds.append(isa) or out)
+    ok = {"ok": True, "prompt_tps": 100.0, "decode_tps": 20.0}
+    broken = {"ok": False, "error": "libggml.so.0: cannot open shared object file"}
+    probes = iter([ok, broken, ok, {**ok, "prompt_tps": 300.0}])  # portable, kept; portable, rebuilt
+    monkeypatch.setattr(kernels, "probe", lambda model, lib: next(probes))
+    state = kernels.install(tmp_path, tmp_path / "m.gguf", echo=lambda s: None)
+    assert builds == [["AVX512"]]  # rebuilt exactly once
+    assert state["chosen"] == "avx512"
+
+
 def test_no_cpuinfo_means_nothing_to_build():
     assert kernels.cpu_flags("") == set()
     assert kernels.extra_isa(set()) == []

@@ -114,6 +114,10 @@ def cmake_args(isa: list[str]) -> list[str]:
         "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_CURL=OFF",
         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=OFF",
         "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_COMMON=OFF",
+        # the libraries are copied out of a temporary build tree: each must find its siblings
+        # ($ORIGIN), not the build tree it was linked in (a RUNPATH into the deleted tree made
+        # every fast build fail its self-test with "libggml.so.0: cannot open shared object file")
+        "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON", "-DCMAKE_INSTALL_RPATH=$ORIGIN",
         *BASE_ARGS, *(f"-DGGML_{o}=ON" for o in isa),
     ]
 
@@ -335,6 +339,17 @@ def choose(models_dir: str | Path, model_path: str | Path, fast: Path | None,
     return state
 
 
+def _try_build(models_dir: str | Path, isa: list[str], echo: Callable[[str], None]) -> Path | None:
+    """`build`, or None (said why) when it fails: the fast build is an optimisation, and failing
+    to fetch or compile it never fails the install."""
+    try:
+        return build(models_dir, isa, echo)
+    except (RagError, OSError, subprocess.CalledProcessError, StopIteration) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        echo(f"could not build llama.cpp for this CPU ({first}); keeping the portable build")
+        return None
+
+
 def install(models_dir: str | Path, model_path: str | Path | None, force: bool = False,
             echo: Callable[[str], None] = print) -> dict | None:
     """Build (once) and self-test the fast kernels; idempotent like the model install."""
@@ -359,14 +374,17 @@ def install(models_dir: str | Path, model_path: str | Path | None, force: bool =
         echo("cmake is not installed: keeping the portable llama.cpp build")
     else:
         out = kernels_dir(models_dir) / build_tag(isa)
-        try:
-            fast = out if (out / "libllama.so").is_file() and not force else build(models_dir, isa, echo)
-        except (RagError, OSError, subprocess.CalledProcessError, StopIteration) as e:
-            # the fast build is an optimisation: failing to fetch or compile it never fails the install
-            echo(f"could not build llama.cpp for this CPU ({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}); "
-                 "keeping the portable build")
+        reused = (out / "libllama.so").is_file() and not force
+        fast = out if reused else _try_build(models_dir, isa, echo)
     echo("self-testing the llama.cpp builds in child processes")
     state = choose(models_dir, model_path, fast, echo, cpu_isa=isa)
+    if fast is not None and reused and state["chosen"] == PORTABLE and not state["results"][fast.name]["ok"]:
+        # a build kept from an earlier install that no longer loads (an older build's broken
+        # RUNPATH, a changed system library) is rebuilt once rather than kept failing
+        echo("the kept llama.cpp build failed its self-test: rebuilding it")
+        fast = _try_build(models_dir, isa, echo)
+        if fast is not None:
+            state = choose(models_dir, model_path, fast, echo, cpu_isa=isa)
     echo(f"llama.cpp kernels: {state['chosen']}")
     return state
 
