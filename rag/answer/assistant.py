@@ -14,6 +14,8 @@ Decisions
   unsupported and out-of-range markers removed (rag.cite.resolve), converted with OpenCC to the
   question's script (traditional question → traditional answer, simplified → simplified,
   English untouched). Quotes in citations stay verbatim, in the original file's script.
+- A list question that names its count ("哪六学") is answered with the quoted enumeration when
+  the passages hold one with exactly that many items (rag.answer.lists), without the model.
 - An answer with no supported citation is returned with `grounded=False` (never presented as
   grounded); small local models that forget markers get them attributed back when one passage
   clearly supports a sentence (`rag.cite.resolve.resolve(attribute_uncited=True)`).
@@ -52,7 +54,9 @@ from rag.errors import ConfigError, RagError
 from rag.answer.followup import needs_context
 from rag.answer.cross_language import COS_FLOOR, COS_FULL, passage_similarity, sentence_similarity
 from rag.answer.extractive import extract
+from rag.answer.docfacts import fact_passages
 from rag.answer.evidence import extend_enumerations
+from rag.answer.lists import quoted_list
 from rag.limits import LIMITS  # noqa: F401 - re-exported; one home for input limits
 from rag.answer.prompts import PROMPT_VERSION, REFUSAL, answer_messages, pack, to_langchain
 from rag.answer.refusal import is_refusal, pre_check, refusal_text
@@ -224,7 +228,9 @@ class Assistant:
             get_chunk=safe_get,
         )
         # an enumeration cut by a chunk boundary is completed from the neighbouring chunk
-        return extend_enumerations(passages, safe_get if get_chunk else None)
+        passages = extend_enumerations(passages, safe_get if get_chunk else None)
+        # "这篇报道的作者是谁?": the document's own date/source line, which no chunk holds
+        return fact_passages(question, passages, self.text_source)
 
     # ------------------------------------------------------------ the event stream
 
@@ -277,9 +283,16 @@ class Assistant:
         refused, reason = pre.refuse, pre.reason
         model_name = self.model_name(backend)
 
+        # a list question naming its count, whose enumeration the passages hold with exactly that
+        # many items, is answered with the quoted enumeration (rag.answer.lists: small models
+        # rewrite lists); English questions need an English answer, so the model writes those
+        quoted = None
+        if not refused and lang != "en" and _kind(backend) != "extractive":
+            quoted = quoted_list(standalone, passages)
         yield Status("generate", "生成回答" if not refused else "资料不足，拒绝回答")
         tg = time.perf_counter()
-        raw_parts, first, refused = yield from self._generate(standalone, passages, query, lang, backend, refused, reason, t0)
+        raw_parts, first, refused = yield from self._generate(standalone, passages, query, lang, backend, refused, reason, t0,
+                                                              quoted=quoted)
         timings["generate"] = time.perf_counter() - tg
         timings["first_token"] = first if first is not None else time.perf_counter() - t0
         # the system prompt's worked example ends in "回答：…"; a model may echo the label
@@ -307,18 +320,19 @@ class Assistant:
             claims=tuple(claims),
             refusal_reason=reason if refused else "",
             diagnostics={**pre.features, "pre_refused": pre.refuse, "model_declined": bool(not pre.refuse and is_refusal(raw)),
-                         "retrieval_query": query, **draft},
+                         "retrieval_query": query, "quoted_list": quoted is not None, **draft},
         )
         yield Final(answer)
         log.debug("answered %r with %s (prompt %s, evidence %.3f)", q, model_name, PROMPT_VERSION, ev)
 
     def _generate(
         self, standalone: str, passages: list[Passage], query: str, lang: str, backend: str,
-        refused: bool, reason: str, t0: float,
+        refused: bool, reason: str, t0: float, quoted: str | None = None,
     ) -> Generator[Token, None, tuple[list[str], float | None, bool]]:
-        """Yield the answer's Tokens: the refusal text, the extractive answer sentence by sentence,
-        or the model's stream. Returns (raw pieces, seconds from `t0` to the first token or None,
-        refused — the extractive backend refuses when it finds no sentence)."""
+        """Yield the answer's Tokens: the refusal text, the extractive answer (or `quoted`, a
+        quoted list) sentence by sentence, or the model's stream. Returns (raw pieces, seconds
+        from `t0` to the first token or None, refused — the extractive backend refuses when it
+        finds no sentence)."""
         first: float | None = None
         raw_parts: list[str] = []
         if refused:
@@ -326,8 +340,8 @@ class Assistant:
             first = time.perf_counter() - t0
             yield Token(raw)
             raw_parts.append(raw)
-        elif _kind(backend) == "extractive":
-            raw, _ = extract(standalone, passages, similarity=self._sentence_similarity() if lang == "en" else None)
+        elif _kind(backend) == "extractive" or quoted is not None:
+            raw = quoted or extract(standalone, passages, similarity=self._sentence_similarity() if lang == "en" else None)[0]
             if not raw:
                 raw, refused = REFUSAL[lang], True
             first = time.perf_counter() - t0

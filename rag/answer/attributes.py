@@ -381,7 +381,8 @@ def has_asked_value(question: str, sentence: str) -> bool | None:
 
 
 # the question asks for items ("哪几项", "包括哪些", "哪三步", "what are the")
-_ASKS_ITEMS = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]|包括什么|分别是|分别为|what are|which are", re.I)
+# (a quote may stand between 哪 and the count: 哪“三个方面宣传”)
+_ASKS_ITEMS = re.compile(r"哪些|哪几|哪\W{0,2}[一二三四五六七八九十两]|包括什么|分别是|分别为|what are|which are", re.I)
 
 
 def asks_items(question: str) -> bool:

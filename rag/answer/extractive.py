@@ -7,6 +7,8 @@ match the question, with 【n】 markers. Instant and deterministic; CI's answer
   ends with "：" or is itself a question announces its answer in the next sentence, which is
   appended; an enumeration the quote sits in, starts or announces is quoted whole (past the
   budget: its outline, rag.text.enumerations), and a list question prefers an enumeration.
+- A question about the document itself (its author, date, source) is answered with the
+  document's date/source line when the answer stage added it (rag.answer.docfacts).
 - A table row is quoted with its column names (`rag.ingest.tables.labelled_row`:
   `年份：2009，人均收入（元）：11579`); the citation quotes the row itself.
 
@@ -24,6 +26,7 @@ import re
 from typing import Callable, Sequence
 
 from rag.answer.attributes import asks_items
+from rag.answer.docfacts import asked_facts, is_header
 from rag.answer.scoring import Candidate, Scorer, injection_like
 from rag.ingest.tables import labelled_row
 from rag.text.enumerations import enumeration_runs, outline
@@ -52,6 +55,11 @@ def extract(
     >>> extract("全局有多少干部职工？", ps)[0]
     '全局现有干部职工68人。【1】'
     """
+    head = next((p for p in passages if is_header(p)), None)
+    if head is not None and asked_facts(question):
+        # "这篇报道的作者是谁?": the document's own date/source line answers (rag.answer.docfacts)
+        line = head.text.strip()
+        return line + canonical([head.n]), [Candidate(head.n, 0, len(head.text), head.text, 1.0, 1.0, True)]
     sc = Scorer(question, passages)
     cands = sc.candidates()
     by_n = {p.n: p for p in passages}

@@ -5,7 +5,9 @@ selection shows the model (rag.answer.evidence) and the refusal gate reads (`evi
 Method (deliberately simple and explainable):
 - Question terms: character bigrams of the normalised question (simplified, half-width, lower),
   after question words and function words (什么/哪些/多少/吗…) have been cut out as separators so
-  they neither count nor glue neighbouring words into false bigrams.
+  they neither count nor glue neighbouring words into false bigrams. The words that frame a
+  measure ("多远", "多大", "什么方位") or point at the document ("这篇") are question words too:
+  an answer says "东部150公里", never "方位" or "多远".
 - Weights: IDF over the sentences of the retrieved passages (`log(1 + N / (1 + df))`): a term
   every passage shares (the topic) says little about *which* sentence answers; a term found in
   no passage weighs most and so lowers the coverage of every sentence.
@@ -57,6 +59,7 @@ QUESTION_WORDS = sorted(
     多少 几个 几年 几次 几项 几种 什么 怎么 怎样 如何 为何 何时 何地 何人 是否 请问 请 告诉我 一下
     谁 哪 几 吗 呢 吧 啊 呀 么 的 了 是 在 有 和 与 及 或 之 把 被 对 向 都 也 就 还 又 我 你 我们 你们
     其 该 这 那 这些 那些 它 它们 他 他们 她 她们 此 上述 主要 分别 一些 哪方面
+    多大 多长 多远 多高 多久 多宽 多深 多重 方位 这篇 该篇 本篇 此篇 这份 该份 这则
     what which who whom whose when where why how many much is are was were do does did the a an of in on
     to for and or by with from as at it its they them their this that these those please
     """.split(),

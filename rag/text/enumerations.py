@@ -149,6 +149,23 @@ def outline(sentences: Sequence[str], lo: int, hi: int) -> list[int]:
     return [k for k in range(lo, hi + 1) if k == lo or idx[k] is not None]
 
 
+def item_count(sentences: Sequence[str]) -> int:
+    """Items of the longest enumeration in `sentences` (its marked sentences), else of the
+    longest 、-list in one clause ("三陽、四海方舟、七星陣"), else 0.
+
+    >>> item_count(["要求如下：", "一是加强学习。", "要经常学。", "二是改进作风。", "三是严格纪律。"])
+    3
+    >>> item_count(["成立了三陽、四海方舟、七星陣等社团。"]), item_count(["会议结束。"])
+    (3, 0)
+    """
+    idx, _ = _marks(sentences)
+    marked = [sum(1 for k in range(lo, hi + 1) if idx[k] is not None) for lo, hi in enumeration_runs(sentences)]
+    if marked:
+        return max(marked)
+    clauses = (c for s in sentences for c in re.split(r"[，,；;：:。！？!?]", s))
+    return max((c.count("、") + 1 for c in clauses if "、" in c), default=0)
+
+
 def continues(sentences: Sequence[str], following: Sequence[str]) -> bool:
     """Does an enumeration of `sentences` go on in `following` (the next chunk's first
     sentences): its last item's successor is there, or — after a sentence announcing items
