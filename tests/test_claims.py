@@ -54,6 +54,15 @@ CASES = [
     ("七台河宝泰隆公司组建于2003年", "七臺河寶泰隆公司組建於2003年。", "七台河宝泰隆公司组建于哪一年？", True, ""),
     # …also when the passage body does not repeat the name the question gave
     ("七台河宝泰隆公司组建于2003年", "我們寶泰隆公司組建於2003年。", "七臺河寶泰隆公司組建於哪一年？", True, ""),
+    # a list marker is a position, not a quantity: "1、" does not back "1个"
+    ("该局表彰了1个先进基层党组织", "1、到建党90周年时,我局要表彰一批先进基层党组织。", "该局表彰了多少个先进基层党组织？",
+     False, "missing content"),
+    # the question's year beside a count found elsewhere: a year from a heading's date range and a
+    # count four sentences later are not one fact (NUMBER_WINDOW = 3 sentences)
+    ("2011年表彰了12个先进党组织", "（2010年6月-2011年6月）\n要树立典型。要加强学习。要改进作风。\n现有先进党组织12个。",
+     "2011年表彰了多少个先进党组织？", False, "numbers not stated together"),
+    # the same two numbers stated in one sentence pass
+    ("2009年该村有党员32人", HANS, "2009年该村有多少党员？", True, ""),
 ]
 
 

@@ -211,11 +211,49 @@ def check_claim(
     if is_truncated(statement, verbatim=len(sk) >= 6 and sk in pk):
         return ClaimCheck(False, 0.0, (), "truncated")
     qk = _key(question)
-    strict = [*_number_items(statement, passage, pk, qk), *_quoted_items(statement, pk, qk), *_list_item_items(statement, pk)]
+    numbers = _number_items(statement, passage, pk, qk)
+    strict = [*numbers, *_quoted_items(statement, pk, qk), *_list_item_items(statement, pk)]
+    if len(numbers) >= 2 and all(found for _, found in numbers) and not list_items(statement):
+        apart = _numbers_apart(statement, passage)
+        if apart:
+            return ClaimCheck(False, 0.0, apart, "numbers not stated together")
     if _latin_share(statement) > 0.5 and _latin_share(passage) < 0.3:
         strict += _chinese_run_items(statement, pk)
         return _check_english(statement, passage, question, strict, similarity, min_similarity, query)
     return _check_chinese(statement, pk, question, strict)
+
+
+# a statement's numbers must be stated together: within this many consecutive sentences
+NUMBER_WINDOW = 3
+
+
+def _numbers_apart(statement: str, passage: str) -> tuple[str, ...]:
+    r"""The statement's numbers when no `NUMBER_WINDOW` consecutive sentences (a heading line
+    counts as one) of `passage` hold them all, else (). A year from a heading's date range
+    beside a count from the body ("2011年表彰了1个…") is not something the passage says.
+
+    >>> p = "（2010年6月-2011年6月）\n要树立典型。要加强学习。要改进作风。\n现有党组织12个。"
+    >>> _numbers_apart("2011年表彰了12个党组织", p)
+    ('2011年', '12个')
+    >>> _numbers_apart("2011年6月前完成", p)
+    ()
+    """
+    qs = quantities(statement)
+    spans = [(a, b) for line in _lines(passage) for a, b in line]
+    for i in range(len(spans)):
+        window = quantities(passage[spans[i][0] : spans[min(i + NUMBER_WINDOW, len(spans)) - 1][1]])
+        if all(quantity_found(q, window) for q in qs):
+            return ()
+    return tuple(q.text for q in qs)
+
+
+def _lines(passage: str) -> list[list[tuple[int, int]]]:
+    """Sentence spans of `passage`, line by line (a heading line is a sentence of its own)."""
+    out, pos = [], 0
+    for line in passage.split("\n"):
+        out.append([(pos + a, pos + b) for a, b in sentence_spans(line)] or [(pos, pos + len(line))])
+        pos += len(line) + 1
+    return out
 
 
 # each strict-item check: (item, found in the passage) for every item of its kind

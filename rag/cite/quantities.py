@@ -87,6 +87,20 @@ def unit_class(unit: str, value: float | None = None) -> str:
     return cls
 
 
+def _is_item_marker(t: str, a: int, b: int) -> bool:
+    """Is the bare number t[a:b] an enumeration marker: at a line or sentence start and followed
+    by 、 / ． / "." (not a decimal), or in brackets ("（2）")?
+
+    >>> _is_item_marker("1、到建党90周年时", 0, 1), _is_item_marker("共1、2两项", 1, 2), _is_item_marker("(2)加强", 1, 2)
+    (True, False, True)
+    """
+    before = t[:a].rstrip(" \t")
+    if before.endswith(("(", "（")) and t[b : b + 1] in (")", "）"):
+        return True
+    at_start = not before or before[-1] in "\n。；;！？!?:："
+    return at_start and (t[b : b + 1] in ("、", "．") or (t[b : b + 1] == "." and not t[b + 1 : b + 2].isdigit()))
+
+
 def quantities(text: str) -> list[Quantity]:
     """The numbers in `text` (normalised first), Chinese numerals with a unit included.
 
@@ -107,6 +121,8 @@ def quantities(text: str) -> list[Quantity]:
             continue
         for c in m.group(2) or "":
             v *= _MAG_VALUE[c]
+        if not m.group(2) and not m.group(3) and _is_item_marker(t, m.start(), m.end()):
+            continue  # "1、到建党90周年时" / "（2）": a list position, not a quantity
         found.append((m.start(), Quantity(v, unit_class(m.group(3) or "", v), m.group(0).strip())))
         taken.append(m.span())
     for m in _CHINESE.finditer(t):
