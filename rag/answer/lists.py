@@ -8,7 +8,8 @@ Why: the small local models rewrite lists. On the seed set's dev split the 1.5B 
 needs its items exactly, so when the extractive quote (rag.answer.extractive, which keeps an
 enumeration whole) has as many items as the question asks for, that quote is the answer and the
 model is not asked. The count is the check: a quote with another number of items, or a question
-that names no count ("哪些形式"), goes to the model as before.
+that names no count ("哪些形式"), goes to the model as before. Items are counted by the
+enumeration's markers, a 、-list, or the distinct quoted terms (items are often quoted).
 
 Compromise: the answer is the document's wording (its head and items, past a length budget its
 outline), not a fluent sentence; English questions always go to the model (the answer must be
@@ -73,6 +74,22 @@ def quoted_list(question: str, passages: Sequence[Passage]) -> str | None:
     from rag.answer.extractive import extract
 
     text, chosen = extract(question, passages)
-    if not text or item_count([c.text for c in chosen]) != n:
+    if not text or n not in item_counts([c.text for c in chosen], question):
         return None
     return text
+
+
+def item_counts(sentences: Sequence[str], question: str) -> set[int]:
+    """The ways `sentences` can be read as a list: the items of its enumeration or 、-list
+    (rag.text.enumerations.item_count), and its distinct quoted terms other than the question's
+    own — reports quote each item of a named list ("『原創獎』和『最佳原創獎』…", “比素质,看作风…”).
+
+    >>> sorted(item_counts(["开展“四比”活动，即“比素质”、“比能力”，“比业绩”和“比奉献”。"], "“四比”是哪四比？"))
+    [2, 4]
+    """
+    from rag.cite.claims import quoted_terms
+
+    asked = normalize(question)
+    quoted = {normalize(t) for s in sentences for t in quoted_terms(s)}
+    quoted = {t for t in quoted if t and t not in asked}
+    return {item_count(list(sentences)), len(quoted)} - {0}
