@@ -22,6 +22,8 @@ import re
 from typing import Sequence
 
 from rag.answer.attributes import asks_items
+from rag.answer.extractive import extract
+from rag.cite.claims import quoted_terms
 from rag.cite.quantities import chinese_int
 from rag.text.enumerations import item_count
 from rag.text.norm import normalize
@@ -71,8 +73,6 @@ def quoted_list(question: str, passages: Sequence[Passage]) -> str | None:
     n = asked_count(question)
     if n is None or not passages:
         return None
-    from rag.answer.extractive import extract
-
     text, chosen = extract(question, passages)
     if not text or n not in item_counts([c.text for c in chosen], question):
         return None
@@ -87,8 +87,6 @@ def item_counts(sentences: Sequence[str], question: str) -> set[int]:
     >>> sorted(item_counts(["开展“四比”活动，即“比素质”、“比能力”，“比业绩”和“比奉献”。"], "“四比”是哪四比？"))
     [2, 4]
     """
-    from rag.cite.claims import quoted_terms
-
     asked = normalize(question)
     quoted = {normalize(t) for s in sentences for t in quoted_terms(s)}
     quoted = {t for t in quoted if t and t not in asked}

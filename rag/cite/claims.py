@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from rag.cite.quantities import blank_numbers, quantities, quantity_found
+from rag.cite.quantities import Quantity, blank_numbers, quantities, quantity_found
 from rag.text.sentences import sentence_spans
 from rag.text.norm import normalize, normalize_answer
 
@@ -211,10 +211,11 @@ def check_claim(
     if is_truncated(statement, verbatim=len(sk) >= 6 and sk in pk):
         return ClaimCheck(False, 0.0, (), "truncated")
     qk = _key(question)
-    numbers = _number_items(statement, passage, pk, qk)
+    qs = _claimed_numbers(statement, qk)
+    numbers = _number_items(qs, passage, pk)
     strict = [*numbers, *_quoted_items(statement, pk, qk), *_list_item_items(statement, pk)]
     if len(numbers) >= 2 and all(found for _, found in numbers) and not list_items(statement):
-        apart = _numbers_apart(statement, passage)
+        apart = _numbers_apart(qs, passage)
         if apart:
             return ClaimCheck(False, 0.0, apart, "numbers not stated together")
     if _latin_share(statement) > 0.5 and _latin_share(passage) < 0.3:
@@ -227,48 +228,46 @@ def check_claim(
 NUMBER_WINDOW = 3
 
 
-def _numbers_apart(statement: str, passage: str) -> tuple[str, ...]:
-    r"""The statement's numbers when no `NUMBER_WINDOW` consecutive sentences (a heading line
-    counts as one) of `passage` hold them all, else (). A year from a heading's date range
-    beside a count from the body ("2011年表彰了1个…") is not something the passage says.
+def _numbers_apart(qs: list[Quantity], passage: str) -> tuple[str, ...]:
+    r"""The numbers `qs` (a statement's, as `_claimed_numbers` reads them) when no
+    `NUMBER_WINDOW` consecutive sentences of `passage` (a heading line is a sentence of its own)
+    hold them all, else (). A year from a heading's date range beside a count from the body
+    ("2011年表彰了1个…") is not something the passage says.
 
     >>> p = "（2010年6月-2011年6月）\n要树立典型。要加强学习。要改进作风。\n现有党组织12个。"
-    >>> _numbers_apart("2011年表彰了12个党组织", p)
+    >>> _numbers_apart(quantities("2011年表彰了12个党组织"), p)
     ('2011年', '12个')
-    >>> _numbers_apart("2011年6月前完成", p)
+    >>> _numbers_apart(quantities("2011年6月前完成"), p)
     ()
     """
-    qs = quantities(statement)
-    spans = [(a, b) for line in _lines(passage) for a, b in line]
+    spans = sentence_spans(passage)
+    per = [quantities(passage[a:b]) for a, b in spans]  # each sentence read once, not once per window
     for i in range(len(spans)):
-        window = quantities(passage[spans[i][0] : spans[min(i + NUMBER_WINDOW, len(spans)) - 1][1]])
-        if all(quantity_found(q, window) for q in qs):
+        j = min(i + NUMBER_WINDOW, len(spans))
+        window, wk = [q for part in per[i:j] for q in part], _key(passage[spans[i][0] : spans[j - 1][1]])
+        if all(_number_found(q, window, wk) for q in qs):
             return ()
     return tuple(q.text for q in qs)
-
-
-def _lines(passage: str) -> list[list[tuple[int, int]]]:
-    """Sentence spans of `passage`, line by line (a heading line is a sentence of its own)."""
-    out, pos = [], 0
-    for line in passage.split("\n"):
-        out.append([(pos + a, pos + b) for a, b in sentence_spans(line)] or [(pos, pos + len(line))])
-        pos += len(line) + 1
-    return out
 
 
 # each strict-item check: (item, found in the passage) for every item of its kind
 
 
-def _number_items(statement: str, passage: str, pk: str, qk: str) -> list[tuple[str, bool]]:
-    """Numbers with their units: the same value and unit class, or the literal text (a numeral
-    inside a name in the passage is no quantity claim)."""
+def _claimed_numbers(statement: str, qk: str) -> list[Quantity]:
+    """The numbers a statement claims: a Chinese numeral the question has too is part of a name
+    (七台河, 三河市), not a quantity."""
+    return [q for q in quantities(statement) if q.text[:1].isdigit() or not (qk and _key(q.text) in qk)]
+
+
+def _number_found(q: Quantity, found_in: list[Quantity], text_key: str) -> bool:
+    """The same value and unit class, or the literal text (a numeral inside a name)."""
+    return quantity_found(q, found_in) or _in(q.text, text_key)
+
+
+def _number_items(qs: list[Quantity], passage: str, pk: str) -> list[tuple[str, bool]]:
+    """Numbers with their units, each found in the passage (`_number_found`)."""
     pq = quantities(passage)
-    out = []
-    for q in quantities(statement):
-        if not q.text[:1].isdigit() and qk and _key(q.text) in qk:
-            continue  # a Chinese numeral the question has too is part of a name (七台河, 三河市)
-        out.append((q.text, quantity_found(q, pq) or _in(q.text, pk)))
-    return out
+    return [(q.text, _number_found(q, pq, pk)) for q in qs]
 
 
 def _quoted_items(statement: str, pk: str, qk: str) -> list[tuple[str, bool]]:
